@@ -1,0 +1,53 @@
+# Two commands do everything: `make run` (the product, with a demo district) and `make test`
+# (every check). See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+
+.PHONY: help run test lint typecheck pytest bench services-check clean
+
+help:
+	@echo "make run    - install, migrate, load the demo district, start web + worker + beat"
+	@echo "make test   - install dev tools, then ruff, mypy and the whole pytest suite"
+	@echo "make bench  - benchmarks (see docs/benchmarks.md)"
+
+# The virtualenv is rebuilt only when the requirements change.
+$(VENV)/.python:
+	@python_bin=$$(scripts/find-python.sh) || exit 1; \
+	echo "Creating $(VENV) with $$python_bin"; \
+	"$$python_bin" -m venv $(VENV) && $(PY) -m pip install --quiet --upgrade pip && touch $@
+
+$(VENV)/.installed: requirements.txt $(VENV)/.python
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.python
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(PY) scripts/devstack.py
+
+services-check: $(VENV)/.installed-dev
+	$(PY) scripts/check_services.py
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy .
+
+pytest: $(VENV)/.installed-dev services-check
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.installed-dev services-check
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py bench
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,253 @@
+"""Admin for the attendance domain, scoped by membership (see admin_scoping)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from attendance.admin_scoping import ScopedAdmin, request_scope
+from attendance.models import (
+    AttendanceCode,
+    AttendanceRecord,
+    Course,
+    District,
+    Enrollment,
+    Guardian,
+    Membership,
+    ParticipationGrade,
+    School,
+    Section,
+    SectionEnrollment,
+    Staff,
+    Student,
+    StudentGuardian,
+    Term,
+)
+
+
+@admin.register(District)
+class DistrictAdmin(ScopedAdmin):
+    district_path = "pk"
+    list_display = ["name", "slug", "timezone", "default_language", "active"]
+    list_filter = ["active"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(School)
+class SchoolAdmin(ScopedAdmin):
+    school_path = "pk"
+    list_display = ["name", "district", "local_id", "level", "active"]
+    list_filter = ["level", "active", "district"]
+    search_fields = ["name", "local_id", "state_id"]
+    list_select_related = ["district"]
+
+
+@admin.register(Term)
+class TermAdmin(ScopedAdmin):
+    list_display = ["name", "kind", "start_date", "end_date", "parent", "school", "district"]
+    list_filter = ["kind", "district"]
+    search_fields = ["name"]
+    list_select_related = ["parent", "school", "district"]
+    date_hierarchy = "start_date"
+
+
+@admin.register(Course)
+class CourseAdmin(ScopedAdmin):
+    list_display = ["code", "title", "school", "district", "active"]
+    list_filter = ["active", "district"]
+    search_fields = ["code", "title"]
+    list_select_related = ["school", "district"]
+
+
+@admin.register(Section)
+class SectionAdmin(ScopedAdmin):
+    district_path = "school__district"
+    school_path = "school"
+    list_display = ["__str__", "course", "school", "term", "teacher", "room", "active"]
+    list_filter = ["active", "school", "term"]
+    search_fields = ["section_number", "course__code", "course__title"]
+    list_select_related = ["course", "school", "term", "teacher"]
+    raw_id_fields = ["teacher"]
+
+
+@admin.register(Staff)
+class StaffAdmin(ScopedAdmin):
+    school_path = "schools"
+    list_display = ["last_name", "first_name", "role", "local_id", "district", "active"]
+    list_filter = ["role", "active", "district"]
+    search_fields = ["last_name", "first_name", "local_id", "email"]
+    list_select_related = ["district"]
+    filter_horizontal = ["schools"]
+    raw_id_fields = ["user"]
+
+
+class EnrollmentInline(admin.TabularInline):
+    model = Enrollment
+    extra = 0
+    fields = ("school", "entry_date", "exit_date", "exit_reason", "grade_level", "is_primary")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Student | None = None) -> bool:
+        return False
+
+
+class GuardianLinkInline(admin.TabularInline):
+    model = StudentGuardian
+    fk_name = "student"
+    extra = 0
+    fields = (
+        "guardian",
+        "relationship",
+        "contact_allowed",
+        "has_custody",
+        "is_primary",
+        "priority",
+    )
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Student | None = None) -> bool:
+        return False
+
+
+@admin.register(Student)
+class StudentAdmin(ScopedAdmin):
+    school_path = "enrollments__school"
+    list_display = [
+        "local_id",
+        "legal_last_name",
+        "legal_first_name",
+        "preferred_first_name",
+        "grade_level",
+        "school",
+        "active",
+    ]
+    list_filter = ["active", "grade_level", "school"]
+    search_fields = ["local_id", "state_id", "legal_last_name", "legal_first_name"]
+    list_select_related = ["school"]
+    readonly_fields = ["school"]
+    inlines = [EnrollmentInline, GuardianLinkInline]
+    show_full_result_count = False
+
+
+@admin.register(Guardian)
+class GuardianAdmin(ScopedAdmin):
+    school_path = "student_links__student__enrollments__school"
+    list_display = [
+        "last_name",
+        "first_name",
+        "email",
+        "mobile_phone",
+        "preferred_language",
+        "active",
+    ]
+    list_filter = ["active", "preferred_language"]
+    search_fields = ["last_name", "first_name", "email", "mobile_phone", "local_id"]
+    readonly_fields = ["mobile_phone", "home_phone", "work_phone"]
+
+
+@admin.register(StudentGuardian)
+class StudentGuardianAdmin(ScopedAdmin):
+    district_path = "student__district"
+    school_path = "student__enrollments__school"
+    list_display = [
+        "student",
+        "guardian",
+        "relationship",
+        "contact_allowed",
+        "has_custody",
+        "lives_with",
+        "emergency_contact",
+        "is_primary",
+        "priority",
+        "active",
+    ]
+    list_filter = ["relationship", "contact_allowed", "has_custody", "is_primary", "active"]
+    search_fields = ["student__local_id", "student__legal_last_name", "guardian__last_name"]
+    list_select_related = ["student", "guardian"]
+    raw_id_fields = ["student", "guardian"]
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(ScopedAdmin):
+    district_path = "school__district"
+    school_path = "school"
+    list_display = ["student", "school", "entry_date", "exit_date", "exit_reason", "grade_level"]
+    list_filter = ["school", "exit_reason", "grade_level"]
+    search_fields = ["student__local_id", "student__legal_last_name"]
+    list_select_related = ["student", "school"]
+    raw_id_fields = ["student"]
+    date_hierarchy = "entry_date"
+
+
+@admin.register(SectionEnrollment)
+class SectionEnrollmentAdmin(ScopedAdmin):
+    district_path = "section__school__district"
+    school_path = "section__school"
+    list_display = ["section", "role", "student", "staff", "entry_date", "exit_date"]
+    list_filter = ["role", "section__school"]
+    search_fields = ["student__local_id", "student__legal_last_name", "section__section_number"]
+    list_select_related = ["section__course", "student", "staff"]
+    raw_id_fields = ["section", "student", "staff"]
+
+
+@admin.register(AttendanceCode)
+class AttendanceCodeAdmin(ScopedAdmin):
+    list_display = ["code", "description", "status", "district", "active"]
+    list_filter = ["status", "active", "district"]
+    search_fields = ["code", "description"]
+    list_select_related = ["district"]
+
+
+@admin.register(AttendanceRecord)
+class AttendanceRecordAdmin(ScopedAdmin):
+    district_path = "school__district"
+    school_path = "school"
+    list_display = ["date", "student", "school", "section", "period", "status", "code", "source"]
+    list_filter = ["status", "source", "school", "date"]
+    search_fields = ["student__local_id", "student__legal_last_name"]
+    list_select_related = ["student", "school", "section__course", "code"]
+    raw_id_fields = ["student", "section", "recorded_by"]
+    date_hierarchy = "date"
+    show_full_result_count = False
+
+
+@admin.register(ParticipationGrade)
+class ParticipationGradeAdmin(ScopedAdmin):
+    district_path = "section__school__district"
+    school_path = "section__school"
+    list_display = ["student", "section", "grading_period", "value", "rule", "computed_at"]
+    list_filter = ["rule", "grading_period"]
+    search_fields = ["student__local_id", "student__legal_last_name"]
+    list_select_related = ["student", "section__course", "grading_period"]
+    raw_id_fields = ["student", "section"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(ScopedAdmin):
+    school_path = None
+    list_display = ["user", "role", "district", "school"]
+    list_filter = ["role", "district"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user", "district", "school"]
+    raw_id_fields = ["user"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Membership]:
+        # Who may see whom is itself sensitive: district administrators manage their
+        # district's memberships; school-level users see none.
+        queryset = super().get_queryset(request)
+        scope = request_scope(request)
+        if scope.everything:
+            return queryset
+        return queryset.filter(district_id__in=scope.writable_district_ids)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return (
+            super().has_module_permission(request)
+            and request_scope(request).can_write_district_data
+        )

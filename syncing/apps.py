@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SyncingConfig(AppConfig):
+    name = "syncing"
+    verbose_name = "Roster sync"

@@ -1,0 +1,135 @@
+"""Every admin page shows only what the user's memberships allow."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from attendance.models import MembershipRole
+from tests.factories import (
+    AttendanceRecordFactory,
+    EnrollmentFactory,
+    MembershipFactory,
+    SchoolFactory,
+    StudentFactory,
+    StudentGuardianFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def two_schools():
+    school_a = SchoolFactory(name="School A")
+    school_b = SchoolFactory(name="School B", district=school_a.district)
+    student_a = StudentFactory(district=school_a.district, local_id="A-001")
+    student_b = StudentFactory(district=school_a.district, local_id="B-001")
+    EnrollmentFactory(student=student_a, school=school_a)
+    EnrollmentFactory(student=student_b, school=school_b)
+    return school_a, school_b, student_a, student_b
+
+
+def _login(client, membership_kwargs):
+    user = UserFactory()
+    MembershipFactory(user=user, **membership_kwargs)
+    client.force_login(user)
+    return user
+
+
+def test_a_school_admin_sees_only_their_schools_students(client, two_schools):
+    school_a, _, student_a, student_b = two_schools
+    _login(
+        client,
+        {"district": school_a.district, "school": school_a, "role": MembershipRole.SCHOOL_ADMIN},
+    )
+    page = client.get(reverse("admin:attendance_student_changelist"))
+    assert page.status_code == 200
+    assert student_a.local_id in page.text
+    assert student_b.local_id not in page.text
+    # Guessing the other school's student's URL does not open it.
+    other = client.get(reverse("admin:attendance_student_change", args=[student_b.pk]))
+    assert other.status_code == 302
+    assert (
+        client.get(reverse("admin:attendance_student_change", args=[student_a.pk])).status_code
+        == 200
+    )
+
+
+def test_school_scoping_covers_guardians_and_attendance(client, two_schools):
+    school_a, school_b, student_a, student_b = two_schools
+    guardian_a = StudentGuardianFactory(student=student_a, guardian__last_name="Aguardian").guardian
+    guardian_b = StudentGuardianFactory(student=student_b, guardian__last_name="Bguardian").guardian
+    AttendanceRecordFactory(school=school_a, student=student_a, comment="visible-note")
+    AttendanceRecordFactory(school=school_b, student=student_b, comment="hidden-note")
+    _login(
+        client,
+        {"district": school_a.district, "school": school_a, "role": MembershipRole.SCHOOL_ADMIN},
+    )
+    guardians = client.get(reverse("admin:attendance_guardian_changelist")).text
+    assert guardian_a.last_name in guardians
+    assert guardian_b.last_name not in guardians
+    records = client.get(reverse("admin:attendance_attendancerecord_changelist")).text
+    assert student_a.local_id in records
+    assert student_b.local_id not in records
+
+
+def test_a_district_admin_sees_their_district_only(client, two_schools):
+    school_a, _, student_a, student_b = two_schools
+    outsider = StudentFactory(local_id="OTHER-DISTRICT")
+    EnrollmentFactory(student=outsider)
+    _login(client, {"district": school_a.district, "role": MembershipRole.DISTRICT_ADMIN})
+    page = client.get(reverse("admin:attendance_student_changelist")).text
+    assert student_a.local_id in page
+    assert student_b.local_id in page
+    assert "OTHER-DISTRICT" not in page
+
+
+def test_a_read_only_member_cannot_change_anything(client, two_schools):
+    school_a, _, student_a, _ = two_schools
+    _login(client, {"district": school_a.district, "role": MembershipRole.READ_ONLY})
+    assert client.get(reverse("admin:attendance_student_changelist")).status_code == 200
+    response = client.post(
+        reverse("admin:attendance_student_change", args=[student_a.pk]),
+        {"legal_first_name": "Changed"},
+    )
+    assert response.status_code == 403
+    student_a.refresh_from_db()
+    assert student_a.legal_first_name != "Changed"
+    assert client.get(reverse("admin:attendance_student_add")).status_code == 403
+
+
+def test_a_school_admin_cannot_change_district_reference_data(client, two_schools):
+    school_a = two_schools[0]
+    _login(
+        client,
+        {"district": school_a.district, "school": school_a, "role": MembershipRole.SCHOOL_ADMIN},
+    )
+    assert client.get(reverse("admin:attendance_term_changelist")).status_code == 200
+    assert client.get(reverse("admin:attendance_term_add")).status_code == 403
+
+
+def test_form_choices_offer_only_visible_schools(client, two_schools):
+    school_a, school_b, _, _ = two_schools
+    _login(
+        client,
+        {"district": school_a.district, "school": school_a, "role": MembershipRole.SCHOOL_ADMIN},
+    )
+    form = client.get(reverse("admin:attendance_enrollment_add")).text
+    assert "School A" in form
+    assert "School B" not in form
+
+
+def test_a_staff_user_without_membership_sees_nothing(client, two_schools):
+    client.force_login(UserFactory())
+    index = client.get(reverse("admin:index"))
+    assert index.status_code == 200
+    assert "Students" not in index.text
+    assert client.get(reverse("admin:attendance_student_changelist")).status_code == 403
+
+
+def test_student_data_cannot_be_hard_deleted_in_the_admin(client, two_schools):
+    school_a, _, student_a, _ = two_schools
+    _login(client, {"district": school_a.district, "role": MembershipRole.DISTRICT_ADMIN})
+    response = client.get(reverse("admin:attendance_student_delete", args=[student_a.pk]))
+    assert response.status_code == 403

@@ -1,0 +1,56 @@
+"""Production settings pass Django's deployment checks; migrations match the models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "SECRET_KEY": "x7!kq2vR9#mL4pZ8wT1nB6yC3hF0jD5sG-aE_uO=iW+rY@tN&vX%cM^bK*zQ(lP)",
+    "ALLOWED_HOSTS": "attendance.example.org",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/attendance",
+    "REDIS_URL": "redis://127.0.0.1:6379/15",
+    "PUBLIC_BASE_URL": "https://attendance.example.org",
+}
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_passes_on_production_settings():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = {**PRODUCTION_ENV, "SECRET_KEY": ""}
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY is required" in result.stderr
+
+
+def test_a_bad_value_stops_start_up_with_a_clear_message():
+    env = {**PRODUCTION_ENV, "SECURE_HSTS_SECONDS": "a year"}
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECURE_HSTS_SECONDS has an invalid value" in result.stderr
+
+
+def test_migrations_match_the_models():
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    result = _manage("makemigrations", "--check", "--dry-run", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
