@@ -29,6 +29,7 @@ from attendance.models import (
     StudentGuardian,
 )
 from attendance.phones import phone_to_e164
+from attendance.signals import attendance_changed
 from core.errors import ApplicationError, ConflictError
 
 _STUDENT_FIELDS = {
@@ -381,7 +382,9 @@ def attendance_record(
                         **values,
                     )
                     _save_validated(record)
+                    _announce_attendance_change(record, previous_status=None)
                     return record, True
+                previous_status = record.status
                 changed = _apply_changes(record, values)
                 if not changed:
                     return record, False
@@ -389,9 +392,22 @@ def attendance_record(
                     record.recorded_by = recorded_by
                     changed.append("recorded_by")
                 _save_validated(record, changed)
+                _announce_attendance_change(record, previous_status=previous_status)
                 return record, True
         except IntegrityError:
             # Two writers created the same record at once; the loser updates the winner's row.
             if attempt == 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _announce_attendance_change(record: AttendanceRecord, *, previous_status: str | None) -> None:
+    record_id, status = record.pk, record.status
+    transaction.on_commit(
+        lambda: attendance_changed.send(
+            sender=AttendanceRecord,
+            record_id=record_id,
+            previous_status=previous_status,
+            status=status,
+        )
+    )

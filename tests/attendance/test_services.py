@@ -246,3 +246,24 @@ def test_concurrent_recordings_of_one_absence_leave_one_record():
         thread.join()
     assert errors == []
     assert AttendanceRecord.objects.filter(student=student, date=DAY).count() == 1
+
+
+def test_a_written_record_is_announced_after_commit(enrolled, django_capture_on_commit_callbacks):
+    from attendance.signals import attendance_changed
+
+    seen = []
+
+    def receiver(**kwargs):
+        seen.append((kwargs["previous_status"], kwargs["status"]))
+
+    attendance_changed.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            services.attendance_record(student=enrolled, date=DAY, status=AttendanceStatus.ABSENT)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.attendance_record(student=enrolled, date=DAY, status=AttendanceStatus.ABSENT)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.attendance_record(student=enrolled, date=DAY, status=AttendanceStatus.PRESENT)
+    finally:
+        attendance_changed.disconnect(receiver)
+    assert seen == [(None, "absent"), ("absent", "present")]
