@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from attendance import services
 from attendance.admin_scoping import ScopedAdmin, request_scope
 from attendance.models import (
     AttendanceCode,
@@ -85,6 +88,7 @@ class StaffAdmin(ScopedAdmin):
 
 class EnrollmentInline(admin.TabularInline):
     model = Enrollment
+    related = ("school",)
     extra = 0
     fields = ("school", "entry_date", "exit_date", "exit_reason", "grade_level", "is_primary")
     readonly_fields = fields
@@ -94,10 +98,14 @@ class EnrollmentInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Student | None = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related(*self.related)
+
 
 class GuardianLinkInline(admin.TabularInline):
     model = StudentGuardian
     fk_name = "student"
+    related = ("guardian", "student")
     extra = 0
     fields = (
         "guardian",
@@ -113,6 +121,9 @@ class GuardianLinkInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Student | None = None) -> bool:
         return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related(*self.related)
 
 
 @admin.register(Student)
@@ -134,6 +145,20 @@ class StudentAdmin(ScopedAdmin):
     inlines = [EnrollmentInline, GuardianLinkInline]
     show_full_result_count = False
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Student | None = None) -> list[str]:
+        # A student never moves between districts; enrollment changes go through the services.
+        return ["school", "district"] if obj else ["school"]
+
+    def save_model(self, request: HttpRequest, obj: Student, form: Any, change: bool) -> None:
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        if change:
+            services.student_update(student=Student.objects.get(pk=obj.pk), **changes)
+        else:
+            changes.pop("district", None)
+            local_id = changes.pop("local_id")
+            created = services.student_create(district=obj.district, local_id=local_id, **changes)
+            obj.pk = created.pk
+
 
 @admin.register(Guardian)
 class GuardianAdmin(ScopedAdmin):
@@ -149,6 +174,19 @@ class GuardianAdmin(ScopedAdmin):
     list_filter = ["active", "preferred_language"]
     search_fields = ["last_name", "first_name", "email", "mobile_phone", "local_id"]
     readonly_fields = ["mobile_phone", "home_phone", "work_phone"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Guardian | None = None) -> list[str]:
+        fields = ["mobile_phone", "home_phone", "work_phone"]
+        return [*fields, "district"] if obj else fields
+
+    def save_model(self, request: HttpRequest, obj: Guardian, form: Any, change: bool) -> None:
+        # Through the services, so phone numbers are normalised to E.164.
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        if change:
+            services.guardian_update(guardian=Guardian.objects.get(pk=obj.pk), **changes)
+        else:
+            changes.pop("district", None)
+            obj.pk = services.guardian_create(district=obj.district, **changes).pk
 
 
 @admin.register(StudentGuardian)

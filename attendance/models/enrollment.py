@@ -65,7 +65,7 @@ class Enrollment(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.student_id} @ {self.school_id} from {self.entry_date}"
+        return f"{self.school} from {self.entry_date}"
 
     @property
     def is_open(self) -> bool:
