@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: help run test lint typecheck pytest bench services-check clean
+.PHONY: help run test lint typecheck pytest bench services-check browser clean
 
 help:
 	@echo "make run    - install, migrate, load the demo district, start web + worker + beat"
@@ -41,7 +41,15 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy .
 
-pytest: $(VENV)/.installed-dev services-check
+# Browser tests drive Debian's Chromium through Playwright; a browser is never downloaded.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	}
+
+pytest: $(VENV)/.installed-dev services-check browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
