@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from core import views as core_views
 
@@ -10,5 +10,11 @@ admin.site.index_title = "Administration"
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    # Before the admin: /admin/login/ is throttled there; /o/token/ for integrators.
+    path("", include("gateway.inbound.urls")),
+    path("api/", include("config.api_urls")),
     path("admin/", admin.site.urls),
+    path("portal/", include("portal.urls")),
+    path("hooks/", include("notifications.urls")),  # provider webhooks (notifications)
+    path("", include("gateway.urls")),  # /metrics only (token-protected)
 ]

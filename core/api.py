@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import ApplicationError
+
+logger = logging.getLogger("sas.api")
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -27,7 +30,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        # A bug, not a bad request: log it with its traceback and still answer in the one shape.
+        logger.exception("unhandled API error")
+        return Response(
+            error_body("server_error", "The server could not complete the request."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
     if isinstance(exc, exceptions.ValidationError):
         code, message, details = "validation_error", "The request is not valid.", response.data
     elif isinstance(exc, exceptions.APIException):
@@ -42,3 +50,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = "throttled"
     response.data = error_body(str(code), message, details)
     return response
+
+
+def error_response(
+    code: str, message: str, *, status_code: int, details: Any = None
+) -> JsonResponse:
+    """The error shape for plain Django views (token endpoint, login throttles, unknown URLs)."""
+    return JsonResponse(error_body(code, message, details), status=status_code)
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Unknown URLs under ``/api/`` answer in the API's shape, not with an HTML page."""
+    return error_response("not_found", "Not found.", status_code=404)

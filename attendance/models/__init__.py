@@ -1,6 +1,7 @@
 """The attendance domain. District is the tenant: every row holding student data reaches one."""
 
 from attendance.models.access import Membership, MembershipRole
+from attendance.models.access_log import ApiAccessLog
 from attendance.models.attendance import (
     AttendanceCode,
     AttendanceRecord,
@@ -34,6 +35,7 @@ from attendance.models.people import (
 )
 
 __all__ = [
+    "ApiAccessLog",
     "AttendanceCode",
     "AttendanceRecord",
     "AttendanceSource",

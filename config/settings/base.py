@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "gateway",
     "syncing",
     "notifications",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -262,3 +263,138 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
 }
+
+# --- Integrator API and inbound credentials (gateway.inbound, attendance.api) ------------------
+# API keys are stored as HMAC-SHA256(pepper, key): the pepper lives outside the database, so a
+# leaked table holds no usable keys. Set API_KEY_PEPPER in every real deployment.
+API_KEY_PEPPER = env_str("API_KEY_PEPPER", "dev-only-api-key-pepper-" + SECRET_KEY)
+# Named so migrations can refer to the (swappable) application model, as DOT documents.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"] = "gateway.inbound.oauth.DistrictOAuth2Validator"
+REST_FRAMEWORK.update(
+    {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "gateway.inbound.authentication.ApiKeyAuthentication",
+            "gateway.inbound.authentication.OAuthTokenAuthentication",
+        ],
+        "DEFAULT_PERMISSION_CLASSES": ["gateway.inbound.permissions.HasScope"],
+        "DEFAULT_RENDERER_CLASSES": ["gateway.inbound.rendering.FastJSONRenderer"],
+        "DEFAULT_PAGINATION_CLASS": "gateway.inbound.rendering.ApiCursorPagination",
+        "UNAUTHENTICATED_TOKEN": None,
+    }
+)
+SPECTACULAR_SETTINGS.update(
+    {
+        "COMPONENT_SPLIT_REQUEST": True,
+        "SCHEMA_PATH_PREFIX": r"/api/v1",
+    }
+)
+# Inbound throttling (django-ratelimit on the shared cache), keyed by credential or user, not by
+# address alone: a whole school shares one NAT address.
+RATELIMIT_USE_CACHE = "default"
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "1200/m")  # per API key / OAuth client
+OAUTH_TOKEN_RATE_LIMIT = env_str("OAUTH_TOKEN_RATE_LIMIT", "20/m")  # per client_id
+ADMIN_LOGIN_RATE_LIMIT = env_str("ADMIN_LOGIN_RATE_LIMIT", "5/5m")  # per username
+ADMIN_LOGIN_ADDRESS_RATE_LIMIT = env_str("ADMIN_LOGIN_ADDRESS_RATE_LIMIT", "60/5m")  # per address
+MIDDLEWARE.append("gateway.inbound.throttling.RatelimitedMiddleware")
+# Idempotency-Key records are kept this long (Stripe, Checkout.com and Telnyx keep 24 h).
+API_IDEMPOTENCY_TTL_HOURS = env_int("API_IDEMPOTENCY_TTL_HOURS", 24, minimum=1, maximum=24 * 7)
+# FERPA read audit: rows older than this are purged by `manage.py purge_api_access_log`.
+API_ACCESS_LOG_RETENTION_DAYS = env_int("API_ACCESS_LOG_RETENTION_DAYS", 1095, minimum=1)
+
+# --- Notifications (notifications/; see docs/notifications.md) --------------------------------
+# Providers: "console" (development default), "twilio", "sns", "test" for SMS; "email" sends
+# through EMAIL_BACKEND (anymail ESP, SMTP, console), "console" and "test" also work for e-mail.
+NOTIFY_SMS_PROVIDER = env_str("SMS_PROVIDER", "console")
+NOTIFY_EMAIL_PROVIDER = env_str("EMAIL_PROVIDER", "email")
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "attendance@example.org")
+NOTIFY_EMAIL_MESSAGE_ID_DOMAIN = env_str("NOTIFY_EMAIL_MESSAGE_ID_DOMAIN", "attendance.invalid")
+# django-anymail: ESP settings by anymail's own names (e.g. ANYMAIL_POSTMARK_SERVER_TOKEN);
+# WEBHOOK_SECRET ("user:pass", comma-separated for rotation) guards the tracking webhooks.
+ANYMAIL = {
+    "WEBHOOK_SECRET": env_list("ANYMAIL_WEBHOOK_SECRET", []),
+    "POSTMARK_SERVER_TOKEN": env_str("ANYMAIL_POSTMARK_SERVER_TOKEN", ""),
+    "POSTMARK_API_URL": env_str("ANYMAIL_POSTMARK_API_URL", "https://api.postmarkapp.com/"),
+    "SENDGRID_API_KEY": env_str("ANYMAIL_SENDGRID_API_KEY", ""),
+    "MAILGUN_API_KEY": env_str("ANYMAIL_MAILGUN_API_KEY", ""),
+    "MAILGUN_SENDER_DOMAIN": env_str("ANYMAIL_MAILGUN_SENDER_DOMAIN", ""),
+}
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID", "")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN", "")
+# During an Auth Token rotation, callbacks signed with the previous token still verify.
+TWILIO_AUTH_TOKEN_PREVIOUS = env_str("TWILIO_AUTH_TOKEN_PREVIOUS", "")
+TWILIO_MESSAGING_SERVICE_SID = env_str("TWILIO_MESSAGING_SERVICE_SID", "")
+TWILIO_FROM_NUMBER = env_str("TWILIO_FROM_NUMBER", "")
+TWILIO_API_BASE_URL = env_url(
+    "TWILIO_API_BASE_URL", "https://api.twilio.com", schemes=("http", "https")
+)
+# Per sender, in segments per second (US long code 1, toll-free 3, short code 100); 0 = no limit.
+TWILIO_SEGMENTS_PER_SECOND = env_int("TWILIO_SEGMENTS_PER_SECOND", 1, minimum=0) or None
+AWS_SNS_ENDPOINT_URL = env_str("AWS_SNS_ENDPOINT_URL", "")
+AWS_SNS_REGION = env_str("AWS_SNS_REGION", env_str("AWS_DEFAULT_REGION", "us-east-1"))
+SNS_SEGMENTS_PER_SECOND = env_int("SNS_SEGMENTS_PER_SECOND", 20, minimum=0) or None
+# Attendance messages wait this long so a correction (or more periods) can still change them.
+NOTIFY_ATTENDANCE_HOLD_SECONDS = env_int("NOTIFY_ATTENDANCE_HOLD_SECONDS", 600, minimum=0)
+# Only attendance this recent notifies (a SIS backfill of last month must not text anyone).
+NOTIFY_ATTENDANCE_MAX_AGE_DAYS = env_int("NOTIFY_ATTENDANCE_MAX_AGE_DAYS", 1, minimum=0)
+NOTIFY_DIGEST_HOUR = env_int("NOTIFY_DIGEST_HOUR", 18, minimum=0, maximum=23)
+NOTIFY_CHRONIC_ABSENCE_COUNT = env_int("NOTIFY_CHRONIC_ABSENCE_COUNT", 3, minimum=1)
+NOTIFY_CHRONIC_ABSENCE_PERCENT = env_int("NOTIFY_CHRONIC_ABSENCE_PERCENT", 10, minimum=1)
+# After a permanent SMS failure, try the guardian's e-mail (and vice versa).
+NOTIFY_FALLBACK_CHANNEL = env_bool("NOTIFY_FALLBACK_CHANNEL", True)
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6, minimum=1, maximum=20)
+NOTIFY_HELP_TEXT = env_str(
+    "NOTIFY_HELP_TEXT",
+    "School attendance alerts. Msg freq varies. Reply STOP to opt out, START to opt back in. "
+    "Contact your school office for help.",
+)
+
+# --- Outbound gateway: rate limits, circuit breakers, retries, metrics (gateway/) --------------
+# Shared limiter/breaker state lives here (defaults to REDIS_URL; without either, each process
+# keeps its own). Short timeouts: during a Redis outage the gateway falls back to per-process
+# state for GATEWAY_REDIS_RETRY_SECONDS instead of stalling every outbound call.
+GATEWAY_REDIS_URL = env_url("GATEWAY_REDIS_URL", REDIS_URL, schemes=("redis", "rediss"))
+GATEWAY_REDIS_TIMEOUT = env_int("GATEWAY_REDIS_TIMEOUT_MS", 500, minimum=50, maximum=10000) / 1000
+GATEWAY_REDIS_RETRY_SECONDS = 1.0
+GATEWAY_KEY_PREFIX = env_str("GATEWAY_KEY_PREFIX", "gw")
+# Per-deployment policy overrides by provider kind, e.g. {"infinite_campus": {"max_in_flight": 3}}
+# (fields of gateway.routes.RoutePolicy); a connection's own limits override these.
+GATEWAY_PROVIDER_POLICIES: dict[str, dict[str, object]] = {}
+# /metrics answers only with "Authorization: Bearer <METRICS_TOKEN>"; unset, it is a 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "") or None
+
+# --- Parent portal (portal/; see docs/portal.md) -----------------------------------------------
+# One-time codes: 6 digits, short-lived, few tries; links in messages are single use.
+PORTAL_CODE_TTL_SECONDS = env_int("PORTAL_CODE_TTL_SECONDS", 600, minimum=60, maximum=3600)
+PORTAL_CODE_MAX_ATTEMPTS = env_int("PORTAL_CODE_MAX_ATTEMPTS", 5, minimum=1, maximum=10)
+PORTAL_MESSAGE_LINK_TTL_HOURS = env_int("PORTAL_MESSAGE_LINK_TTL_HOURS", 72, minimum=1)
+# Portal sessions end after this much inactivity, and in any case after the maximum.
+PORTAL_SESSION_IDLE_SECONDS = env_int("PORTAL_SESSION_IDLE_SECONDS", 1800, minimum=60)
+PORTAL_SESSION_MAX_SECONDS = env_int("PORTAL_SESSION_MAX_SECONDS", 8 * 3600, minimum=300)
+# Sign-in throttles (django-ratelimit on the shared cache): per contact, per browser session
+# and, generously, per address (families behind one carrier NAT share addresses).
+PORTAL_SIGNIN_CONTACT_RATE = env_str("PORTAL_SIGNIN_CONTACT_RATE", "5/15m")
+PORTAL_SIGNIN_SESSION_RATE = env_str("PORTAL_SIGNIN_SESSION_RATE", "10/15m")
+PORTAL_SIGNIN_ADDRESS_RATE = env_str("PORTAL_SIGNIN_ADDRESS_RATE", "100/15m")
+PORTAL_CODE_CHECK_RATE = env_str("PORTAL_CODE_CHECK_RATE", "20/15m")
+# Shown to guardians who opted out by replying STOP (the number they text START to).
+PORTAL_SMS_SENDER_DISPLAY = env_str("PORTAL_SMS_SENDER_DISPLAY", "")
+
+# --- SIS connections and connectors (sis/; see docs/connectors.md, docs/sandbox.md) -----------
+# Fernet keys that encrypt SIS credentials and cached tokens, comma-separated, newest first.
+# Separate from SECRET_KEY. Unset outside production: a fixed development key is used; the
+# production settings refuse to run without them. Rotate: add a key in front, run
+# `manage.py rotate_encryption_keys`, then drop the old key.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
+# Grand Bend sample district for `manage.py sis_sandbox --dataset grand-bend` (only that option
+# reads it).
+SIS_SANDBOX_GRAND_BEND_PATH = env_str(
+    "SIS_SANDBOX_GRAND_BEND_PATH", str(BASE_DIR.parent / "shared" / "datasets" / "grand-bend")
+)

@@ -1,0 +1,1 @@
+"""The integrator REST API for the attendance domain (``/api/v1/``)."""

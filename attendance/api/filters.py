@@ -1,0 +1,120 @@
+"""django-filter sets of the attendance API. Every list also takes ``updated_since`` so that
+incremental readers fetch only what changed since their last run."""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+from django_filters import rest_framework as filters
+
+from attendance.models import (
+    AttendanceRecord,
+    AttendanceStatus,
+    Enrollment,
+    Guardian,
+    ParticipationGrade,
+    School,
+    Section,
+    Student,
+    Term,
+)
+
+
+class UpdatedSinceFilterSet(filters.FilterSet):
+    updated_since = filters.IsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text="Only rows changed at or after this time (ISO 8601).",
+    )
+
+
+class SchoolFilter(UpdatedSinceFilterSet):
+    class Meta:
+        model = School
+        fields = ["local_id", "active", "level"]
+
+
+class TermFilter(UpdatedSinceFilterSet):
+    school = filters.NumberFilter(field_name="school_id")
+    parent = filters.NumberFilter(field_name="parent_id")
+
+    class Meta:
+        model = Term
+        fields = ["kind"]
+
+
+class SectionFilter(UpdatedSinceFilterSet):
+    school = filters.NumberFilter(field_name="school_id")
+    term = filters.NumberFilter(field_name="term_id")
+    course = filters.NumberFilter(field_name="course_id")
+
+    class Meta:
+        model = Section
+        fields = ["active"]
+
+
+class StudentFilter(UpdatedSinceFilterSet):
+    school = filters.NumberFilter(field_name="school_id")
+    local_id = filters.CharFilter(help_text="The SIS student number.")
+
+    class Meta:
+        model = Student
+        fields = ["grade_level", "active"]
+
+
+class GuardianFilter(UpdatedSinceFilterSet):
+    student = filters.NumberFilter(method="filter_student", help_text="Guardians of a student.")
+
+    class Meta:
+        model = Guardian
+        fields = ["local_id", "active"]
+
+    def filter_student(
+        self, queryset: QuerySet[Guardian], name: str, value: int
+    ) -> QuerySet[Guardian]:
+        return queryset.filter(
+            pk__in=Guardian.objects.filter(student_links__student_id=value).values("pk")
+        )
+
+
+class EnrollmentFilter(UpdatedSinceFilterSet):
+    open = filters.BooleanFilter(
+        field_name="exit_date", lookup_expr="isnull", help_text="Only open (current) spans."
+    )
+    active_on = filters.DateFilter(method="filter_active_on", help_text="Spans covering a date.")
+    student = filters.NumberFilter(field_name="student_id")
+    school = filters.NumberFilter(field_name="school_id")
+
+    class Meta:
+        model = Enrollment
+        fields = ["is_primary"]
+
+    def filter_active_on(
+        self, queryset: QuerySet[Enrollment], name: str, value: object
+    ) -> QuerySet[Enrollment]:
+        return queryset.filter(entry_date__lte=value).filter(
+            Q(exit_date__isnull=True) | Q(exit_date__gte=value)
+        )
+
+
+class AttendanceFilter(UpdatedSinceFilterSet):
+    student_local_id = filters.CharFilter(field_name="student__local_id")
+    date_from = filters.DateFilter(field_name="date", lookup_expr="gte")
+    date_to = filters.DateFilter(field_name="date", lookup_expr="lte")
+    status = filters.MultipleChoiceFilter(choices=AttendanceStatus.choices)
+    school = filters.NumberFilter(field_name="school_id")
+    section = filters.NumberFilter(field_name="section_id")
+    student = filters.NumberFilter(field_name="student_id")
+
+    class Meta:
+        model = AttendanceRecord
+        fields = ["date", "source"]
+
+
+class ParticipationGradeFilter(UpdatedSinceFilterSet):
+    student = filters.NumberFilter(field_name="student_id")
+    section = filters.NumberFilter(field_name="section_id")
+    grading_period = filters.NumberFilter(field_name="grading_period_id")
+
+    class Meta:
+        model = ParticipationGrade
+        fields: list[str] = []

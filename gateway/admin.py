@@ -1,0 +1,4 @@
+from gateway import (
+    admin_credentials,  # noqa: F401
+    admin_routes,  # noqa: F401
+)

@@ -1,0 +1,44 @@
+"""JSON rendering and pagination of the integrator API (kept apart from ``core.api`` because
+DRF imports these classes while building ``APIView``, which ``core.api`` itself imports)."""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import JSONRenderer
+
+
+def _orjson_default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    # Lazy translation strings and other str-like values.
+    return str(value)
+
+
+class FastJSONRenderer(JSONRenderer):
+    """JSON via orjson: the same output as DRF's renderer for our data, several times faster,
+    which matters on 100-row pages (serialization is the API's CPU ceiling)."""
+
+    def render(
+        self,
+        data: Any,
+        accepted_media_type: str | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        if data is None:
+            return b""
+        return orjson.dumps(data, default=_orjson_default)
+
+
+class ApiCursorPagination(CursorPagination):
+    """Cursor pagination: a deep page costs what the first does (no OFFSET, no COUNT), and
+    rows inserted meanwhile never shift a reader's position."""
+
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+    ordering = "id"

@@ -1,0 +1,193 @@
+"""Base classes for every integrator API view (attendance, and later sis, syncing,
+notifications): authentication, scopes, per-credential throttling, district scoping,
+idempotent ``POST``, ETags on details and the FERPA read log.
+
+A view subclasses :class:`IntegratorListView`, :class:`IntegratorDetailView` or
+:class:`IntegratorAPIView`, sets ``required_scopes`` and ``district_path``, and nests its
+``InputSerializer``/``OutputSerializer``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+import orjson
+from django.db.models import Model, QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import generics, status
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from attendance.services_access_log import access_log_record
+from gateway.inbound.idempotency import (
+    StoredResponse,
+    idempotency_begin,
+    idempotency_complete,
+    request_fingerprint,
+)
+from gateway.inbound.permissions import HasScope
+from gateway.inbound.principal import ApiPrincipal
+from gateway.inbound.schema import IntegratorAutoSchema
+from gateway.inbound.throttling import PrincipalRateThrottle
+from gateway.models import IdempotencyRecord
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class _Replay(Exception):
+    def __init__(self, stored: StoredResponse) -> None:
+        self.stored = stored
+
+
+class IntegratorAPIView(APIView):
+    """Every request: authenticate (API key or OAuth token) → scope check → per-credential
+    throttle → (POST with ``Idempotency-Key``) claim or replay → handler."""
+
+    schema = IntegratorAutoSchema()
+    permission_classes = [HasScope]
+    throttle_classes = [PrincipalRateThrottle]
+    # Method → scope; a method not listed is refused.
+    required_scopes: ClassVar[dict[str, str]] = {}
+    # Path from the view's model to its district id, e.g. "district_id", "school__district_id".
+    district_path: ClassVar[str] = "district_id"
+
+    @property
+    def principal(self) -> ApiPrincipal:
+        auth = self.request.auth
+        if not isinstance(auth, ApiPrincipal):  # pragma: no cover - HasScope ran first
+            raise NotAuthenticated()
+        return auth
+
+    def scope_to_district(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """Keep the rows of the caller's district: another district's ids answer 404."""
+        return queryset.filter(**{self.district_path: self.principal.district_id})
+
+    # --- idempotency ---------------------------------------------------------------------
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """Read the raw body before authentication can consume it (needed for the idempotency
+        fingerprint), then run DRF's checks, then claim the Idempotency-Key."""
+        raw_body = request._request.body if request.method == "POST" else b""
+        super().initial(request, *args, **kwargs)
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if request.method != "POST" or key is None:
+            return
+        outcome = idempotency_begin(
+            owner=self.principal.owner,
+            key=key.strip(),
+            method="POST",
+            path=request.path,
+            fingerprint=request_fingerprint(method="POST", path=request.path, body=raw_body),
+        )
+        if isinstance(outcome, StoredResponse):
+            raise _Replay(outcome)
+        self._idempotency_record: IdempotencyRecord | None = outcome
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, _Replay):
+            response = Response(exc.stored.body, status=exc.stored.status)
+            response["Idempotent-Replayed"] = "true"
+            return response
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        record = getattr(self, "_idempotency_record", None)
+        if record is not None:
+            self._idempotency_record = None
+            idempotency_complete(record=record, status=response.status_code, body=response.data)
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    # --- FERPA -----------------------------------------------------------------------------
+
+    def log_student_access(self, student_ids: Iterable[int]) -> None:
+        """Record that the caller was shown these students (FERPA §99.32 read log)."""
+        match = self.request.resolver_match
+        principal = self.principal
+        access_log_record(
+            district_id=principal.district_id,
+            client_kind=principal.kind,
+            client_id=principal.client_id,
+            client_label=principal.label,
+            endpoint=match.route if match is not None else self.request.path,
+            method=str(self.request.method),
+            student_ids=student_ids,
+            query={
+                key: self.request.query_params.getlist(key) for key in self.request.query_params
+            },
+        )
+
+
+class _ReadMixin:
+    """What list and detail views share: the district-scoped queryset and the FERPA hook."""
+
+    # Return the ids of the students a row shows; None for rows that hold no student data.
+    student_ids_of: ClassVar[Any] = None
+
+    def base_queryset(self) -> QuerySet[Any]:
+        raise NotImplementedError
+
+    def get_queryset(self) -> QuerySet[Any]:
+        if getattr(self, "swagger_fake_view", False):
+            # Schema generation: no credentials, only the model matters.
+            return self.base_queryset().none()
+        return self.scope_to_district(self.base_queryset())  # type: ignore[attr-defined]
+
+    def _log_rows(self, rows: Sequence[Model]) -> None:
+        extract = type(self).student_ids_of
+        if extract is None:
+            return
+        ids: set[int] = set()
+        for row in rows:
+            ids.update(extract(row))
+        self.log_student_access(ids)  # type: ignore[attr-defined]
+
+
+class IntegratorListView(_ReadMixin, IntegratorAPIView, generics.ListAPIView):
+    """A cursor-paginated, filterable, orderable list of one district's rows."""
+
+    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
+    ordering_fields: ClassVar[list[str]] = ["id", "updated_at"]
+    ordering = ["id"]
+    search_fields: ClassVar[list[str]] = []
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = list(page) if page is not None else list(queryset)
+        data = self.get_serializer(rows, many=True).data
+        self._log_rows(rows)
+        return self.get_paginated_response(data)
+
+
+def etag_for(data: Any) -> str:
+    payload = orjson.dumps(data, option=orjson.OPT_SORT_KEYS, default=str)
+    return '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    candidates = [part.strip() for part in header.split(",")]
+    return "*" in candidates or any(c.removeprefix("W/") == etag for c in candidates)
+
+
+class IntegratorDetailView(_ReadMixin, IntegratorAPIView, generics.RetrieveAPIView):
+    """One row of the caller's district, with a strong ``ETag`` over its representation;
+    ``If-None-Match`` with a current tag answers 304 without a body."""
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        instance = self.get_object()
+        data = self.get_serializer(instance).data
+        self._log_rows([instance])
+        etag = etag_for(data)
+        if etag_matches(request.headers.get("If-None-Match"), etag):
+            response = Response(status=status.HTTP_304_NOT_MODIFIED)
+        else:
+            response = Response(data)
+        response["ETag"] = etag
+        return response
