@@ -1,0 +1,350 @@
+"""PowerSchool SIS (``/ws/v1`` REST, PowerQueries, schema tables) through a plugin's OAuth 2.0
+client credentials. Facts from /work/shared/reference/sis-apis.md §1.
+
+- Token: ``POST /oauth/access_token`` with Basic auth and ``grant_type=client_credentials``.
+- Paging: ``…/count`` first, then ``page`` (from 1) / ``pagesize`` up to the plugin maximum that
+  ``/ws/v1/metadata`` reports (``*_max_page_size``).
+- Guardians: the PowerQuery ``com.pearson.core.guardian.student_guardian_detail`` (no ``/ws/v1``
+  guardian resource exists) or ``/ws/contacts/student/{dcid}`` per student.
+- Section enrollments: the ``CC`` schema table.
+- Quirks: one result comes as an object instead of a list; numbers may come as ints or strings;
+  PowerQuery values are strings. The per-plugin throttle ("wait N seconds") is a transient wait.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+
+from gateway import client as gateway
+from sis.connectors.base import Capability, Connector, RawPage
+from sis.connectors.errors import AuthenticationFailed, ConfigurationError
+from sis.connectors.powerschool import mapping
+from sis.connectors.records import Entity, Record
+from sis.connectors.tokens import Token
+
+GUARDIAN_QUERY = "com.pearson.core.guardian.student_guardian_detail"
+THROTTLE_MESSAGE = re.compile(r"(?i)wait\s+(\d+(?:\.\d+)?)\s+second")
+PER_SCHOOL = {
+    Entity.TERM: ("term", "terms", "term"),
+    Entity.COURSE: ("course", "courses", "course"),
+    Entity.SECTION: ("section", "sections", "section"),
+    Entity.STAFF: ("staff", "staffs", "staff"),
+}
+
+
+@dataclass(frozen=True)
+class PowerSchoolOptions:
+    #: where guardians come from: the PowerQuery (one paged listing) or the contacts API
+    #: (one call per student; for servers without the PowerQuery permission)
+    guardian_source: Literal["powerquery", "contacts"] = "powerquery"
+    #: page size; default (0) is the plugin maximum reported by /ws/v1/metadata
+    page_size: int = 0
+    student_expansions: str = "demographics,addresses,phones,contact_info,school_enrollment"
+    #: the district's "minimum time interval between API requests per plugin", if any
+    min_interval_ms: int = 0
+
+    def validate(self) -> None:
+        if self.page_size < 0 or self.min_interval_ms < 0:
+            raise ConfigurationError("page_size and min_interval_ms may not be negative.")
+
+
+class PowerSchoolConnector(Connector):
+    key = "powerschool"
+    label = "PowerSchool"
+    capabilities = frozenset(
+        {
+            Capability.READ_ROSTER,
+            Capability.READ_GUARDIANS,
+            Capability.WRITE_DEMOGRAPHICS,
+            Capability.WRITE_GRADES,
+        }
+    )
+    entities = (
+        Entity.SCHOOL,
+        Entity.TERM,
+        Entity.COURSE,
+        Entity.STAFF,
+        Entity.SECTION,
+        Entity.STUDENT,
+        Entity.ENROLLMENT,
+        Entity.GUARDIAN,
+        Entity.STUDENT_GUARDIAN,
+        Entity.SECTION_ENROLLMENT,
+    )
+    Options = PowerSchoolOptions
+    options: PowerSchoolOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._metadata: dict[str, Any] | None = None
+        self._school_ids: list[str] | None = None
+
+    # ---------------------------------------------------------------- hooks -------------------
+    def validate_config(self) -> None:
+        super().validate_config()
+        if not self.config.client_id or not self.config.client_secret:
+            raise ConfigurationError("PowerSchool needs the plugin's client ID and secret.")
+
+    def route_policy(self) -> gateway.RoutePolicy:
+        rate = self.config.rate_per_second
+        if self.options.min_interval_ms:
+            # The district's per-plugin interval, kept on our side rather than tripped.
+            interval_rate = 1000.0 / self.options.min_interval_ms
+            rate = min(rate, interval_rate) if rate else interval_rate
+        return gateway.RoutePolicy(rate_per_second=rate, max_in_flight=self.config.max_concurrency)
+
+    def request_token(self) -> Token:
+        token_url = self.config.token_url or self.url("/oauth/access_token")
+        response = gateway.request(
+            self.route,
+            "POST",
+            token_url,
+            path_template="/oauth/access_token",
+            auth=(self.config.client_id, self.config.client_secret),
+            data={"grant_type": "client_credentials"},
+            headers={"Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"},
+            retry_writes=True,  # asking for a token twice is harmless
+        )
+        return mapping.token_from_response(response, label=self.label)
+
+    def error_message(self, response: requests.Response) -> str:
+        return mapping.error_message(response)
+
+    def throttle_wait(self, response: requests.Response) -> float | None:
+        if response.status_code not in (403, 429, 503):
+            return None
+        match = THROTTLE_MESSAGE.search(mapping.error_message(response))
+        return float(match.group(1)) if match else None
+
+    def count_raw(self, entity: Entity) -> int | None:
+        if entity == Entity.SCHOOL:
+            return self._count("/ws/v1/district/school/count")
+        if entity in (Entity.STUDENT, Entity.ENROLLMENT):
+            return self._count("/ws/v1/district/student/count")
+        if entity in PER_SCHOOL:
+            resource = PER_SCHOOL[entity][0]
+            return sum(
+                self._count(
+                    f"/ws/v1/school/{sid}/{resource}/count",
+                    path_template=f"/ws/v1/school/{{id}}/{resource}/count",
+                )
+                for sid in self.school_ids()
+            )
+        if entity in (Entity.GUARDIAN, Entity.STUDENT_GUARDIAN):
+            data = self.request("POST", f"/ws/schema/query/{GUARDIAN_QUERY}/count", json={})
+            return int(data.json()["count"])
+        if entity == Entity.SECTION_ENROLLMENT:
+            return int(self.get_json("/ws/schema/table/cc/count")["count"])
+        return None
+
+    def fetch_raw(self, entity: Entity, *, since: str | None) -> Iterator[RawPage]:
+        if entity == Entity.SCHOOL:
+            yield from self._listing("/ws/v1/district/school", "schools", "school", "school")
+        elif entity in (Entity.STUDENT, Entity.ENROLLMENT):
+            yield from self._listing(
+                "/ws/v1/district/student",
+                "students",
+                "student",
+                "student",
+                params={"expansions": self.options.student_expansions},
+            )
+        elif entity in PER_SCHOOL:
+            resource, plural, singular = PER_SCHOOL[entity]
+            for sid in self.school_ids():
+                yield from self._listing(
+                    f"/ws/v1/school/{sid}/{resource}",
+                    plural,
+                    singular,
+                    resource,
+                    template=f"/ws/v1/school/{{id}}/{resource}",
+                )
+        elif entity in (Entity.GUARDIAN, Entity.STUDENT_GUARDIAN):
+            if self.options.guardian_source == "contacts":
+                yield from self._contacts_pages()
+            else:
+                yield from self._powerquery_pages()
+        elif entity == Entity.SECTION_ENROLLMENT:
+            yield from self._table_pages("cc", "section_enrollment")
+
+    def map_record(self, entity: Entity, item: Any) -> Iterable[Record]:
+        return mapping.MAPPERS[entity](item)
+
+    def source_id_of(self, item: Any) -> str | None:
+        if isinstance(item, dict) and isinstance(item.get("tables"), dict):
+            for table in item["tables"].values():
+                if isinstance(table, dict):
+                    for name in ("contactdcid", "dcid", "id"):
+                        if table.get(name):
+                            return str(table[name])
+        return super().source_id_of(item)
+
+    def fetch_one_raw(self, entity: Entity, source_id: str) -> Any | None:
+        resource = {
+            Entity.STUDENT: "student",
+            Entity.ENROLLMENT: "student",
+            Entity.SCHOOL: "school",
+            Entity.STAFF: "staff",
+            Entity.SECTION: "section",
+            Entity.COURSE: "course",
+        }.get(entity)
+        if resource is None:
+            return super().fetch_one_raw(entity, source_id)
+        if entity == Entity.ENROLLMENT:
+            source_id = source_id.split(":")[0]
+        params = {"expansions": self.options.student_expansions} if resource == "student" else {}
+        from sis.connectors.errors import NotFound
+
+        try:
+            data = self.get_json(
+                f"/ws/v1/{resource}/{source_id}",
+                params=params,
+                path_template=f"/ws/v1/{resource}/{{id}}",
+            )
+        except NotFound:
+            return None
+        return data.get(resource)
+
+    # ---------------------------------------------------------------- writes ------------------
+    def student_write(self, *, source_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Update a student's demographics (``POST /ws/v1/student``, action UPDATE)."""
+        self.require(Capability.WRITE_DEMOGRAPHICS)
+        body = {
+            "students": {
+                "student": [
+                    {
+                        "client_uid": str(uuid.uuid4()),
+                        "action": "UPDATE",
+                        "id": source_id,
+                        **changes,
+                    }
+                ]
+            }
+        }
+        return dict(self.request("POST", "/ws/v1/student", json=body, retry_writes=True).json())
+
+    def scores_write(
+        self, *, users_dcid: str, term_id: str, assignment_scores: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Write PowerTeacher Pro assignment scores (``PUT /ws/xte/score``)."""
+        self.require(Capability.WRITE_GRADES)
+        response = self.request(
+            "PUT",
+            "/ws/xte/score",
+            params={"users_dcid": users_dcid, "status": "A", "term_id": term_id},
+            json={"assignment_scores": assignment_scores},
+        )
+        return dict(response.json())
+
+    # ---------------------------------------------------------------- helpers -----------------
+    def metadata(self) -> dict[str, Any]:
+        if self._metadata is None:
+            self._metadata = dict(self.get_json("/ws/v1/metadata").get("metadata") or {})
+        return self._metadata
+
+    def page_size(self, resource: str) -> int:
+        maximum = int(self.metadata().get(f"{resource}_max_page_size") or 100)
+        wanted = self.options.page_size or maximum
+        return max(1, min(wanted, maximum))
+
+    def school_ids(self) -> list[str]:
+        if self._school_ids is None:
+            ids: list[str] = []
+            for page in self._listing("/ws/v1/district/school", "schools", "school", "school"):
+                ids.extend(str(item["id"]) for item in page.items if isinstance(item, dict))
+            self._school_ids = ids
+        return self._school_ids
+
+    def _count(self, path: str, *, path_template: str | None = None) -> int:
+        data = self.get_json(path, path_template=path_template)
+        return int(data["resource"]["count"])
+
+    def _listing(
+        self,
+        path: str,
+        plural: str,
+        singular: str,
+        resource: str,
+        *,
+        params: dict[str, str] | None = None,
+        template: str | None = None,
+    ) -> Iterator[RawPage]:
+        total = self._count(
+            f"{path}/count", path_template=f"{template}/count" if template else None
+        )
+        if total == 0:
+            return
+        size = self.page_size(resource)
+
+        def get_page(index: int, offset: int) -> RawPage:
+            data = self.get_json(
+                path,
+                params={**(params or {}), "page": index + 1, "pagesize": size},
+                path_template=template,
+            )
+            wrapper = data.get(plural) if isinstance(data, dict) else None
+            items = mapping.as_list(wrapper.get(singular) if isinstance(wrapper, dict) else None)
+            return RawPage(items, total=total)
+
+        yield from self.paginate(get_page, page_size=size, total=total)
+
+    def _powerquery_pages(self) -> Iterator[RawPage]:
+        path = f"/ws/schema/query/{GUARDIAN_QUERY}"
+        total = int(self.request("POST", f"{path}/count", json={}).json()["count"])
+        size = self.page_size("schema_table_query")
+
+        def get_page(index: int, offset: int) -> RawPage:
+            response = self.request(
+                "POST",
+                path,
+                params={"page": index + 1, "pagesize": size},
+                json={},
+                retry_writes=True,
+            )  # a query, safe to repeat
+            return RawPage(mapping.as_list(response.json().get("record")), total=total)
+
+        yield from self.paginate(get_page, page_size=size, total=total)
+
+    def _contacts_pages(self) -> Iterator[RawPage]:
+        for page in self._listing("/ws/v1/district/student", "students", "student", "student"):
+            items: list[Any] = []
+            for student in page.items:
+                contacts = self.get_json(
+                    f"/ws/contacts/student/{student['id']}",
+                    path_template="/ws/contacts/student/{id}",
+                )
+                for contact in mapping.as_list(contacts):
+                    items.append(
+                        {
+                            "name": "contacts",
+                            "tables": {
+                                "studentcontactassoc": {
+                                    "studentsdcid": str(student["id"]),
+                                    **contact,
+                                }
+                            },
+                        }
+                    )
+            yield RawPage(items)
+
+    def _table_pages(self, table: str, resource: str) -> Iterator[RawPage]:
+        path = f"/ws/schema/table/{table}"
+        total = int(self.get_json(f"{path}/count")["count"])
+        size = self.page_size("schema_table_query")
+        projection = "dcid,id,studentid,sectionid,schoolid,dateenrolled,dateleft"
+
+        def get_page(index: int, offset: int) -> RawPage:
+            data = self.get_json(
+                path, params={"projection": projection, "page": index + 1, "pagesize": size}
+            )
+            return RawPage(mapping.as_list(data.get("record")), total=total)
+
+        yield from self.paginate(get_page, page_size=size, total=total)
+
+
+__all__ = ["AuthenticationFailed", "PowerSchoolConnector", "PowerSchoolOptions"]
