@@ -398,15 +398,3 @@ FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
 SIS_SANDBOX_GRAND_BEND_PATH = env_str(
     "SIS_SANDBOX_GRAND_BEND_PATH", str(BASE_DIR.parent / "shared" / "datasets" / "grand-bend")
 )
-
-# --- SIS connections and connectors (sis/; see docs/connectors.md, docs/sandbox.md) -----------
-# Fernet keys that encrypt SIS credentials and cached tokens, comma-separated, newest first.
-# Separate from SECRET_KEY. Unset outside production: a fixed development key is used; the
-# production settings refuse to run without them. Rotate: add a key in front, run
-# `manage.py rotate_encryption_keys`, then drop the old key.
-FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
-# Grand Bend sample district for `manage.py sis_sandbox --dataset grand-bend` (only that option
-# reads it).
-SIS_SANDBOX_GRAND_BEND_PATH = env_str(
-    "SIS_SANDBOX_GRAND_BEND_PATH", str(BASE_DIR.parent / "shared" / "datasets" / "grand-bend")
-)
