@@ -2,57 +2,58 @@
 
 Nothing else in the code base calls ``requests`` directly. A caller names a :class:`Route`
 (provider kind + credential or SIS connection, with its :class:`RoutePolicy`) and gets a
-``requests.Response`` back for any answer the provider gave (2xx, 3xx, 4xx), or one of the
-transient errors in :mod:`gateway.errors` when it could not get one.
+``requests.Response`` back for any answer the provider gave (2xx, 3xx, 4xx other than 429), or
+one of the transient errors in :mod:`gateway.errors` when it could not get one.
 
-Stable interface (other apps code against it): ``Route``, ``RoutePolicy``, ``request()``.
+Each attempt goes through, in order: the route's limiter (blocked-until, concurrency lease,
+GCRA rate; :mod:`gateway.limiter`), its circuit breaker (:mod:`gateway.breaker`), the HTTP
+call on the route's pooled session with both timeouts set, then one log line and the metrics.
+Transient failures (connection errors, timeouts, 5xx, 429 after its wait) are retried with
+capped exponential backoff and jitter, for idempotent methods only unless the caller says a
+write is safe to repeat.
+
+Stable interface (other apps code against it): ``Route``, ``RoutePolicy``, ``request()``; also
+``route_block()``, ``throttle_detector_register()`` and ``policy_for()``.
 """
 
 from __future__ import annotations
 
+import logging
 import random
+import re
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from gateway.errors import RateLimited, UpstreamUnavailable
+from gateway import metrics
+from gateway.breaker import breaker_for
+from gateway.errors import CircuitOpen, RateLimited, UpstreamUnavailable
+from gateway.limiter import lease_acquire, lease_release, route_block
+from gateway.registry import route_register
+from gateway.routes import ConcurrencyWindow, Route, RoutePolicy, policy_for
+
+logger = logging.getLogger("sas.gateway")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
-
-@dataclass(frozen=True)
-class RoutePolicy:
-    """How calls on one route are paced, retried and guarded. Defaults suit a SIS API."""
-
-    rate_per_second: float | None = None  # None: no rate limit
-    burst: int = 1
-    max_in_flight: int | None = None  # None: no concurrency cap
-    attempts: int = 3
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    breaker_threshold: int = 5
-    breaker_window: float = 60.0
-    breaker_reset: float = 30.0
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    # A wait longer than this is raised as RateLimited so a task can retry with a countdown.
-    max_wait: float = 5.0
-
-
-@dataclass(frozen=True)
-class Route:
-    provider: str  # "powerschool", "oneroster", "twilio", "sns", "email", ...
-    key: str  # the credential or SIS connection this route belongs to
-    policy: RoutePolicy = field(default_factory=RoutePolicy)
-
-    @property
-    def name(self) -> str:
-        return f"{self.provider}:{self.key}"
-
+__all__ = [
+    "CallStats",
+    "ConcurrencyWindow",
+    "Route",
+    "RoutePolicy",
+    "policy_for",
+    "request",
+    "request_observed",
+    "route_block",
+    "throttle_detector_register",
+]
 
 _sessions: dict[str, requests.Session] = {}
 _sessions_lock = threading.Lock()
@@ -60,6 +61,9 @@ _sessions_lock = threading.Lock()
 
 def _session(route: Route) -> requests.Session:
     """One pooled session per route, so connections are reused per provider credential."""
+    session = _sessions.get(route.name)
+    if session is not None:
+        return session
     with _sessions_lock:
         session = _sessions.get(route.name)
         if session is None:
@@ -71,24 +75,106 @@ def _session(route: Route) -> requests.Session:
         return session
 
 
-def _retry_after_seconds(response: requests.Response) -> float | None:
+# -- provider throttle answers ------------------------------------------------------------------
+ThrottleDetector = Callable[[requests.Response], float | None]
+_throttle_detectors: dict[str, ThrottleDetector] = {}
+
+
+def throttle_detector_register(provider: str, detector: ThrottleDetector) -> None:
+    """Teach the gateway a provider's throttle answer that is not a plain 429.
+
+    ``detector(response)`` returns None when the response is not a throttle, or the seconds
+    to block the route for (0 when the provider gives no hint: the route's backoff applies).
+    It runs on every response of that provider, so it must be cheap (check the status first).
+    """
+    _throttle_detectors[provider] = detector
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """``Retry-After`` in seconds, from either form (delta-seconds or an HTTP date)."""
     value = response.headers.get("Retry-After")
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        from email.utils import parsedate_to_datetime
-
         try:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError):
             return None
 
 
+def _throttle_seconds(route: Route, response: requests.Response) -> float | None:
+    if response.status_code == 429:
+        return retry_after_seconds(response) or 0.0
+    detector = _throttle_detectors.get(route.provider)
+    return detector(response) if detector is not None else None
+
+
 def _backoff(policy: RoutePolicy, attempt: int) -> float:
-    # Full jitter: spreads retries of many workers instead of synchronising them.
-    return random.uniform(0, min(policy.backoff_cap, policy.backoff_base * 2**attempt))  # noqa: S311
+    ceiling = min(policy.backoff_cap, policy.backoff_base * 2 ** (attempt - 1))
+    return random.uniform(0, ceiling) if policy.jitter else ceiling  # noqa: S311
+
+
+# -- log hygiene --------------------------------------------------------------------------------
+_ID_SEGMENT = re.compile(
+    r"^(?:\d+|[0-9a-fA-F-]{16,}|[A-Za-z0-9_-]*\d[A-Za-z0-9_-]{5,}|[^/]*[@+%][^/]*)$"
+)
+
+
+def templated_path(url: str) -> str:
+    """The URL's path with id-like segments replaced by ``{id}``; never the query string.
+
+    Callers should pass ``path_template`` (they know which segments are ids); this is the
+    safety net so a forgotten template still logs no student ids, phone numbers or tokens.
+    """
+    path = urlsplit(url).path or "/"
+    return "/".join(
+        "{id}" if segment and _ID_SEGMENT.match(segment) else segment for segment in path.split("/")
+    )
+
+
+@dataclass
+class CallStats:
+    """What happened during one ``request()`` (the probe command and tests read it)."""
+
+    attempts: int = 0
+    retries: int = 0
+    waits: int = 0
+    waited: float = 0.0
+    status: int | None = None
+    outcome: str = ""  # ok, 4xx, 429, 5xx, error, breaker_rejected, rate_limited
+
+
+def _log(
+    route: Route,
+    method: str,
+    path: str,
+    *,
+    status: int | None,
+    outcome: str,
+    duration: float,
+    attempt: int,
+    breaker_state: str,
+    error: str | None = None,
+) -> None:
+    level = logging.INFO if outcome in {"ok", "4xx"} else logging.WARNING
+    if not logger.isEnabledFor(level):
+        return
+    extra: dict[str, Any] = {
+        "provider": route.provider,
+        "route": route.name,
+        "method": method,
+        "path": path,
+        "status": status,
+        "outcome": outcome,
+        "duration_ms": round(duration * 1000, 2),
+        "attempt": attempt,
+        "breaker_state": breaker_state,
+    }
+    if error:
+        extra["error"] = error  # an exception class name, never its message (it holds URLs)
+    logger.log(level, "gateway call", extra=extra)
 
 
 def request(
@@ -105,28 +191,154 @@ def request(
     ``path_template`` is the URL path with ids replaced (``/ws/v1/student/{id}``) for logs and
     metrics. Non-idempotent methods are retried only when ``retry_writes`` says the write is
     safe to repeat. Timeouts are always set (the route's unless the caller passes its own).
+
+    Raises :class:`RateLimited` (429 or limiter wait longer than ``policy.max_wait``),
+    :class:`CircuitOpen` (breaker open: no request sent) or :class:`UpstreamUnavailable`
+    (connection errors, timeouts or 5xx outlasted the retries). All carry ``retry_after``
+    when known; use ``exc.countdown()`` for a Celery retry.
     """
+    return request_observed(
+        route,
+        method,
+        url,
+        stats=CallStats(),
+        path_template=path_template,
+        retry_writes=retry_writes,
+        **kwargs,
+    )
+
+
+def request_observed(
+    route: Route,
+    method: str,
+    url: str,
+    *,
+    stats: CallStats,
+    path_template: str | None = None,
+    retry_writes: bool = False,
+    **kwargs: Any,
+) -> requests.Response:
+    """:func:`request`, filling ``stats`` with attempts, retries, waits and the outcome."""
     method = method.upper()
     policy = route.policy
-    kwargs.setdefault("timeout", (policy.connect_timeout, policy.read_timeout))
+    if kwargs.get("timeout") is None:
+        kwargs["timeout"] = (policy.connect_timeout, policy.read_timeout)
+    route_register(route)
+    path = path_template or templated_path(url)
     may_retry = method in IDEMPOTENT_METHODS or retry_writes
     attempts = policy.attempts if may_retry else 1
-    last_error: str = ""
-    for attempt in range(attempts):
+    breaker = breaker_for(route)
+    session = _session(route)
+    last_error = ""
+    last_retry_after: float | None = None
+    for attempt in range(1, attempts + 1):
+        stats.attempts = attempt
         try:
-            response = _session(route).request(method, url, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            last_error = type(exc).__name__
-        else:
-            if response.status_code == 429:
-                wait = _retry_after_seconds(response) or _backoff(policy, attempt)
-                if wait > policy.max_wait or attempt == attempts - 1:
-                    raise RateLimited(f"{route.name} throttled", retry_after=wait)
-                time.sleep(wait)
-                continue
-            if response.status_code < 500:
-                return response
-            last_error = f"HTTP {response.status_code}"
-        if attempt < attempts - 1:
-            time.sleep(_backoff(policy, attempt))
-    raise UpstreamUnavailable(f"{route.name} unavailable ({last_error})")
+            lease = lease_acquire(route)
+        except RateLimited:
+            stats.outcome = "rate_limited"
+            raise
+        stats.waits += lease.waits
+        stats.waited += lease.waited
+        retry_reason = ""
+        try:
+            try:
+                admission = breaker.admit()
+            except CircuitOpen:
+                stats.outcome = "breaker_rejected"
+                _log(
+                    route,
+                    method,
+                    path,
+                    status=None,
+                    outcome="breaker_rejected",
+                    duration=0.0,
+                    attempt=attempt,
+                    breaker_state="open",
+                )
+                raise
+            started = time.perf_counter()
+            try:
+                response = session.request(method, url, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                duration = time.perf_counter() - started
+                last_error = type(exc).__name__
+                state = breaker.record(admission, failure=last_error)
+                _finish(
+                    route,
+                    method,
+                    path,
+                    stats,
+                    None,
+                    "error",
+                    duration,
+                    attempt,
+                    state,
+                    error=last_error,
+                )
+                retry_reason = "timeout" if isinstance(exc, requests.Timeout) else "connection"
+            else:
+                duration = time.perf_counter() - started
+                status = response.status_code
+                throttle = _throttle_seconds(route, response)
+                if throttle is not None:
+                    state = breaker.record(admission, failure=None, counted=False)
+                    _finish(route, method, path, stats, status, "429", duration, attempt, state)
+                    wait = throttle or _backoff(policy, attempt)
+                    route_block(route, wait)
+                    response.close()
+                    if attempt == attempts or wait > policy.max_wait:
+                        raise RateLimited(f"{route.name} throttled", retry_after=wait)
+                    retry_reason = "throttled"  # the blocked-until makes the next attempt wait
+                elif status >= 500:
+                    last_error = f"HTTP {status}"
+                    last_retry_after = retry_after_seconds(response)
+                    state = breaker.record(admission, failure=last_error)
+                    _finish(route, method, path, stats, status, "5xx", duration, attempt, state)
+                    response.close()
+                    if last_retry_after:
+                        route_block(route, last_retry_after)
+                    retry_reason = "5xx"
+                else:
+                    outcome = "ok" if status < 400 else "4xx"
+                    state = breaker.record(admission, failure=None, counted=status < 400)
+                    _finish(route, method, path, stats, status, outcome, duration, attempt, state)
+                    return response
+        finally:
+            lease_release(lease)
+        if attempt < attempts:
+            stats.retries += 1
+            metrics.retried(route, retry_reason)
+            if retry_reason != "throttled":
+                time.sleep(min(_backoff(policy, attempt), policy.max_wait))
+    raise UpstreamUnavailable(
+        f"{route.name} unavailable ({last_error})", retry_after=last_retry_after
+    )
+
+
+def _finish(
+    route: Route,
+    method: str,
+    path: str,
+    stats: CallStats,
+    status: int | None,
+    outcome: str,
+    duration: float,
+    attempt: int,
+    breaker_state: str,
+    *,
+    error: str | None = None,
+) -> None:
+    stats.status, stats.outcome = status, outcome
+    metrics.call_observed(route, status, duration)
+    _log(
+        route,
+        method,
+        path,
+        status=status,
+        outcome=outcome,
+        duration=duration,
+        attempt=attempt,
+        breaker_state=breaker_state,
+        error=error,
+    )

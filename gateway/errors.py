@@ -5,9 +5,21 @@ from __future__ import annotations
 
 from core.errors import TransientError
 
+# When the provider gave no hint, a task retries after about this long.
+DEFAULT_RETRY_SECONDS = 30.0
+
 
 class GatewayError(TransientError):
     """Base class of the gateway's errors."""
+
+    def countdown(self, default: float = DEFAULT_RETRY_SECONDS) -> int:
+        """Seconds a Celery task should wait before retrying: ``retry_after`` (or
+        ``default``), clamped below the broker's visibility timeout so the retried message is
+        never delivered twice."""
+        from core.tasks import countdown_within_visibility
+
+        wanted = self.retry_after if self.retry_after is not None else default
+        return max(1, countdown_within_visibility(wanted + 0.999))
 
 
 class RateLimited(GatewayError):
