@@ -1,0 +1,232 @@
+"""Set-based writes of audited domain models that keep django-simple-history whole.
+
+The sync engine writes rosters of hundreds of thousands of rows. Row-by-row ``save()`` is far too
+slow, and plain ``bulk_create``/``bulk_update``/raw SQL write no history at all, silently. These
+helpers send one statement per batch (values travel as typed arrays through ``unnest``) and then
+copy the rows that *really* changed into the model's history table with one
+``INSERT … SELECT``, so:
+
+- an insert writes one ``+`` history row per new row;
+- an update touches only rows whose values differ (``IS DISTINCT FROM``) and writes one ``~``
+  history row for each of those, none for the rest — re-sending identical values writes nothing.
+
+History rows are snapshots taken from the table itself after the write, so they are complete
+(timestamps, untouched columns) without building model instances in Python.
+
+PostgreSQL only; callers run them inside their own transaction (each helper is atomic on its own).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+_HISTORY_EXTRA = ("history_date", "history_change_reason", "history_type", "history_user_id")
+
+
+def _q(name: str | None) -> str:
+    if not name:  # pragma: no cover - concrete fields and tables always have names
+        raise ValueError("missing database identifier")
+    return connection.ops.quote_name(name)
+
+
+def _concrete_fields(model: type[models.Model]) -> dict[str, models.Field[Any, Any]]:
+    """Concrete columns by attname (``school_id`` for the ``school`` foreign key)."""
+    return {f.attname: f for f in model._meta.concrete_fields}
+
+
+def _cast(field: models.Field[Any, Any]) -> str:
+    db_type = field.rel_db_type(connection) if field.is_relation else field.db_type(connection)
+    if db_type is None:  # pragma: no cover - every concrete field we write has a type
+        raise ValueError(f"{field} has no database type")
+    # Serial primary keys report "bigserial"; casts need the plain type.
+    return {"bigserial": "bigint", "serial": "integer"}.get(db_type, db_type)
+
+
+def _as_text(value: Any) -> str | None:
+    """Values travel as text arrays and are cast per column in SQL: one code path for every
+    type, no per-type adapters."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, models.Model):
+        return str(value.pk)
+    return str(value)
+
+
+def _history_columns(model: type[models.Model]) -> list[str]:
+    history_model = model.history.model  # type: ignore[attr-defined]
+    tracked = {f.attname for f in history_model._meta.concrete_fields}
+    return [f.column for name, f in _concrete_fields(model).items() if name in tracked and f.column]
+
+
+def history_write(
+    model: type[models.Model],
+    ids: Sequence[int],
+    *,
+    history_type: str,
+    change_reason: str = "",
+    user_id: int | None = None,
+    when: dt.datetime | None = None,
+) -> int:
+    """Copy the current state of rows ``ids`` into ``model``'s history table as one snapshot
+    each. Returns the number of history rows written."""
+    if not ids:
+        return 0
+    table = model._meta.db_table
+    history_table = model.history.model._meta.db_table  # type: ignore[attr-defined]
+    columns = _history_columns(model)
+    quoted = ", ".join(_q(c) for c in columns)
+    extra = ", ".join(_q(c) for c in _HISTORY_EXTRA)
+    pk = _q(model._meta.pk.column)
+    # Identifiers come from model metadata (quoted); every value is a parameter.
+    sql = (
+        f"INSERT INTO {_q(history_table)} ({quoted}, {extra}) "  # noqa: S608
+        f"SELECT {quoted}, %s, %s, %s, %s FROM {_q(table)} "
+        f"WHERE {pk} = ANY(%s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [when or timezone.now(), change_reason[:100] or None, history_type, user_id, list(ids)],
+        )
+        return int(cursor.rowcount)
+
+
+def is_audited(model: type[models.Model]) -> bool:
+    """Whether ``model`` keeps django-simple-history (then every write here records it)."""
+    return hasattr(model, "history") and hasattr(model.history, "model")
+
+
+def bulk_insert(
+    model: type[models.Model],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    change_reason: str = "",
+    user_id: int | None = None,
+    ignore_conflicts: bool = False,
+) -> list[int]:
+    """Insert ``rows`` (dicts keyed by field attname; omitted fields take their model default)
+    and, for an audited model, write a ``+`` history row for each. Returns the new primary keys
+    in row order (with ``ignore_conflicts``, only of the rows inserted)."""
+    if not rows:
+        return []
+    fields = _concrete_fields(model)
+    now = timezone.now()
+    names = sorted({name for row in rows for name in row})
+    unknown = [name for name in names if name not in fields]
+    if unknown:
+        raise ValueError(f"Unknown field(s) for {model.__name__}: {', '.join(unknown)}")
+    defaults: dict[str, Any] = {}
+    for name, field in fields.items():
+        if field.primary_key or name in names:
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            defaults[name] = now
+        else:
+            # The model default, "" for text columns, else None (NOT NULL columns then fail
+            # loudly in the database instead of taking a made-up value).
+            defaults[name] = field.get_default()
+    all_names = names + sorted(defaults)
+    columns = [fields[name].column for name in all_names]
+    arrays = [[_as_text(row.get(name)) for row in rows] for name in names]
+    arrays += [[_as_text(defaults[name])] * len(rows) for name in sorted(defaults)]
+    # ``WITH ORDINALITY`` keeps the returned ids in the order of ``rows``.
+    selects = ", ".join(f"v.c{i}::{_cast(fields[name])}" for i, name in enumerate(all_names))
+    aliases = ", ".join(f"c{i}" for i in range(len(all_names)))
+    unnest = ", ".join("%s::text[]" for _ in all_names)
+    table = _q(model._meta.db_table)
+    pk = _q(model._meta.pk.column)
+    quoted = ", ".join(_q(c) for c in columns)
+    sql = (
+        f"INSERT INTO {table} ({quoted}) "  # noqa: S608
+        f"SELECT {selects} FROM unnest({unnest}) WITH ORDINALITY AS v({aliases}, n) "
+        f"ORDER BY v.n {'ON CONFLICT DO NOTHING ' if ignore_conflicts else ''}RETURNING {pk}"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        ids = [int(r[0]) for r in cursor.fetchall()]
+        if is_audited(model):
+            history_write(
+                model,
+                ids,
+                history_type="+",
+                change_reason=change_reason,
+                user_id=user_id,
+                when=now,
+            )
+    return ids
+
+
+def bulk_update(
+    model: type[models.Model],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    fields: Iterable[str],
+    change_reason: str = "",
+    user_id: int | None = None,
+) -> list[int]:
+    """Set ``fields`` on the rows identified by each row's ``"id"``, but only where a value
+    really differs; write a ``~`` history row for exactly those rows. Returns their ids."""
+    if not rows:
+        return []
+    model_fields = _concrete_fields(model)
+    names = [name for name in dict.fromkeys(fields) if name != "id"]
+    unknown = [name for name in names if name not in model_fields]
+    if unknown:
+        raise ValueError(f"Unknown field(s) for {model.__name__}: {', '.join(unknown)}")
+    if not names:
+        return []
+    q = _q
+    pk_field = model._meta.pk
+    if pk_field is None:  # pragma: no cover - every concrete model has one
+        raise ValueError(f"{model.__name__} has no primary key")
+    arrays: list[list[Any]] = [[int(row["id"]) for row in rows]]
+    arrays += [[_as_text(row[name]) for row in rows] for name in names]
+    aliases = ", ".join(["id", *[f"c{i}" for i in range(len(names))]])
+    casts = [f"v.c{i}::{_cast(model_fields[name])}" for i, name in enumerate(names)]
+    assignments = ", ".join(
+        f"{q(model_fields[name].column)} = {cast}" for name, cast in zip(names, casts, strict=True)
+    )
+    touched = [
+        name
+        for name, field in model_fields.items()
+        if getattr(field, "auto_now", False) and name not in names
+    ]
+    now = timezone.now()
+    for name in touched:
+        assignments += f", {q(model_fields[name].column)} = %s"
+    current = ", ".join(f"t.{q(model_fields[name].column)}" for name in names)
+    # Compared as rows: one distinct column is enough; identical rows are not touched at all.
+    distinct = f"ROW({current}) IS DISTINCT FROM ROW({', '.join(casts)})"
+    unnest = ", ".join(["%s::bigint[]", *["%s::text[]" for _ in names]])
+    sql = (
+        f"UPDATE {q(model._meta.db_table)} AS t SET {assignments} "  # noqa: S608
+        f"FROM unnest({unnest}) AS v({aliases}) "
+        f"WHERE t.{q(pk_field.column)} = v.id AND {distinct} "
+        f"RETURNING t.{q(pk_field.column)}"
+    )
+    params: list[Any] = [now] * len(touched) + arrays
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [int(r[0]) for r in cursor.fetchall()]
+        if is_audited(model):
+            history_write(
+                model,
+                ids,
+                history_type="~",
+                change_reason=change_reason,
+                user_id=user_id,
+                when=now,
+            )
+    return ids

@@ -1,0 +1,697 @@
+"""Apply staged changes in batches, with history, three-way merges and conflicts.
+
+A batch is up to ``batch_size`` changes of one entity and one action. Each batch commits
+atomically together with the changes' new state and the run's checkpoint, so a worker killed
+mid-run resumes at the first change still ``staged`` and nothing is applied twice or lost.
+
+A row the database refuses (a unique or check constraint the SIS data breaks) does not sink its
+batch: the batch is split until the offending row is isolated, and that row is quarantined.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from django.db import IntegrityError, transaction
+from django.db import connection as db
+from django.db.models import F
+from django.utils import timezone
+
+from attendance import bulk
+from attendance.models import ExitReason, Section, Student
+from syncing.engine.stage import quarantine_record
+from syncing.entities import SPECS, EntitySpec
+from syncing.models import (
+    ChangeAction,
+    ChangeState,
+    Conflict,
+    ConflictStatus,
+    FieldPolicy,
+    Policy,
+    SourceLink,
+    SyncChange,
+    SyncRun,
+    WriteBackItem,
+)
+
+# Optional references the SIS may leave out without meaning "clear it" (the student's current
+# school is kept by the enrollment spans when the student record does not carry it).
+KEEP_LOCAL_WHEN_MISSING = {("student", "school_id")}
+
+
+@dataclass
+class ApplyContext:
+    run: SyncRun
+    on: dt.date
+    capabilities: set[str] = field(default_factory=set)
+    region: str = "US"
+    policies: dict[tuple[str, str], str] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return f"SIS sync run {self.run.pk}"
+
+    def policy(self, entity: str, name: str) -> str:
+        return self.policies.get((entity, name), Policy.REVIEW)
+
+
+def policies_load(run: SyncRun) -> dict[tuple[str, str], str]:
+    """Field policies of the run's district; a connection's own policy overrides."""
+    result: dict[tuple[str, str], str] = {}
+    rows = FieldPolicy.objects.filter(district_id=run.district_id).filter(
+        connection_id__in=[run.connection_id]
+    ) | FieldPolicy.objects.filter(district_id=run.district_id, connection__isnull=True)
+    for policy in sorted(rows, key=lambda p: p.connection_id is not None):
+        result[(policy.entity, policy.field)] = policy.policy
+    return result
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def _hash(value: Any) -> str:
+    return hashlib.md5(
+        orjson.dumps(value, option=orjson.OPT_SORT_KEYS), usedforsecurity=False
+    ).hexdigest()
+
+
+def _resolve(run: SyncRun, entity: str, source_ids: set[str]) -> dict[str, int]:
+    if not source_ids:
+        return {}
+    return dict(
+        SourceLink.objects.filter(
+            connection_id=run.connection_id, entity=entity, source_id__in=list(source_ids)
+        ).values_list("source_id", "object_id")
+    )
+
+
+def _resolve_refs(
+    ctx: ApplyContext, spec: EntitySpec, changes: Sequence[dict[str, Any]]
+) -> dict[str, dict[str, int]]:
+    return {
+        ref.attname: _resolve(
+            ctx.run,
+            ref.entity,
+            {c["values"][ref.attname] for c in changes if c["values"].get(ref.attname)},
+        )
+        for ref in spec.refs
+    }
+
+
+def _guarded(
+    items: list[Any],
+    write: Callable[[list[Any]], object],
+    fail: Callable[[Any, str], None],
+) -> None:
+    """Write ``items``; on a constraint violation split them until the offending items are
+    isolated and hand each of those to ``fail`` with the constraint's name."""
+    if not items:
+        return
+    try:
+        with transaction.atomic():
+            write(items)
+    except IntegrityError as exc:
+        if len(items) == 1:
+            cause = getattr(exc.__cause__, "diag", None)
+            fail(items[0], getattr(cause, "constraint_name", None) or "constraint")
+            return
+        middle = len(items) // 2
+        _guarded(items[:middle], write, fail)
+        _guarded(items[middle:], write, fail)
+
+
+def _model_row(
+    ctx: ApplyContext,
+    spec: EntitySpec,
+    values: dict[str, Any],
+    refs: dict[str, dict[str, int]],
+) -> tuple[dict[str, Any], str | None]:
+    """Our row for staged ``values``; second item is the missing required reference, if any."""
+    row: dict[str, Any] = {name: values.get(name) for name in spec.fields}
+    for ref in spec.refs:
+        target = values.get(ref.attname)
+        resolved = refs[ref.attname].get(target) if target else None
+        if resolved is None and target and ref.required:
+            return row, ref.attname
+        if resolved is None and ref.required:
+            return row, ref.attname
+        row[ref.attname] = resolved
+    if spec.derive is not None:
+        row.update(spec.derive(values, ctx.region))
+    if any(f.attname == "district_id" for f in spec.model._meta.concrete_fields):
+        row["district_id"] = ctx.run.district_id
+    return row, None
+
+
+def _school_of(spec: EntitySpec, row: dict[str, Any], object_id: int | None) -> int | None:
+    if spec.school_ref == "id":
+        return object_id
+    if spec.school_ref:
+        return row.get(spec.school_ref)
+    return None
+
+
+def _section_schools(section_ids: set[int]) -> dict[int, int]:
+    return dict(Section.objects.filter(pk__in=section_ids).values_list("id", "school_id"))
+
+
+def _fail(ctx: ApplyContext, change: dict[str, Any], code: str, message: str) -> None:
+    quarantine_record(
+        run=ctx.run,
+        entity=change["entity"],
+        source_id=change["source_id"],
+        payload=change.get("values") or {},
+        reason_code=code,
+        message=message,
+    )
+    SyncChange.objects.filter(pk=change["id"]).update(state=ChangeState.FAILED)
+    ctx.stats["quarantined"] = ctx.stats.get("quarantined", 0) + 1
+
+
+def _insert_links(ctx: ApplyContext, rows: list[dict[str, Any]]) -> None:
+    bulk.bulk_insert(SourceLink, rows)
+
+
+def _link_row(
+    ctx: ApplyContext,
+    spec: EntitySpec,
+    change: dict[str, Any],
+    object_id: int,
+    school_id: int | None,
+) -> dict[str, Any]:
+    return {
+        "district_id": ctx.run.district_id,
+        "connection_id": ctx.run.connection_id,
+        "entity": spec.name,
+        "source_id": change["source_id"],
+        "object_id": object_id,
+        "school_id": school_id,
+        "content_hash": change["content_hash"],
+        "baseline": change["values"],
+        "first_run_id": ctx.run.pk,
+        "last_run_id": ctx.run.pk,
+        "active": True,
+    }
+
+
+# --- creates ------------------------------------------------------------------------------------
+
+
+def apply_creates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, Any]]) -> None:
+    refs = _resolve_refs(ctx, spec, changes)
+    ready: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for change in changes:
+        row, missing = _model_row(ctx, spec, change["values"], refs)
+        if missing:
+            _fail(ctx, change, "unknown_reference", f"{missing} refers to an unknown record.")
+            continue
+        ready.append((change, row))
+    section_schools: dict[int, int] = {}
+    if spec.name == "section_enrollment":
+        section_schools = _section_schools({row["section_id"] for _, row in ready})
+
+    def write(items: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        ids = bulk.bulk_insert(spec.model, [row for _, row in items], change_reason=ctx.reason)
+        links = []
+        for (change, row), object_id in zip(items, ids, strict=True):
+            school = (
+                section_schools.get(row["section_id"])
+                if spec.name == "section_enrollment"
+                else _school_of(spec, row, object_id)
+            )
+            links.append(_link_row(ctx, spec, change, object_id, school))
+        _insert_links(ctx, links)
+        if spec.name == "enrollment":
+            _refresh_student_schools(ctx, {row["student_id"] for _, row in items})
+
+    _guarded(
+        ready,
+        write,
+        lambda item, constraint: _fail(
+            ctx, item[0], "constraint_violation", f"The record breaks the rule {constraint}."
+        ),
+    )
+
+
+# --- updates ------------------------------------------------------------------------------------
+
+
+def _three_way(
+    ctx: ApplyContext,
+    spec: EntitySpec,
+    link: dict[str, Any],
+    local: dict[str, Any],
+    sis: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """Merge one record. Returns (values to write, new baseline, conflicts, write-backs).
+
+    Per field: only the SIS moved → take it; only the local value moved → keep it (and write
+    it back when the connector can); both moved to the same value → agree; both moved apart →
+    a conflict, settled by the field policy.
+    """
+    base_all = link["baseline"] or {}
+    write: dict[str, Any] = {}
+    baseline = dict(sis)
+    conflicts: list[dict[str, Any]] = []
+    writebacks: dict[str, Any] = {}
+    can_write_back = bool(spec.writeback_capability) and (
+        spec.writeback_capability in ctx.capabilities
+    )
+    for name in spec.fields:
+        base = base_all.get(name)
+        theirs = sis.get(name)
+        ours = _plain(local.get(name))
+        if theirs == base:
+            if ours != base and can_write_back:
+                writebacks[name] = ours
+            continue
+        if ours in (base, theirs):
+            if ours != theirs:
+                write[name] = theirs
+            continue
+        policy = ctx.policy(spec.name, name)
+        conflicts.append(
+            {"field": name, "base": base, "sis": theirs, "local": ours, "policy": policy}
+        )
+        if policy == Policy.SIS_WINS:
+            write[name] = theirs
+        else:
+            if policy == Policy.REVIEW:
+                # Not agreed yet: keep the old baseline so the question stays open.
+                baseline[name] = base
+            elif can_write_back:
+                writebacks[name] = ours
+    return write, baseline, conflicts, writebacks
+
+
+def _record_conflicts(
+    ctx: ApplyContext, spec: EntitySpec, link: dict[str, Any], conflicts: list[dict[str, Any]]
+) -> None:
+    now = timezone.now()
+    for item in conflicts:
+        status = {
+            Policy.SIS_WINS: ConflictStatus.RESOLVED_SIS,
+            Policy.LOCAL_WINS: ConflictStatus.RESOLVED_LOCAL,
+        }.get(item["policy"], ConflictStatus.OPEN)
+        values = {
+            "district_id": ctx.run.district_id,
+            "school_id": link["school_id"],
+            "run": ctx.run,
+            "entity": spec.name,
+            "base_value": item["base"],
+            "sis_value": item["sis"],
+            "local_value": item["local"],
+            "policy": item["policy"],
+        }
+        if status == ConflictStatus.OPEN:
+            Conflict.objects.update_or_create(
+                link_id=link["id"], field=item["field"], status=status, defaults=values
+            )
+        else:
+            Conflict.objects.create(
+                link_id=link["id"],
+                field=item["field"],
+                status=status,
+                resolved_at=now,
+                resolution_value=item["sis"] if status == ConflictStatus.RESOLVED_SIS else None,
+                **values,
+            )
+        ctx.stats["conflicts"] = ctx.stats.get("conflicts", 0) + 1
+
+
+def writeback_queue(
+    *,
+    run: SyncRun,
+    entity: str,
+    object_id: int,
+    source_id: str,
+    target: str,
+    value: Any,
+) -> bool:
+    """Queue ``value`` for ``target`` of one object (one outbox row per object and target).
+    Queuing the value already queued is a no-op; returns whether anything changed."""
+    digest = _hash(value)
+    item, created = WriteBackItem.objects.get_or_create(
+        connection_id=run.connection_id,
+        entity=entity,
+        object_id=object_id,
+        target=target,
+        defaults={
+            "district_id": run.district_id,
+            "source_id": source_id,
+            "value": value,
+            "value_hash": digest,
+        },
+    )
+    if created:
+        return True
+    if item.value_hash == digest:
+        return False
+    item.value, item.value_hash, item.status, item.attempts = value, digest, "pending", 0
+    item.save(update_fields=["value", "value_hash", "status", "attempts", "updated_at"])
+    return True
+
+
+def _span_needs_new_row(spec: EntitySpec, local: dict[str, Any], row: dict[str, Any]) -> bool:
+    """A re-entry (the SIS reopens a span we closed) or a move (the span's school, section or
+    person changed) opens a new span instead of rewriting history."""
+    if not spec.is_span:
+        return False
+    if local.get("exit_date") is not None and row.get("exit_date") is None:
+        return True
+    return any(
+        local.get(ref.attname) != row.get(ref.attname)
+        for ref in spec.refs
+        if row.get(ref.attname) is not None
+    )
+
+
+def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, Any]]) -> None:
+    links: dict[int, dict[str, Any]] = {
+        row["id"]: dict(row)
+        for row in SourceLink.objects.filter(pk__in=[c["link_id"] for c in changes]).values(
+            "id", "object_id", "baseline", "school_id", "source_id"
+        )
+    }
+    ref_names = [ref.attname for ref in spec.refs]
+    local_rows = {
+        row["id"]: row
+        for row in spec.model._default_manager.filter(
+            pk__in=[link["object_id"] for link in links.values()]
+        ).values("id", *spec.fields, *ref_names)
+    }
+    refs = _resolve_refs(ctx, spec, changes)
+    updates: list[dict[str, Any]] = []
+    reopen: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []
+    link_updates: list[dict[str, Any]] = []
+    section_schools: dict[int, int] = {}
+    if spec.name == "section_enrollment":
+        section_schools = _section_schools(
+            {r["section_id"] for r in local_rows.values()}
+            | set(refs.get("section_id", {}).values())
+        )
+    for change in changes:
+        link = links.get(change["link_id"])
+        local = local_rows.get(link["object_id"]) if link is not None else None
+        if link is None or local is None:
+            _fail(ctx, change, "local_object_missing", "The linked local record is gone.")
+            continue
+        row, missing = _model_row(ctx, spec, change["values"], refs)
+        if missing:
+            _fail(ctx, change, "unknown_reference", f"{missing} refers to an unknown record.")
+            continue
+        for entity_name, attname in KEEP_LOCAL_WHEN_MISSING:
+            if entity_name == spec.name and row.get(attname) is None:
+                row[attname] = local.get(attname)
+        if _span_needs_new_row(spec, local, row):
+            reopen.append((change, link, row))
+            continue
+        write, baseline, conflicts, writebacks = _three_way(
+            ctx, spec, link, local, change["values"]
+        )
+        for name in spec.fields:
+            if name not in write:
+                row[name] = _plain(local.get(name))
+            else:
+                row[name] = write[name]
+        if spec.derive is not None:
+            row.update(spec.derive(row, ctx.region))
+        row["id"] = local["id"]
+        updates.append(row)
+        if conflicts:
+            _record_conflicts(ctx, spec, link, conflicts)
+        for target, value in writebacks.items():
+            writeback_queue(
+                run=ctx.run,
+                entity=spec.name,
+                object_id=local["id"],
+                source_id=link["source_id"],
+                target=target,
+                value=value,
+            )
+        school = (
+            section_schools.get(row["section_id"])
+            if spec.name == "section_enrollment"
+            else _school_of(spec, row, local["id"])
+        )
+        link_updates.append(
+            {
+                "id": link["id"],
+                "object_id": local["id"],
+                "content_hash": change["content_hash"],
+                "baseline": baseline,
+                "active": True,
+                "school_id": school,
+                "last_run_id": ctx.run.pk,
+            }
+        )
+    change_by_object = {
+        links[c["link_id"]]["object_id"]: c for c in changes if c["link_id"] in links
+    }
+    columns = [
+        name
+        for name in {*spec.fields, *ref_names, *(updates[0].keys() if updates else ())}
+        if name not in ("id", "district_id")
+    ]
+    _guarded(
+        updates,
+        lambda items: bulk.bulk_update(spec.model, items, fields=columns, change_reason=ctx.reason),
+        lambda row, constraint: _fail(
+            ctx,
+            change_by_object[row["id"]],
+            "constraint_violation",
+            f"The record breaks the rule {constraint}.",
+        ),
+    )
+    failed = set(
+        SyncChange.objects.filter(
+            pk__in=[c["id"] for c in changes], state=ChangeState.FAILED
+        ).values_list("link_id", flat=True)
+    )
+    _update_links([lu for lu in link_updates if lu["id"] not in failed])
+    for change, span_link, row in reopen:
+        _open_new_span(ctx, spec, change, span_link, local_rows[span_link["object_id"]], row)
+    if spec.name == "enrollment":
+        students = {r["student_id"] for r in updates}
+        students |= {r["student_id"] for r in local_rows.values()}
+        _refresh_student_schools(ctx, students)
+
+
+def _open_new_span(
+    ctx: ApplyContext,
+    spec: EntitySpec,
+    change: dict[str, Any],
+    link: dict[str, Any],
+    local: dict[str, Any],
+    row: dict[str, Any],
+) -> None:
+    """Close the old span (if open) and open a new one; the link follows the new span."""
+    entry = dt.date.fromisoformat(row["entry_date"])
+    moved = any(
+        local.get(ref.attname) != row.get(ref.attname)
+        for ref in spec.refs
+        if row.get(ref.attname) is not None
+    )
+    old_entry = local["entry_date"]
+    with transaction.atomic():
+        if local.get("exit_date") is None:
+            close = max(old_entry, entry - dt.timedelta(days=1))
+            bulk.bulk_update(
+                spec.model,
+                [{"id": local["id"], "exit_date": close, "exit_reason": ExitReason.TRANSFERRED}],
+                fields=["exit_date", "exit_reason"],
+                change_reason=ctx.reason,
+            )
+            last_exit = close
+        else:
+            last_exit = local["exit_date"]
+        if not moved:
+            entry = max(entry, last_exit + dt.timedelta(days=1))
+        row = {**row, "entry_date": entry.isoformat()}
+        row.pop("id", None)
+
+        def write(items: list[dict[str, Any]]) -> None:
+            (object_id,) = bulk.bulk_insert(spec.model, items, change_reason=ctx.reason)
+            school = (
+                _section_schools({row["section_id"]}).get(row["section_id"])
+                if spec.name == "section_enrollment"
+                else _school_of(spec, row, object_id)
+            )
+            _update_links(
+                [
+                    {
+                        "id": link["id"],
+                        "object_id": object_id,
+                        "content_hash": change["content_hash"],
+                        "baseline": change["values"],
+                        "active": True,
+                        "school_id": school,
+                        "last_run_id": ctx.run.pk,
+                    }
+                ]
+            )
+
+        _guarded(
+            [row],
+            write,
+            lambda item, constraint: _fail(
+                ctx, change, "constraint_violation", f"The record breaks the rule {constraint}."
+            ),
+        )
+
+
+def _update_links(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    with db.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE syncing_sourcelink AS l
+            SET object_id = v.object_id, content_hash = v.content_hash,
+                baseline = v.baseline::jsonb, active = v.active, school_id = v.school_id,
+                last_run_id = v.last_run_id, updated_at = now()
+            FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::boolean[],
+                        %s::bigint[], %s::bigint[])
+                 AS v(id, object_id, content_hash, baseline, active, school_id, last_run_id)
+            WHERE l.id = v.id
+            """,
+            [
+                [r["id"] for r in rows],
+                [r["object_id"] for r in rows],
+                [r["content_hash"] for r in rows],
+                [orjson.dumps(r["baseline"]).decode() for r in rows],
+                [r["active"] for r in rows],
+                [r["school_id"] for r in rows],
+                [r["last_run_id"] for r in rows],
+            ],
+        )
+
+
+# --- deactivations ------------------------------------------------------------------------------
+
+
+def apply_deactivations(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, Any]]) -> None:
+    links = dict(
+        SourceLink.objects.filter(pk__in=[c["link_id"] for c in changes]).values_list(
+            "id", "object_id"
+        )
+    )
+    object_ids = [links[c["link_id"]] for c in changes if c["link_id"] in links]
+    if spec.is_span:
+        rows = [
+            {
+                "id": row["id"],
+                "exit_date": max(ctx.on, row["entry_date"]),
+                "exit_reason": ExitReason.NOT_IN_SIS,
+            }
+            for row in spec.model._default_manager.filter(
+                pk__in=object_ids, exit_date__isnull=True
+            ).values("id", "entry_date")
+        ]
+        bulk.bulk_update(
+            spec.model, rows, fields=["exit_date", "exit_reason"], change_reason=ctx.reason
+        )
+        if spec.name == "enrollment":
+            students = set(
+                spec.model._default_manager.filter(pk__in=object_ids).values_list(
+                    "student_id", flat=True
+                )
+            )
+            _refresh_student_schools(ctx, students)
+    elif spec.deactivate_values:
+        bulk.bulk_update(
+            spec.model,
+            [{"id": oid, **spec.deactivate_values} for oid in object_ids],
+            fields=list(spec.deactivate_values),
+            change_reason=ctx.reason,
+        )
+    # What the SIS now says about these records is "gone": the baseline records it, so a
+    # return of the record reads as a change made by the SIS (not a local edit to keep).
+    with db.cursor() as cursor:
+        cursor.execute(
+            "UPDATE syncing_sourcelink SET active = false, last_run_id = %s, updated_at = now(), "
+            "baseline = baseline || %s::jsonb WHERE id = ANY(%s)",
+            [
+                ctx.run.pk,
+                orjson.dumps(dict(spec.deactivate_values or {})).decode(),
+                list(links),
+            ],
+        )
+
+
+def _refresh_student_schools(ctx: ApplyContext, student_ids: set[int]) -> None:
+    """Keep Student.school on the school of the open primary enrollment (as the enrollment
+    services do); students without one keep theirs. History only for real changes."""
+    if not student_ids:
+        return
+    with db.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT DISTINCT ON (e.student_id) e.student_id, e.school_id
+            FROM attendance_enrollment e
+            WHERE e.student_id = ANY(%s) AND e.exit_date IS NULL AND e.is_primary
+            ORDER BY e.student_id, e.entry_date DESC
+            """,
+            [list(student_ids)],
+        )
+        open_schools = dict(cursor.fetchall())
+    closed = student_ids - set(open_schools)
+    rows = [{"id": sid, "school_id": school} for sid, school in open_schools.items()]
+    # A student whose every span is closed is no longer at any school.
+    rows += [{"id": sid, "school_id": None} for sid in closed]
+    bulk.bulk_update(Student, rows, fields=["school_id"], change_reason=ctx.reason)
+
+
+# --- the batch loop -----------------------------------------------------------------------------
+
+_APPLIERS = {
+    ChangeAction.CREATE: apply_creates,
+    ChangeAction.UPDATE: apply_updates,
+    ChangeAction.DEACTIVATE: apply_deactivations,
+}
+
+
+def apply_next_batch(ctx: ApplyContext, *, batch_size: int) -> int:
+    """Apply the next batch of staged changes (one entity and action); returns how many
+    changes it settled (0: nothing left). Atomic with the run's checkpoint."""
+    run = ctx.run
+    with transaction.atomic():
+        head = (
+            SyncChange.objects.filter(run=run, state=ChangeState.STAGED)
+            .order_by("rank", "id")
+            .values("rank", "entity", "action")
+            .first()
+        )
+        if head is None:
+            return 0
+        changes: list[dict[str, Any]] = [
+            dict(row)
+            for row in SyncChange.objects.filter(
+                run=run, state=ChangeState.STAGED, rank=head["rank"]
+            )
+            .order_by("id")
+            .values("id", "entity", "source_id", "action", "link_id", "values", "content_hash")[
+                :batch_size
+            ]
+        ]
+        spec = SPECS[head["entity"]]
+        _APPLIERS[ChangeAction(head["action"])](ctx, spec, changes)
+        ids = [c["id"] for c in changes]
+        SyncChange.objects.filter(pk__in=ids, state=ChangeState.STAGED).update(
+            state=ChangeState.APPLIED
+        )
+        SyncRun.objects.filter(pk=run.pk).update(
+            checkpoint=max(ids),
+            changes_applied=F("changes_applied") + len(ids),
+            updated_at=timezone.now(),
+        )
+    return len(changes)

@@ -1,0 +1,297 @@
+"""Drive one run through its phases; safe to call again for the same run after a crash.
+
+``run_execute`` is what the Celery task and the ``sync`` command call. It holds the
+connection's lock for as long as it works; a second caller for the same connection returns at
+once. Phases are persisted on the run, so a redelivered task continues where the dead worker
+stopped: staging restarts from the first page (nothing in the domain was touched yet), applying
+continues at the first change still staged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from attendance.models import District
+from syncing.engine.apply import ApplyContext, apply_next_batch, policies_load
+from syncing.engine.safety import held_details, safety_evaluate
+from syncing.engine.stage import (
+    StageContext,
+    entities_for,
+    fetched_records,
+    stage_deactivations,
+    stage_page,
+    stage_reset,
+)
+from syncing.entities import SPECS
+from syncing.locks import connection_lock
+from syncing.models import (
+    ChangeAction,
+    ChangeState,
+    Mode,
+    Phase,
+    QuarantinedRecord,
+    RunStatus,
+    SyncChange,
+    SyncRun,
+)
+from syncing.source import Source, source_capabilities, source_for_connection
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[SyncRun], None]
+
+
+class BudgetExceeded(Exception):
+    pass
+
+
+def _district_today(district: District) -> dt.date:
+    import zoneinfo
+
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(district.timezone)).date()
+
+
+def error_budget(records: int) -> int:
+    """How many quarantined records a run may have and still apply."""
+    percent = float(getattr(settings, "SYNC_ERROR_BUDGET_PERCENT", 5))
+    floor = int(getattr(settings, "SYNC_ERROR_BUDGET_MIN", 10))
+    return max(floor, int(records * percent / 100))
+
+
+def _previous_watermark(run: SyncRun) -> str:
+    previous = (
+        SyncRun.objects.filter(
+            connection_id=run.connection_id,
+            status__in=[RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_QUARANTINE],
+            dry_run=False,
+        )
+        .exclude(pk=run.pk)
+        .exclude(watermark_to="")
+        .order_by("-finished_at")
+        .values_list("watermark_to", flat=True)
+        .first()
+    )
+    return previous or ""
+
+
+def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> None:
+    district = run.district
+    ctx = StageContext(run=run, region=district.phone_region)
+    specs = entities_for(source)
+    if run.mode == Mode.TARGETED:
+        spec = SPECS[run.target_entity]
+        record: Any = source.fetch_one(run.target_entity, run.target_source_id)
+        if record is None:
+            # Gone at the SIS: a deletion of that one record.
+            record = SimpleNamespace(
+                entity=spec.name, source_id=run.target_source_id, status="tobedeleted", raw={}
+            )
+        stage_page(ctx, spec, SimpleNamespace(records=[record], quarantined=[], number=0))
+    else:
+        since = None
+        if run.mode == Mode.DELTA:
+            run.watermark_from = _previous_watermark(run)
+            run.save(update_fields=["watermark_from", "updated_at"])
+            since = run.watermark_from or None
+        expected = 0
+        for spec in specs:
+            for page in source.fetch(spec.name, since=since):
+                if page.number == 0 and page.total is not None and page.total > 0:
+                    size = max(1, len(page.records) + len(page.quarantined))
+                    expected += -(-page.total // size)
+                    SyncRun.objects.filter(pk=run.pk).update(pages_expected=expected)
+                stage_page(ctx, spec, page)
+                if progress is not None:
+                    run.refresh_from_db(fields=["pages_done", "pages_expected", "counts"])
+                    progress(run)
+            if run.mode == Mode.FULL:
+                # What the SIS no longer returns. An empty listing stages every link for
+                # deactivation, and the safety check holds the run (empty source).
+                stage_deactivations(ctx, spec)
+    SyncRun.objects.filter(pk=run.pk).update(counts=ctx.counts)
+    run.refresh_from_db()
+
+
+def _fetched_by_entity(run: SyncRun) -> dict[str, int]:
+    return {spec: fetched_records(run, spec) for spec in SPECS}
+
+
+def _quarantined_in_run(run: SyncRun) -> int:
+    return QuarantinedRecord.objects.filter(run=run, status="open").count()
+
+
+def _after_staging(run: SyncRun) -> bool:
+    """Budget and safety. Returns True when the run may apply now."""
+    records = sum(_fetched_by_entity(run).values())
+    quarantined = _quarantined_in_run(run)
+    budget = error_budget(records)
+    run.quarantined_count = quarantined
+    run.changes_total = SyncChange.objects.filter(run=run, state=ChangeState.STAGED).count()
+    run.staged_at = timezone.now()
+    if quarantined > budget:
+        run.status = RunStatus.FAILED
+        run.error_summary = (
+            f"{quarantined} records failed validation, more than the error budget of {budget}; "
+            "nothing was applied."
+        )
+        run.finished_at = timezone.now()
+        SyncChange.objects.filter(run=run, state=ChangeState.STAGED).update(
+            state=ChangeState.REJECTED
+        )
+        run.save()
+        return False
+    if run.dry_run:
+        run.status = RunStatus.COMPLETED_WITH_QUARANTINE if quarantined else RunStatus.COMPLETED
+        breaches = safety_evaluate(
+            run,
+            on=_district_today(run.district),
+            fetched=_fetched_by_entity(run),
+            full=run.mode == Mode.FULL,
+        )
+        if breaches:
+            run.held_reason = " ".join(b.describe() for b in breaches)
+            run.held_details = held_details(run, breaches)
+        run.finished_at = timezone.now()
+        run.save()
+        return False
+    if run.approval == "":
+        breaches = safety_evaluate(
+            run,
+            on=_district_today(run.district),
+            fetched=_fetched_by_entity(run),
+            full=run.mode == Mode.FULL,
+        )
+        if breaches:
+            run.status = RunStatus.HELD
+            run.held_reason = " ".join(b.describe() for b in breaches)
+            run.held_details = held_details(run, breaches)
+            run.save()
+            return False
+    run.phase = Phase.APPLY
+    run.save()
+    return True
+
+
+def _apply(run: SyncRun, source: Source | None, progress: ProgressCallback | None) -> None:
+    capabilities = source_capabilities(source) if source is not None else set()
+    ctx = ApplyContext(
+        run=run,
+        on=_district_today(run.district),
+        capabilities=capabilities,
+        region=run.district.phone_region,
+        policies=policies_load(run),
+    )
+    batch_size = int(getattr(settings, "SYNC_BATCH_SIZE", 2000))
+    hook = getattr(settings, "SYNC_TEST_BATCH_HOOK", None)
+    while apply_next_batch(ctx, batch_size=batch_size):
+        if progress is not None:
+            run.refresh_from_db(fields=["changes_applied", "changes_total"])
+            progress(run)
+        if hook:
+            hook(run)
+    SyncRun.objects.filter(pk=run.pk).update(phase=Phase.FINISH, updated_at=timezone.now())
+    run.refresh_from_db()
+
+
+def _finish(run: SyncRun) -> None:
+    from syncing.models import Conflict
+
+    quarantined = _quarantined_in_run(run)
+    counts = dict(run.counts)
+    for entity, action, n in (
+        SyncChange.objects.filter(run=run, state=ChangeState.FAILED)
+        .values_list("entity", "action")
+        .order_by()
+        .annotate(n=Count("id"))
+    ):
+        bucket = counts.setdefault(entity, {})
+        bucket[action] = max(0, bucket.get(action, 0) - n)
+    run.counts = counts
+    run.quarantined_count = quarantined
+    run.conflicts_count = Conflict.objects.filter(run=run).count()
+    run.status = RunStatus.COMPLETED_WITH_QUARANTINE if quarantined else RunStatus.COMPLETED
+    run.finished_at = timezone.now()
+    if run.mode != Mode.TARGETED and not run.watermark_to:
+        run.watermark_to = (run.started_at or timezone.now()).isoformat()
+    run.save()
+
+
+def run_execute(
+    run_id: int,
+    *,
+    source: Source | None = None,
+    progress: ProgressCallback | None = None,
+) -> SyncRun:
+    """Run (or resume) a sync run to its next resting state: held, failed or finished."""
+    run = SyncRun.objects.select_related("district", "connection").get(pk=run_id)
+    with connection_lock(run.connection_id) as acquired:
+        if not acquired:
+            logger.info("sync already running", extra={"run_id": run_id})
+            return run
+        run.refresh_from_db()
+        if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
+            return run
+        try:
+            if run.status == RunStatus.PENDING:
+                run.status = RunStatus.RUNNING
+                run.started_at = run.started_at or timezone.now()
+                if run.mode != Mode.TARGETED:
+                    # The next delta starts where this run started reading (a record changed
+                    # while we read is read again rather than missed).
+                    run.watermark_to = run.started_at.isoformat()
+                run.save()
+            if source is None:
+                source = source_for_connection(run.connection)
+            if run.phase == Phase.FETCH:
+                if run.staged_at is None:
+                    with transaction.atomic():
+                        stage_reset(run)
+                        SyncRun.objects.filter(pk=run.pk).update(pages_done=0, counts={})
+                    run.refresh_from_db()
+                    _stage(run, source, progress)
+                    if not _after_staging(run):
+                        _notify_if_needed(run)
+                        return run
+                else:
+                    # Staged and approved (held runs come back here after approval).
+                    run.phase = Phase.APPLY
+                    run.save(update_fields=["phase", "updated_at"])
+            if run.phase == Phase.APPLY:
+                _apply(run, source, progress)
+            if run.phase == Phase.FINISH:
+                _finish(run)
+        except Exception as exc:
+            logger.exception("sync run failed", extra={"run_id": run_id})
+            run.refresh_from_db()
+            run.status = RunStatus.FAILED
+            run.error_summary = f"{type(exc).__name__}: {exc}"[:2000]
+            run.finished_at = timezone.now()
+            run.save()
+            _notify_if_needed(run)
+            raise
+        return run
+
+
+def _notify_if_needed(run: SyncRun) -> None:
+    from syncing.services import run_notify
+
+    if run.status in (RunStatus.FAILED, RunStatus.HELD) and not run.dry_run:
+        run_notify(run=run)
+
+
+def staged_changes(run: SyncRun, *, limit: int | None = None) -> list[dict[str, Any]]:
+    rows = SyncChange.objects.filter(run=run).order_by("rank", "id")
+    values = rows.values("entity", "action", "source_id", "diff", "state")
+    return [dict(row) for row in (values[:limit] if limit else values)]
+
+
+__all__ = ["ChangeAction", "run_execute", "staged_changes"]

@@ -1,0 +1,462 @@
+"""Fetch → diff → stage, one page at a time.
+
+Each page is diffed against the SourceLinks of its source ids (one query): a record whose
+content hash equals the link's costs that comparison and nothing else. Creates, updates and
+deletions are staged as SyncChange rows; the page, with the ids of the links it saw, is recorded
+in the same transaction, so a full sync can tell afterwards what the SIS no longer returns.
+Nothing in the domain is touched here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from django.db import connection as db
+from django.db import transaction
+from django.db.models import Count, F, Q
+
+from attendance import bulk
+from syncing.entities import SPECS, EntitySpec, Invalid, record_values, validate
+from syncing.models import (
+    ChangeAction,
+    IdentityMatch,
+    MatchStatus,
+    QuarantinedRecord,
+    QuarantineStatus,
+    SourceLink,
+    SyncChange,
+    SyncPage,
+    SyncRun,
+)
+
+ACTION_ORDER = {ChangeAction.DEACTIVATE: 0, ChangeAction.UPDATE: 1, ChangeAction.CREATE: 2}
+
+# The natural key a new record is matched on before it may be created: a local object with the
+# same key is suggested as the same person/thing (identity churn), never duplicated.
+NATURAL_KEYS: dict[str, str] = {
+    "school": "local_id",
+    "staff": "local_id",
+    "student": "local_id",
+    "guardian": "local_id",
+    "course": "code",
+}
+
+
+def content_hash(values: dict[str, Any]) -> str:
+    return hashlib.md5(
+        orjson.dumps(values, option=orjson.OPT_SORT_KEYS), usedforsecurity=False
+    ).hexdigest()
+
+
+def change_rank(spec: EntitySpec, action: str) -> int:
+    """Changes apply by entity dependency order, then deactivations before updates before
+    creates (a transfer's old span closes before the new one opens)."""
+    return spec.rank * 4 + ACTION_ORDER[ChangeAction(action)]
+
+
+@dataclass
+class StageContext:
+    run: SyncRun
+    region: str
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count(self, entity: str, action: str, n: int = 1) -> None:
+        if n:
+            bucket = self.counts.setdefault(entity, {})
+            bucket[action] = bucket.get(action, 0) + n
+
+
+def quarantine_record(
+    *,
+    run: SyncRun,
+    entity: str,
+    source_id: str,
+    payload: Any,
+    reason_code: str,
+    message: str,
+) -> None:
+    """Park a record (one open row per record: a repeat updates it and counts the attempt)."""
+    payload = payload if isinstance(payload, dict) else {"value": repr(payload)[:2000]}
+    payload = orjson.loads(orjson.dumps(payload, default=str))
+    values = {
+        "district_id": run.district_id,
+        "run": run,
+        "payload": payload,
+        "reason_code": reason_code[:40],
+        "message": message[:2000],
+    }
+    if source_id:
+        existing = QuarantinedRecord.objects.filter(
+            connection_id=run.connection_id,
+            entity=entity,
+            source_id=source_id,
+            status=QuarantineStatus.OPEN,
+        ).first()
+        if existing is not None:
+            for name, value in values.items():
+                setattr(existing, name, value)
+            existing.attempts += 1
+            existing.save()
+            return
+    QuarantinedRecord.objects.create(
+        connection_id=run.connection_id, entity=entity, source_id=source_id, **values
+    )
+
+
+def _raw_of(record: Any) -> Any:
+    return getattr(record, "raw", None) or {}
+
+
+def _is_deleted(record: Any) -> bool:
+    return str(getattr(record, "status", "active")) == "tobedeleted"
+
+
+def _existing_refs(run: SyncRun, entity: str, source_ids: set[str]) -> set[str]:
+    """Source ids of ``entity`` that resolve: linked already, or staged for creation now."""
+    if not source_ids:
+        return set()
+    ids = list(source_ids)
+    found = set(
+        SourceLink.objects.filter(
+            connection_id=run.connection_id, entity=entity, source_id__in=ids
+        ).values_list("source_id", flat=True)
+    )
+    missing = [s for s in ids if s not in found]
+    if missing:
+        found.update(
+            SyncChange.objects.filter(
+                run=run, entity=entity, action=ChangeAction.CREATE, source_id__in=missing
+            ).values_list("source_id", flat=True)
+        )
+    return found
+
+
+def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
+    """Diff and stage one page, atomically with its SyncPage row."""
+    run = ctx.run
+    with transaction.atomic():
+        if SyncPage.objects.filter(run=run, entity=spec.name, number=page.number).exists():
+            return  # staged before a restart
+        for item in getattr(page, "quarantined", ()) or ():
+            quarantine_record(
+                run=run,
+                entity=spec.name,
+                source_id=item.source_id or "",
+                payload=item.raw,
+                reason_code="malformed",
+                message=str(item.reason),
+            )
+            ctx.count(spec.name, "quarantined")
+        # Map and validate; the last copy of a source id on a page wins.
+        mapped: dict[str, tuple[dict[str, Any], bool, Any]] = {}
+        for record in page.records:
+            source_id = str(record.source_id)
+            try:
+                values = record_values(record)
+                if not _is_deleted(record):
+                    validate(spec, values, ctx.region)
+            except Invalid as exc:
+                quarantine_record(
+                    run=run,
+                    entity=spec.name,
+                    source_id=source_id,
+                    payload=_raw_of(record),
+                    reason_code=exc.code,
+                    message=exc.message,
+                )
+                ctx.count(spec.name, "quarantined")
+                mapped.pop(source_id, None)
+                # Still "seen": a malformed record must not be deactivated.
+                mapped[source_id] = ({}, False, None)
+                continue
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                quarantine_record(
+                    run=run,
+                    entity=spec.name,
+                    source_id=source_id,
+                    payload=_raw_of(record),
+                    reason_code="malformed",
+                    message=f"{type(exc).__name__}: {exc}"[:500],
+                )
+                ctx.count(spec.name, "quarantined")
+                mapped[source_id] = ({}, False, None)
+                continue
+            mapped[source_id] = (values, _is_deleted(record), record)
+
+        links = {
+            row[1]: row
+            for row in SourceLink.objects.filter(
+                connection_id=run.connection_id, entity=spec.name, source_id__in=list(mapped)
+            ).values_list("id", "source_id", "content_hash", "active", "school_id")
+        }
+        seen = [row[0] for row in links.values()]
+        creates: list[tuple[str, dict[str, Any], str, Any]] = []
+        updates: list[tuple[str, dict[str, Any], str, tuple[Any, ...]]] = []
+        deactivations: list[tuple[str, tuple[Any, ...]]] = []
+        for source_id, (values, deleted, record) in mapped.items():
+            if record is None:
+                continue  # quarantined
+            link = links.get(source_id)
+            if deleted:
+                if link is not None and link[3]:
+                    deactivations.append((source_id, link))
+                continue
+            digest = content_hash(values)
+            if link is None:
+                creates.append((source_id, values, digest, record))
+            elif link[2] != digest or not link[3]:
+                updates.append((source_id, values, digest, link))
+            else:
+                ctx.count(spec.name, "unchanged")
+
+        # References must resolve (to a linked record or one created in this run).
+        for ref in spec.refs:
+            wanted = {
+                v[ref.attname]
+                for _, v, _, _ in (*creates, *updates)
+                if v.get(ref.attname) is not None
+            }
+            known = _existing_refs(run, ref.entity, wanted)
+            for batch in (creates, updates):
+                keep = []
+                for entry in batch:
+                    source_id, values = entry[0], entry[1]
+                    target = values.get(ref.attname)
+                    if target is None or target in known:
+                        keep.append(entry)
+                    elif ref.required:
+                        quarantine_record(
+                            run=run,
+                            entity=spec.name,
+                            source_id=source_id,
+                            payload=_raw_of(entry[3]) if batch is creates else {},
+                            reason_code="unknown_reference",
+                            message=f"{ref.attname} refers to an unknown {ref.entity}.",
+                        )
+                        ctx.count(spec.name, "quarantined")
+                    else:
+                        values[ref.attname] = None
+                        keep.append(entry)
+                batch[:] = keep
+
+        creates = _hold_identity_matches(ctx, spec, creates)
+
+        rows: list[dict[str, Any]] = []
+        for source_id, values, digest, _ in creates:
+            rows.append(
+                {
+                    "run_id": run.pk,
+                    "entity": spec.name,
+                    "source_id": source_id,
+                    "action": ChangeAction.CREATE,
+                    "state": "staged",
+                    "rank": change_rank(spec, ChangeAction.CREATE),
+                    "values": values,
+                    "content_hash": digest,
+                    "school_id": None,
+                }
+            )
+        baselines: dict[int, dict[str, Any]] = {}
+        if updates:
+            baselines = dict(
+                SourceLink.objects.filter(pk__in=[u[3][0] for u in updates]).values_list(
+                    "id", "baseline"
+                )
+            )
+        for source_id, values, digest, link in updates:
+            base = baselines.get(link[0], {})
+            diff = {k: [base.get(k), v] for k, v in values.items() if base.get(k) != v}
+            if not link[3]:
+                diff["(link)"] = ["inactive", "active"]
+            rows.append(
+                {
+                    "run_id": run.pk,
+                    "entity": spec.name,
+                    "source_id": source_id,
+                    "action": ChangeAction.UPDATE,
+                    "state": "staged",
+                    "rank": change_rank(spec, ChangeAction.UPDATE),
+                    "link_id": link[0],
+                    "school_id": link[4],
+                    "values": values,
+                    "diff": diff,
+                    "content_hash": digest,
+                }
+            )
+        for source_id, link in deactivations:
+            rows.append(
+                {
+                    "run_id": run.pk,
+                    "entity": spec.name,
+                    "source_id": source_id,
+                    "action": ChangeAction.DEACTIVATE,
+                    "state": "staged",
+                    "rank": change_rank(spec, ChangeAction.DEACTIVATE),
+                    "link_id": link[0],
+                    "school_id": link[4],
+                }
+            )
+        inserted = bulk.bulk_insert(SyncChange, rows, ignore_conflicts=True)
+        if len(inserted) == len(rows):
+            ctx.count(spec.name, "create", len(creates))
+            ctx.count(spec.name, "update", len(updates))
+            ctx.count(spec.name, "deactivate", len(deactivations))
+        else:  # a page served twice: count what was really staged
+            for action in (ChangeAction.CREATE, ChangeAction.UPDATE, ChangeAction.DEACTIVATE):
+                ctx.count(
+                    spec.name,
+                    action,
+                    SyncChange.objects.filter(pk__in=inserted, action=action).count(),
+                )
+        SyncPage.objects.create(
+            run=run,
+            entity=spec.name,
+            number=page.number,
+            seen_link_ids=seen,
+            records=len(page.records),
+        )
+        SyncRun.objects.filter(pk=run.pk).update(pages_done=F("pages_done") + 1, counts=ctx.counts)
+
+
+def _hold_identity_matches(
+    ctx: StageContext, spec: EntitySpec, creates: list[tuple[str, dict[str, Any], str, Any]]
+) -> list[tuple[str, dict[str, Any], str, Any]]:
+    """A new source id whose natural key is already taken by a local object is an identity
+    question (an SIS re-key, a record created here first): suggest the match, create nothing."""
+    key = NATURAL_KEYS.get(spec.name)
+    if key is None or not creates:
+        return creates
+    wanted = {values[key] for _, values, _, _ in creates if values.get(key)}
+    if not wanted:
+        return creates
+    manager = spec.model._default_manager
+    taken = {
+        row[key]: row
+        for row in manager.filter(district_id=ctx.run.district_id, **{f"{key}__in": wanted}).values(
+            "id", *[f for f in spec.fields if f != "active"]
+        )
+    }
+    if not taken:
+        return creates
+    old_links = {
+        object_id: link_id
+        for link_id, object_id in SourceLink.objects.filter(
+            connection_id=ctx.run.connection_id,
+            entity=spec.name,
+            object_id__in=[row["id"] for row in taken.values()],
+        ).values_list("id", "object_id")
+    }
+    keep = []
+    for entry in creates:
+        source_id, values = entry[0], entry[1]
+        local = taken.get(values.get(key))
+        if local is None:
+            keep.append(entry)
+            continue
+        compared = {
+            name: {"local": _plain(local.get(name)), "sis": values.get(name)}
+            for name in (key, *_EVIDENCE.get(spec.name, ()))
+        }
+        evidence: dict[str, Any] = {
+            **compared,
+            "same": [n for n, v in compared.items() if v["local"] == v["sis"]],
+        }
+        IdentityMatch.objects.update_or_create(
+            connection_id=ctx.run.connection_id,
+            entity=spec.name,
+            new_source_id=source_id,
+            status=MatchStatus.SUGGESTED,
+            defaults={
+                "district_id": ctx.run.district_id,
+                "run": ctx.run,
+                "object_id": local["id"],
+                "old_link_id": old_links.get(local["id"]),
+                "evidence": evidence,
+                "values": values,
+            },
+        )
+        ctx.count(spec.name, "identity_match")
+    return keep
+
+
+_EVIDENCE = {
+    "student": ("legal_first_name", "legal_last_name", "birth_date"),
+    "guardian": ("first_name", "last_name", "email"),
+    "staff": ("first_name", "last_name", "email"),
+    "school": ("name",),
+    "course": ("title",),
+}
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def stage_deactivations(ctx: StageContext, spec: EntitySpec) -> int:
+    """Full sync: stage a deactivation for every active link of ``spec`` this run did not see
+    (set-based: nothing is loaded into memory)."""
+    run = ctx.run
+    with transaction.atomic(), db.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH seen AS (
+                SELECT DISTINCT jsonb_array_elements_text(p.seen_link_ids)::bigint AS id
+                FROM syncing_syncpage p WHERE p.run_id = %s AND p.entity = %s
+            )
+            INSERT INTO syncing_syncchange
+                (run_id, entity, source_id, action, state, rank, link_id, school_id,
+                 "values", diff, content_hash)
+            SELECT %s, l.entity, l.source_id, 'deactivate', 'staged', %s, l.id, l.school_id,
+                   '{}'::jsonb, '{}'::jsonb, ''
+            FROM syncing_sourcelink l
+            WHERE l.connection_id = %s AND l.entity = %s AND l.active
+              AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.id = l.id)
+            ON CONFLICT DO NOTHING
+            """,
+            [
+                run.pk,
+                spec.name,
+                run.pk,
+                change_rank(spec, ChangeAction.DEACTIVATE),
+                run.connection_id,
+                spec.name,
+            ],
+        )
+        staged = int(cursor.rowcount)
+    ctx.count(spec.name, "deactivate", staged)
+    return staged
+
+
+def entities_for(source: Any) -> list[EntitySpec]:
+    provided = {str(e) for e in getattr(source, "entities", ())}
+    return sorted((SPECS[e] for e in provided if e in SPECS), key=lambda s: s.rank)
+
+
+def fetched_records(run: SyncRun, entity: str) -> int:
+    return sum(SyncPage.objects.filter(run=run, entity=entity).values_list("records", flat=True))
+
+
+def stage_reset(run: SyncRun) -> None:
+    """Forget a half-staged run (a worker died while fetching): staging restarts from the
+    first page. Nothing in the domain was touched yet."""
+    SyncChange.objects.filter(run=run).delete()
+    SyncPage.objects.filter(run=run).delete()
+    IdentityMatch.objects.filter(run=run, status=MatchStatus.SUGGESTED).delete()
+
+
+def staged_totals(run: SyncRun) -> dict[str, dict[str, int]]:
+    totals: dict[str, dict[str, int]] = {}
+    for entity, action, n in (
+        SyncChange.objects.filter(run=run)
+        .filter(~Q(state="rejected"))
+        .values_list("entity", "action")
+        .order_by()
+        .annotate(n=Count("id"))
+    ):
+        totals.setdefault(entity, {})[action] = n
+    return totals

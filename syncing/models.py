@@ -1,0 +1,562 @@
+"""Sync runs, the identity crosswalk with its baselines, staged changes, conflicts, safety
+policies, quarantine, the write-back outbox, identity-match suggestions and schedules.
+
+Every row carries its district directly so the admin can scope it without a join through the
+SIS connection (see attendance.admin_scoping).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from attendance.models import District, School
+from attendance.models.base import TimeStampedModel
+
+
+class Mode(models.TextChoices):
+    FULL = "full", "Full"
+    DELTA = "delta", "Delta"
+    TARGETED = "targeted", "Targeted"
+
+
+class Trigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    ADMIN = "admin", "Administrator"
+    API = "api", "API"
+    EVENT = "event", "SIS event"
+    COMMAND = "command", "Command line"
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    HELD = "held", "Held for review"
+    COMPLETED = "completed", "Completed"
+    COMPLETED_WITH_QUARANTINE = "completed_quarantine", "Completed with quarantined records"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.HELD)
+FINISHED_STATUSES = (
+    RunStatus.COMPLETED,
+    RunStatus.COMPLETED_WITH_QUARANTINE,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+)
+
+
+class Phase(models.TextChoices):
+    """Where a running run is; a redelivered task resumes from here."""
+
+    FETCH = "fetch", "Fetching and staging"
+    APPLY = "apply", "Applying"
+    FINISH = "finish", "Finishing"
+
+
+class Approval(models.TextChoices):
+    ALL = "all", "Approve all"
+    EXCEPT_DEACTIVATIONS = "except_deactivations", "Approve all but deactivations"
+    REJECT = "reject", "Reject"
+
+
+class SyncRun(TimeStampedModel):
+    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="sync_runs")
+    connection = models.ForeignKey(
+        "sis.SISConnection", on_delete=models.PROTECT, related_name="sync_runs"
+    )
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    trigger = models.CharField(max_length=8, choices=Trigger.choices)
+    status = models.CharField(max_length=24, choices=RunStatus.choices, default=RunStatus.PENDING)
+    phase = models.CharField(max_length=8, choices=Phase.choices, default=Phase.FETCH)
+    dry_run = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Targeted runs: the one record to re-fetch.
+    target_entity = models.CharField(max_length=32, blank=True)
+    target_source_id = models.CharField(max_length=255, blank=True)
+    # {entity: {create: n, update: n, deactivate: n, unchanged: n, quarantined: n}}
+    counts = models.JSONField(default=dict, blank=True)
+    pages_done = models.PositiveIntegerField(default=0)
+    pages_expected = models.PositiveIntegerField(null=True, blank=True)
+    changes_total = models.PositiveIntegerField(default=0)
+    changes_applied = models.PositiveIntegerField(default=0)
+    # The last SyncChange id applied; batches commit together with it.
+    checkpoint = models.BigIntegerField(default=0)
+    # Delta watermark: where this run read from, and where the next delta starts.
+    watermark_from = models.CharField(max_length=64, blank=True)
+    watermark_to = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    staged_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error_summary = models.TextField(blank=True)
+    quarantined_count = models.PositiveIntegerField(default=0)
+    conflicts_count = models.PositiveIntegerField(default=0)
+    held_reason = models.TextField(blank=True)
+    # Staged totals and samples shown to the reviewing admin.
+    held_details = models.JSONField(default=dict, blank=True)
+    approval = models.CharField(max_length=24, choices=Approval.choices, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # A beat that fires twice, or an API client retrying, passes the same key: one run.
+    idempotency_key = models.CharField(max_length=120, null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["connection", "status"], name="syncrun_connection_status"),
+            models.Index(fields=["district", "-created_at"], name="syncrun_district_recent"),
+        ]
+        constraints = [
+            # The database enforces "one run per connection at a time" as the last line of
+            # defence behind the lock. A held run counts: nothing else runs until an admin
+            # has decided on it.
+            models.UniqueConstraint(
+                fields=["connection"],
+                condition=Q(status__in=["pending", "running", "held"]),
+                name="syncrun_one_active_per_connection",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_mode_display()} sync #{self.pk} ({self.get_status_display()})"
+
+    @property
+    def progress_percent(self) -> int:
+        if self.phase == Phase.FETCH:
+            if not self.pages_expected:
+                return 0
+            return min(50, int(50 * self.pages_done / self.pages_expected))
+        if not self.changes_total:
+            return 100 if self.status in FINISHED_STATUSES else 50
+        return 50 + int(50 * self.changes_applied / self.changes_total)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or self.updated_at
+        return (end - self.started_at).total_seconds()
+
+
+class SourceLink(TimeStampedModel):
+    """The identity crosswalk: one SIS record of one connection ↔ one local object.
+
+    ``baseline`` holds the field values last agreed with the SIS: the third side of every
+    three-way comparison. ``content_hash`` is the hash of the canonical record last seen, so an
+    unchanged record costs one comparison. ``school`` is the school the object belongs to (for
+    per-school safety thresholds), when it has one.
+    """
+
+    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(
+        "sis.SISConnection", on_delete=models.PROTECT, related_name="source_links"
+    )
+    entity = models.CharField(max_length=32)
+    source_id = models.CharField(max_length=255)
+    object_id = models.BigIntegerField()
+    school = models.ForeignKey(
+        School, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    content_hash = models.CharField(max_length=32)
+    baseline = models.JSONField(default=dict)
+    first_run = models.ForeignKey(
+        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_run = models.ForeignKey(
+        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["connection_id", "entity", "source_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "entity", "source_id"], name="sourcelink_unique_source"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["connection", "entity", "object_id"], name="sourcelink_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.source_id} → {self.object_id}"
+
+
+class ChangeAction(models.TextChoices):
+    CREATE = "create", "Create"
+    UPDATE = "update", "Update"
+    DEACTIVATE = "deactivate", "Deactivate"
+
+
+class ChangeState(models.TextChoices):
+    STAGED = "staged", "Staged"
+    APPLIED = "applied", "Applied"
+    HELD = "held", "Held"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed (quarantined)"
+
+
+class SyncChange(models.Model):
+    """One staged change of a run. ``values`` is the canonical record as mapped to our fields
+    (references still as source ids); ``diff`` maps each changed field to ``[old, new]``."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="changes")
+    entity = models.CharField(max_length=32)
+    source_id = models.CharField(max_length=255)
+    action = models.CharField(max_length=12, choices=ChangeAction.choices)
+    state = models.CharField(max_length=10, choices=ChangeState.choices, default=ChangeState.STAGED)
+    # Dependency order of the entity: changes are applied in (rank, action order, id) order.
+    rank = models.PositiveSmallIntegerField(default=0)
+    link = models.ForeignKey(
+        SourceLink, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    school_id = models.BigIntegerField(null=True, blank=True)
+    values = models.JSONField(default=dict, blank=True)
+    diff = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # A duplicated page stages nothing twice.
+            models.UniqueConstraint(
+                fields=["run", "entity", "source_id"], name="syncchange_once_per_run"
+            ),
+        ]
+        indexes = [models.Index(fields=["run", "state", "rank", "id"], name="syncchange_run_state")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.entity} {self.source_id}"
+
+
+class SyncPage(models.Model):
+    """A page fetched and staged by a run, with the ids of the existing links it saw (what a
+    full sync does *not* see is deactivated, so the seen set must survive a worker restart)."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="pages")
+    entity = models.CharField(max_length=32)
+    number = models.PositiveIntegerField()
+    seen_link_ids = models.JSONField(default=list)
+    records = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "entity", "number"], name="syncpage_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} page {self.number}"
+
+
+class Policy(models.TextChoices):
+    SIS_WINS = "sis_wins", "SIS wins"
+    LOCAL_WINS = "local_wins", "Local wins"
+    REVIEW = "review", "Hold for review"
+
+
+class FieldPolicy(TimeStampedModel):
+    """Who wins when the SIS and a local edit both changed one field. A policy on a connection
+    overrides the district's; without any, the field is held for review."""
+
+    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        "sis.SISConnection",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="field_policies",
+    )
+    entity = models.CharField(max_length=32)
+    field = models.CharField(max_length=64)
+    policy = models.CharField(max_length=12, choices=Policy.choices)
+
+    class Meta:
+        verbose_name_plural = "field policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["district", "connection", "entity", "field"],
+                name="fieldpolicy_unique",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity}.{self.field}: {self.get_policy_display()}"
+
+
+class ConflictStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED_SIS = "resolved_sis", "Resolved: SIS value"
+    RESOLVED_LOCAL = "resolved_local", "Resolved: local value"
+    RESOLVED_EDIT = "resolved_edit", "Resolved: edited value"
+
+
+class Conflict(TimeStampedModel):
+    """A field the SIS and a local edit both moved away from the baseline, to different values.
+
+    ``policy`` is the rule that applied; with SIS-wins or local-wins the conflict is recorded
+    already resolved (so nothing is decided silently), with review it stays open.
+    """
+
+    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    school = models.ForeignKey(
+        School, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    link = models.ForeignKey(SourceLink, on_delete=models.CASCADE, related_name="conflicts")
+    run = models.ForeignKey(SyncRun, on_delete=models.SET_NULL, null=True, related_name="conflicts")
+    entity = models.CharField(max_length=32)
+    field = models.CharField(max_length=64)
+    base_value = models.JSONField(null=True)
+    sis_value = models.JSONField(null=True)
+    local_value = models.JSONField(null=True)
+    policy = models.CharField(max_length=12, choices=Policy.choices)
+    status = models.CharField(
+        max_length=16, choices=ConflictStatus.choices, default=ConflictStatus.OPEN
+    )
+    resolution_value = models.JSONField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["link", "field"],
+                condition=Q(status="open"),
+                name="conflict_one_open_per_field",
+            ),
+        ]
+        indexes = [models.Index(fields=["district", "status"], name="conflict_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.entity}.{self.field} ({self.get_status_display()})"
+
+
+class SafetyPolicy(TimeStampedModel):
+    """Thresholds that hold a run for review, per entity and optionally per school.
+
+    A run is held when, for an entity (and school), the staged deactivations exceed
+    ``max_deactivation_percent`` of the active population, or updates exceed
+    ``max_update_percent`` — once the population is at least ``min_population`` and the number of
+    changes at least ``min_changes`` (three withdrawals from a ten-student school are not an
+    outage). A source that returns nothing where a roster exists is always held.
+    """
+
+    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        "sis.SISConnection",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="safety_policies",
+    )
+    entity = models.CharField(max_length=32)
+    school = models.ForeignKey(
+        School, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    max_deactivation_percent = models.DecimalField(max_digits=5, decimal_places=2, default=10)
+    max_update_percent = models.DecimalField(max_digits=5, decimal_places=2, default=75)
+    min_population = models.PositiveIntegerField(default=20)
+    min_changes = models.PositiveIntegerField(default=5)
+
+    class Meta:
+        verbose_name_plural = "safety policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["district", "connection", "entity", "school"],
+                name="safetypolicy_unique",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} ≤{self.max_deactivation_percent}% deactivations"
+
+
+class SafetyBlackout(TimeStampedModel):
+    """Dates on which deactivations are held automatically (e.g. the summer rollover)."""
+
+    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        "sis.SISConnection",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="blackouts",
+    )
+    start_date = models.DateField()
+    end_date = models.DateField()
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["start_date"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end_date__gte=models.F("start_date")), name="blackout_dates_ordered"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.start_date} – {self.end_date} {self.reason}".strip()
+
+
+class QuarantineStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+    DISCARDED = "discarded", "Discarded"
+
+
+class QuarantinedRecord(TimeStampedModel):
+    """A SIS record that failed validation, parked with its reason and payload. One row per
+    (connection, entity, source id) while open; a later failure updates it."""
+
+    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        "sis.SISConnection", on_delete=models.CASCADE, related_name="quarantine"
+    )
+    run = models.ForeignKey(
+        SyncRun, on_delete=models.SET_NULL, null=True, related_name="quarantine"
+    )
+    entity = models.CharField(max_length=32)
+    source_id = models.CharField(max_length=255, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    reason_code = models.CharField(max_length=40)
+    message = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=10, choices=QuarantineStatus.choices, default=QuarantineStatus.OPEN
+    )
+    attempts = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "entity", "source_id"],
+                condition=Q(status="open") & ~Q(source_id=""),
+                name="quarantine_one_open_per_record",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.source_id}: {self.reason_code}"
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class WriteBackItem(TimeStampedModel):
+    """A local value to write back to the SIS: one row per (object, target), with a hash of the
+    value so queuing the same value again is a no-op and a newer value replaces an unsent one."""
+
+    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        "sis.SISConnection", on_delete=models.CASCADE, related_name="writeback_items"
+    )
+    entity = models.CharField(max_length=32)
+    object_id = models.BigIntegerField()
+    source_id = models.CharField(max_length=255, blank=True)
+    target = models.CharField(max_length=64)
+    value = models.JSONField(null=True)
+    value_hash = models.CharField(max_length=32)
+    status = models.CharField(
+        max_length=8, choices=OutboxStatus.choices, default=OutboxStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "entity", "object_id", "target"], name="writeback_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.object_id} {self.target}"
+
+
+class MatchStatus(models.TextChoices):
+    SUGGESTED = "suggested", "Suggested"
+    CONFIRMED = "confirmed", "Confirmed"
+    REJECTED = "rejected", "Rejected"
+
+
+class IdentityMatch(TimeStampedModel):
+    """A new SIS id that looks like a record we already have (same local id, name and birth
+    date): the record is not created until an admin confirms or rejects the match."""
+
+    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        "sis.SISConnection", on_delete=models.CASCADE, related_name="identity_matches"
+    )
+    run = models.ForeignKey(SyncRun, on_delete=models.SET_NULL, null=True, related_name="+")
+    entity = models.CharField(max_length=32)
+    new_source_id = models.CharField(max_length=255)
+    object_id = models.BigIntegerField()
+    old_link = models.ForeignKey(
+        SourceLink, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    evidence = models.JSONField(default=dict, blank=True)
+    values = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=10, choices=MatchStatus.choices, default=MatchStatus.SUGGESTED
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "identity matches"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "entity", "new_source_id"],
+                condition=Q(status="suggested"),
+                name="identitymatch_one_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.new_source_id} → {self.object_id}?"
+
+
+class ScheduleKind(models.TextChoices):
+    OFF = "off", "Manual only"
+    REALTIME = "realtime", "Real time (events + frequent delta)"
+    HOURLY = "hourly", "Hourly"
+    DAILY = "daily", "Daily at a time"
+    CRON = "cron", "Cron expression"
+
+
+class SyncSchedule(TimeStampedModel):
+    """How often one connection syncs. The service turns it into django-celery-beat periodic
+    tasks that it owns; admins edit this, never the beat rows."""
+
+    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    connection = models.OneToOneField(
+        "sis.SISConnection", on_delete=models.CASCADE, related_name="sync_schedule"
+    )
+    kind = models.CharField(max_length=10, choices=ScheduleKind.choices, default=ScheduleKind.OFF)
+    delta_every_minutes = models.PositiveIntegerField(default=5)
+    daily_at = models.TimeField(null=True, blank=True)
+    cron = models.CharField(max_length=120, blank=True)
+    # Deltas miss deletions; one full sync a week (this weekday, 0 = Monday) reconciles them.
+    weekly_full_weekday = models.PositiveSmallIntegerField(default=6)
+    weekly_full_at = models.TimeField(null=True, blank=True)
+    paused = models.BooleanField(default=False)
+    # HMAC key for the SIS event webhook of this connection.
+    webhook_secret_encrypted = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}: {self.get_kind_display()}"

@@ -1,0 +1,396 @@
+"""Writes of the sync engine: start runs, decide held runs, resolve conflicts, re-drive the
+quarantine, confirm identity matches, notify administrators. Admin actions, the API, tasks and
+the ``sync`` command call these; they never touch the models directly."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from attendance import bulk
+from attendance.models import Membership, MembershipRole
+from core.errors import ApplicationError, ConflictError
+from core.tasks import enqueue_on_commit
+from syncing.engine.stage import content_hash
+from syncing.entities import SPECS
+from syncing.models import (
+    ACTIVE_STATUSES,
+    Approval,
+    ChangeAction,
+    ChangeState,
+    Conflict,
+    ConflictStatus,
+    IdentityMatch,
+    MatchStatus,
+    Mode,
+    Phase,
+    QuarantinedRecord,
+    QuarantineStatus,
+    RunStatus,
+    SourceLink,
+    SyncChange,
+    SyncRun,
+    Trigger,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def sync_start(
+    *,
+    connection: Any,
+    mode: str = Mode.FULL,
+    trigger: str = Trigger.ADMIN,
+    dry_run: bool = False,
+    user: Any = None,
+    target_entity: str = "",
+    target_source_id: str = "",
+    idempotency_key: str | None = None,
+    enqueue: bool = True,
+) -> tuple[SyncRun, bool]:
+    """Create a run for ``connection`` and queue it. Returns (run, created).
+
+    While a run of the connection is pending, running or held, starting another is a no-op
+    that returns that run; so is a repeated ``idempotency_key`` (a beat that fires twice).
+    """
+    if mode not in Mode.values:
+        raise ApplicationError(f"Unknown sync mode {mode!r}.", code="invalid_mode")
+    if mode == Mode.TARGETED and (target_entity not in SPECS or not target_source_id):
+        raise ApplicationError(
+            "A targeted sync needs a known entity and a source id.", code="invalid_target"
+        )
+    if not getattr(connection, "enabled", True):
+        raise ApplicationError("The connection is disabled.", code="connection_disabled")
+    if idempotency_key:
+        existing = SyncRun.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            run = SyncRun.objects.create(
+                district_id=connection.district_id,
+                connection=connection,
+                mode=mode,
+                trigger=trigger,
+                dry_run=dry_run,
+                requested_by=user if getattr(user, "pk", None) else None,
+                target_entity=target_entity,
+                target_source_id=target_source_id,
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:
+        active = (
+            SyncRun.objects.filter(connection=connection, status__in=ACTIVE_STATUSES)
+            .order_by("-id")
+            .first()
+        )
+        if active is None and idempotency_key:
+            active = SyncRun.objects.filter(idempotency_key=idempotency_key).first()
+        if active is None:  # pragma: no cover - the conflicting run finished in between
+            raise
+        return active, False
+    if enqueue:
+        from syncing.tasks import sync_run_execute
+
+        enqueue_on_commit(sync_run_execute, run.pk)
+    return run, True
+
+
+def run_approve(*, run: SyncRun, user: Any, approval: str, enqueue: bool = True) -> SyncRun:
+    """Decide a held run: apply everything, everything but deactivations, or nothing."""
+    if approval not in Approval.values:
+        raise ApplicationError("Unknown decision.", code="invalid_approval")
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().get(pk=run.pk)
+        if run.status != RunStatus.HELD:
+            raise ConflictError("Only a held run can be approved or rejected.", code="not_held")
+        run.approval = approval
+        run.approved_by = user if getattr(user, "pk", None) else None
+        run.approved_at = timezone.now()
+        staged = SyncChange.objects.filter(run=run, state=ChangeState.STAGED)
+        if approval == Approval.REJECT:
+            staged.update(state=ChangeState.REJECTED)
+            run.status = RunStatus.CANCELLED
+            run.finished_at = timezone.now()
+            run.save()
+            return run
+        if approval == Approval.EXCEPT_DEACTIVATIONS:
+            staged.filter(action=ChangeAction.DEACTIVATE).update(state=ChangeState.REJECTED)
+        run.changes_total = SyncChange.objects.filter(run=run, state=ChangeState.STAGED).count()
+        run.status = RunStatus.RUNNING
+        run.phase = Phase.APPLY
+        run.save()
+        if enqueue:
+            from syncing.tasks import sync_run_execute
+
+            enqueue_on_commit(sync_run_execute, run.pk)
+    return run
+
+
+def run_cancel(*, run: SyncRun) -> SyncRun:
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().get(pk=run.pk)
+        if run.status not in ACTIVE_STATUSES:
+            return run
+        SyncChange.objects.filter(run=run, state=ChangeState.STAGED).update(
+            state=ChangeState.REJECTED
+        )
+        run.status = RunStatus.CANCELLED
+        run.finished_at = timezone.now()
+        run.save()
+    return run
+
+
+# --- conflicts ----------------------------------------------------------------------------------
+
+
+def conflict_resolve(*, conflict: Conflict, user: Any, choice: str, value: Any = None) -> Conflict:
+    """Settle an open conflict with the SIS value, the local value, or an edited value.
+
+    The chosen value is written to the object (with history) and the baseline becomes the SIS
+    value, the one agreed with the SIS; when the local side wins and the connector can write
+    the field, the local value is queued for write-back.
+    """
+    if choice not in ("sis", "local", "edit"):
+        raise ApplicationError("Choose sis, local or edit.", code="invalid_choice")
+    with transaction.atomic():
+        conflict = Conflict.objects.select_for_update().select_related("link").get(pk=conflict.pk)
+        if conflict.status != ConflictStatus.OPEN:
+            raise ConflictError("The conflict is already resolved.", code="already_resolved")
+        link = conflict.link
+        spec = SPECS[conflict.entity]
+        chosen = {"sis": conflict.sis_value, "local": conflict.local_value, "edit": value}[choice]
+        row: dict[str, Any] = {"id": link.object_id, conflict.field: chosen}
+        if spec.derive is not None:
+            current = dict(
+                spec.model._default_manager.filter(pk=link.object_id).values(*spec.fields)[0]
+            )
+            current[conflict.field] = chosen
+            row.update(spec.derive(current, conflict.district.phone_region))
+        bulk.bulk_update(
+            spec.model,
+            [row],
+            fields=[k for k in row if k != "id"],
+            change_reason=f"Conflict {conflict.pk} resolved",
+            user_id=getattr(user, "pk", None),
+        )
+        baseline = dict(link.baseline)
+        baseline[conflict.field] = conflict.sis_value
+        link.baseline = baseline
+        link.save(update_fields=["baseline", "updated_at"])
+        if choice != "sis" and chosen != conflict.sis_value:
+            capability = spec.writeback_capability
+            capabilities = set(getattr(link.connection, "capabilities", None) or [])
+            if capability and (not capabilities or capability in capabilities):
+                from syncing.engine.apply import writeback_queue
+
+                writeback_queue(
+                    run=conflict.run
+                    or SyncRun(connection_id=link.connection_id, district_id=link.district_id),
+                    entity=conflict.entity,
+                    object_id=link.object_id,
+                    source_id=link.source_id,
+                    target=conflict.field,
+                    value=chosen,
+                )
+        conflict.status = {
+            "sis": ConflictStatus.RESOLVED_SIS,
+            "local": ConflictStatus.RESOLVED_LOCAL,
+            "edit": ConflictStatus.RESOLVED_EDIT,
+        }[choice]
+        conflict.resolution_value = chosen
+        conflict.resolved_by = user if getattr(user, "pk", None) else None
+        conflict.resolved_at = timezone.now()
+        conflict.save()
+    return conflict
+
+
+def conflicts_resolve_bulk(*, conflicts: Any, user: Any, choice: str) -> int:
+    done = 0
+    for conflict in conflicts.filter(status=ConflictStatus.OPEN):
+        conflict_resolve(conflict=conflict, user=user, choice=choice)
+        done += 1
+    return done
+
+
+# --- quarantine ---------------------------------------------------------------------------------
+
+
+def quarantine_redrive(*, record: QuarantinedRecord, user: Any = None) -> SyncRun:
+    """Re-fetch a quarantined record fresh from the SIS (a targeted run) — never the stale
+    payload, which could undo a newer change."""
+    if record.status != QuarantineStatus.OPEN:
+        raise ConflictError("The record is not in quarantine.", code="not_quarantined")
+    if record.entity not in SPECS or not record.source_id:
+        raise ApplicationError(
+            "This record has no source id to re-fetch; fix it in the SIS and run a sync.",
+            code="not_redrivable",
+        )
+    run, _ = sync_start(
+        connection=record.connection,
+        mode=Mode.TARGETED,
+        trigger=Trigger.ADMIN,
+        user=user,
+        target_entity=record.entity,
+        target_source_id=record.source_id,
+    )
+    return run
+
+
+def quarantine_settle(*, run: SyncRun) -> None:
+    """After a run: records of this run's scope that went through cleanly leave quarantine."""
+    applied = SyncChange.objects.filter(run=run, state=ChangeState.APPLIED)
+    for entity, source_id in applied.values_list("entity", "source_id").iterator():
+        QuarantinedRecord.objects.filter(
+            connection_id=run.connection_id,
+            entity=entity,
+            source_id=source_id,
+            status=QuarantineStatus.OPEN,
+        ).exclude(run=run).update(status=QuarantineStatus.RESOLVED, updated_at=timezone.now())
+
+
+# --- identity matches ---------------------------------------------------------------------------
+
+
+def identity_match_confirm(*, match: IdentityMatch, user: Any) -> SourceLink:
+    """The new source id is the same record: re-key the crosswalk (no duplicate is created).
+    The next sync then treats the record as known and applies any field changes."""
+    with transaction.atomic():
+        match = IdentityMatch.objects.select_for_update().get(pk=match.pk)
+        if match.status != MatchStatus.SUGGESTED:
+            raise ConflictError("The suggestion was already decided.", code="already_decided")
+        existing = SourceLink.objects.filter(
+            connection_id=match.connection_id,
+            entity=match.entity,
+            source_id=match.new_source_id,
+        ).first()
+        if existing is not None:
+            raise ConflictError("The new source id is already linked.", code="already_linked")
+        old = match.old_link
+        if old is not None:
+            old.active = False
+            old.save(update_fields=["active", "updated_at"])
+            baseline = old.baseline
+            school_id = old.school_id
+        else:
+            baseline = {}
+            school_id = None
+        link = SourceLink.objects.create(
+            district_id=match.district_id,
+            connection_id=match.connection_id,
+            entity=match.entity,
+            source_id=match.new_source_id,
+            object_id=match.object_id,
+            school_id=school_id,
+            # An empty hash: the next sync compares the record against the baseline.
+            content_hash="",
+            baseline=baseline or match.values,
+            active=True,
+        )
+        match.status = MatchStatus.CONFIRMED
+        match.decided_by = user if getattr(user, "pk", None) else None
+        match.decided_at = timezone.now()
+        match.save()
+    return link
+
+
+def identity_match_reject(*, match: IdentityMatch, user: Any) -> IdentityMatch:
+    """Not the same record. It still cannot be created while its natural key is taken, so it
+    is quarantined for the SIS to fix."""
+    with transaction.atomic():
+        match = IdentityMatch.objects.select_for_update().get(pk=match.pk)
+        if match.status != MatchStatus.SUGGESTED:
+            raise ConflictError("The suggestion was already decided.", code="already_decided")
+        match.status = MatchStatus.REJECTED
+        match.decided_by = user if getattr(user, "pk", None) else None
+        match.decided_at = timezone.now()
+        match.save()
+        QuarantinedRecord.objects.create(
+            district_id=match.district_id,
+            connection_id=match.connection_id,
+            run=match.run,
+            entity=match.entity,
+            source_id=match.new_source_id,
+            payload=match.values,
+            reason_code="duplicate_key",
+            message="Another local record already uses this record's local id.",
+        )
+    return match
+
+
+# --- notifications ------------------------------------------------------------------------------
+
+
+def _district_admin_emails(district_id: int) -> list[str]:
+    return sorted(
+        {
+            email
+            for email in Membership.objects.filter(
+                district_id=district_id,
+                role=MembershipRole.DISTRICT_ADMIN,
+                user__is_active=True,
+            ).values_list("user__email", flat=True)
+            if email
+        }
+    )
+
+
+def admins_notify(*, district_id: int, subject: str, body: str) -> int:
+    """The one place the sync engine tells administrators something (re-routed to the
+    notifications app later). Returns the number of recipients."""
+    recipients = _district_admin_emails(district_id)
+    if not recipients:
+        return 0
+    send_mail(
+        subject,
+        body,
+        getattr(settings, "DEFAULT_FROM_EMAIL", "noreply@example.org"),
+        recipients,
+        fail_silently=True,
+    )
+    return len(recipients)
+
+
+def run_notify(*, run: SyncRun) -> int:
+    """E-mail the district's administrators about a failed or held run (no student data)."""
+    if run.status == RunStatus.HELD:
+        subject = f"Roster sync held for review: {run.connection}"
+        body = (
+            f"Sync run #{run.pk} was held before applying anything.\n\n{run.held_reason}\n\n"
+            "Review it in the admin: approve, approve all but deactivations, or reject."
+        )
+    elif run.status == RunStatus.FAILED:
+        subject = f"Roster sync failed: {run.connection}"
+        body = f"Sync run #{run.pk} failed.\n\n{run.error_summary}"
+    else:
+        return 0
+    return admins_notify(district_id=run.district_id, subject=subject, body=body)
+
+
+def conflicts_digest_send() -> int:
+    """The daily digest: per district, how many conflicts wait for review."""
+    from django.db.models import Count
+
+    sent = 0
+    for row in (
+        Conflict.objects.filter(status=ConflictStatus.OPEN)
+        .values("district_id")
+        .annotate(n=Count("id"))
+    ):
+        sent += admins_notify(
+            district_id=row["district_id"],
+            subject=f"{row['n']} sync conflicts wait for review",
+            body=(
+                f"{row['n']} fields changed both in the SIS and here since the last sync. "
+                "Resolve them in the admin (Roster sync → Conflicts)."
+            ),
+        )
+    return sent
+
+
+__all__ = ["content_hash"]

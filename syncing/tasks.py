@@ -1,0 +1,38 @@
+"""Celery tasks of the sync engine: thin callers of the engine and services.
+
+``acks_late`` and ``reject_on_worker_lost`` (config/celery.py) hand the message of a worker
+killed mid-run to another worker; ``run_execute`` resumes from the run's checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from core.tasks import BaseTask
+
+
+@shared_task(base=BaseTask, name="syncing.tasks.sync_run_execute")
+def sync_run_execute(run_id: int) -> dict[str, Any]:
+    from syncing.engine.run import run_execute
+
+    run = run_execute(run_id)
+    return {"run": run.pk, "status": run.status}
+
+
+@shared_task(base=BaseTask, name="syncing.tasks.sync_scheduled")
+def sync_scheduled(connection_id: int, mode: str, slot: str = "") -> dict[str, Any]:
+    """Started by a django-celery-beat periodic task. The idempotency key is the schedule
+    slot, so a beat firing twice for the same slot starts one run."""
+    from syncing.schedules import scheduled_sync_start
+
+    run, created = scheduled_sync_start(connection_id=connection_id, mode=mode, slot=slot)
+    return {"run": run.pk if run else None, "created": created}
+
+
+@shared_task(base=BaseTask, name="syncing.tasks.conflicts_digest")
+def conflicts_digest() -> int:
+    from syncing.services import conflicts_digest_send
+
+    return conflicts_digest_send()

@@ -1,0 +1,114 @@
+"""The run pipeline end to end against an in-process SIS: full sync, identical re-sync,
+deactivation and return, transfers, safety holds, quarantine."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from attendance.models import Enrollment, ExitReason, Guardian, Student, StudentGuardian
+from sis.connectors.records import EnrollmentRecord, StudentRecord
+from syncing.models import RunStatus, SourceLink
+from tests.syncing.helpers import history_counts, row_counts, sync
+
+
+def test_full_sync_creates_the_roster_with_history(connection, source):
+    run = sync(connection, source)
+    assert run.status == RunStatus.COMPLETED, run.error_summary
+    assert Student.objects.count() == 60
+    assert Guardian.objects.count() == 60
+    assert StudentGuardian.objects.count() == 60
+    assert Enrollment.objects.filter(exit_date__isnull=True).count() == 60
+    student = Student.objects.get(local_id="S00007")
+    assert student.legal_first_name == "First7"
+    assert student.birth_date == dt.date(2012, 1, 8)
+    assert student.school.name == "School 1"
+    assert Guardian.objects.get(email="parent7@example.org").mobile_phone == "+13125550107"
+    assert run.counts["student"]["create"] == 60
+    # One history row per created row, nothing more.
+    assert history_counts()["Student"] == 60
+    assert SourceLink.objects.filter(connection=connection).count() == 2 + 4 * 60
+
+
+def test_an_identical_resync_writes_nothing(connection, source):
+    sync(connection, source)
+    rows, history = row_counts(), history_counts()
+    links = list(SourceLink.objects.values_list("id", "updated_at").order_by("id"))
+    run = sync(connection, source)
+    assert run.status == RunStatus.COMPLETED
+    assert row_counts() == rows
+    assert history_counts() == history
+    assert list(SourceLink.objects.values_list("id", "updated_at").order_by("id")) == links
+    assert run.counts["student"] == {"unchanged": 60}
+
+
+def test_a_change_at_the_sis_updates_one_row_and_writes_one_history_row(connection, source):
+    sync(connection, source)
+    before = history_counts()
+    record = source.get("student", "stu-3")
+    record.last_name = "Renamed"
+    run = sync(connection, source)
+    assert Student.objects.get(local_id="S00003").legal_last_name == "Renamed"
+    after = history_counts()
+    assert after["Student"] == before["Student"] + 1
+    assert {k: after[k] - before[k] for k in after if k != "Student"} == {
+        "School": 0,
+        "Guardian": 0,
+        "StudentGuardian": 0,
+        "Enrollment": 0,
+    }
+    assert run.counts["student"]["update"] == 1
+
+
+def test_a_record_the_sis_stops_returning_is_deactivated_and_comes_back(connection, source):
+    sync(connection, source)
+    removed = source.get("student", "stu-5")
+    enrollment = source.get("enrollment", "enr-5")
+    source.drop("student", "stu-5")
+    source.drop("enrollment", "enr-5")
+    run = sync(connection, source)
+    assert run.status == RunStatus.COMPLETED, run.held_reason
+    student = Student.objects.get(local_id="S00005")
+    assert student.active is False
+    span = Enrollment.objects.get(student=student)
+    assert span.exit_date is not None and span.exit_reason == ExitReason.NOT_IN_SIS
+    assert Student.objects.count() == 60  # never deleted
+    # The same source ids come back: active again, and a new span opens (re-entry).
+    source.put(removed)
+    source.put(enrollment)
+    run = sync(connection, source)
+    student.refresh_from_db()
+    assert student.active is True
+    spans = list(Enrollment.objects.filter(student=student).order_by("entry_date"))
+    assert len(spans) == 2
+    assert spans[0].exit_date is not None and spans[1].exit_date is None
+    assert spans[1].entry_date > spans[0].exit_date
+    assert student.school_id == spans[1].school_id
+
+
+def test_a_transfer_closes_one_span_and_opens_another(connection, source):
+    sync(connection, source)
+    # The SIS closes the old enrollment and opens one at the other school.
+    old = source.get("enrollment", "enr-4")
+    old.exit_date = dt.date(2026, 10, 1)
+    old.enrollment_status = "transferred_out"
+    source.put(
+        EnrollmentRecord(
+            source_id="enr-4b",
+            student_id="stu-4",
+            school_id="sch-1",
+            entry_date=dt.date(2026, 10, 2),
+            grade_level="05",
+        )
+    )
+    student_record = source.get("student", "stu-4")
+    assert isinstance(student_record, StudentRecord)
+    student_record.school_id = "sch-1"
+    run = sync(connection, source)
+    assert run.status == RunStatus.COMPLETED, run.error_summary
+    student = Student.objects.get(local_id="S00004")
+    spans = list(Enrollment.objects.filter(student=student).order_by("entry_date"))
+    assert [s.school.name for s in spans] == ["School 0", "School 1"]
+    assert spans[0].exit_date == dt.date(2026, 10, 1)
+    assert spans[0].exit_reason == ExitReason.TRANSFERRED
+    assert spans[1].exit_date is None
+    assert student.school.name == "School 1"
