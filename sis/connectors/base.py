@@ -309,6 +309,10 @@ class Connector:
             if wait is not None:
                 throttled += 1
                 if wait > self.route.policy.max_wait or throttled > throttle_retries:
+                    # Tell the gateway, so every worker on this route waits, not just us.
+                    block = getattr(gateway, "route_block", None)
+                    if block is not None:
+                        block(self.route, wait)
                     raise RateLimited(f"{self.route.name} throttled by the SIS", retry_after=wait)
                 time.sleep(wait)
                 continue

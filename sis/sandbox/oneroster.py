@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import hmac
 import json
 import re
@@ -131,7 +133,7 @@ class OneRosterDialect:
         return False
 
     def _check_oauth1(self, handler: SandboxHandler, method: str) -> str | None:
-        from oauthlib.oauth1.rfc5849 import signature
+        from oauthlib.oauth1.rfc5849 import signature, utils
 
         header = handler.headers.get("Authorization", "")
         if not header.startswith("OAuth "):
@@ -165,7 +167,8 @@ class OneRosterDialect:
         host = handler.headers.get("Host", "127.0.0.1")
         uri = signature.base_string_uri(f"http://{host}{split.path}")
         base = signature.signature_base_string(method, uri, normalized)
-        expected = signature.sign_hmac_sha256(base, self.state.client_secret, "")
+        key = f"{utils.escape(self.state.client_secret)}&".encode()
+        expected = base64.b64encode(hmac.new(key, base.encode(), hashlib.sha256).digest()).decode()
         if not hmac.compare_digest(expected, params.get("oauth_signature", "")):
             return "Invalid OAuth 1.0a signature"
         return None

@@ -117,10 +117,7 @@ class PowerSchoolConnector(Connector):
         return mapping.error_message(response)
 
     def throttle_wait(self, response: requests.Response) -> float | None:
-        if response.status_code not in (403, 429, 503):
-            return None
-        match = THROTTLE_MESSAGE.search(mapping.error_message(response))
-        return float(match.group(1)) if match else None
+        return throttle_seconds(response)
 
     def count_raw(self, entity: Entity) -> int | None:
         if entity == Entity.SCHOOL:
@@ -346,5 +343,20 @@ class PowerSchoolConnector(Connector):
 
         yield from self.paginate(get_page, page_size=size, total=total)
 
+
+def throttle_seconds(response: requests.Response) -> float | None:
+    """The wait PowerSchool's per-plugin throttle asks for ("… wait N seconds …"), else None.
+    PowerSchool publishes no status for it, so the message is what identifies it."""
+    if response.status_code not in (403, 429, 503):
+        return None
+    match = THROTTLE_MESSAGE.search(mapping.error_message(response))
+    return float(match.group(1)) if match else None
+
+
+# Let the gateway treat the throttle like a 429: it blocks the route for every worker and
+# retries or raises RateLimited. (The base class still handles it when the gateway does not.)
+_register = getattr(gateway, "throttle_detector_register", None)
+if _register is not None:
+    _register("powerschool", throttle_seconds)
 
 __all__ = ["AuthenticationFailed", "PowerSchoolConnector", "PowerSchoolOptions"]

@@ -1,0 +1,122 @@
+"""Admin for SIS connections. Secrets are write-only: the form has empty password inputs that
+replace a secret only when filled in, and nothing shows a stored value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from attendance.admin_scoping import ScopedAdmin
+from core.errors import ApplicationError
+from sis import services
+from sis.connectors.registry import connector_keys
+from sis.models import CSVBundle, SISConnection
+
+
+class SISConnectionForm(forms.ModelForm):  # type: ignore[type-arg,unused-ignore]
+    provider = forms.ChoiceField(choices=[])
+    client_id = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the stored value.",
+    )
+    client_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only. Leave empty to keep the stored secret.",
+    )
+
+    class Meta:
+        model = SISConnection
+        fields = [
+            "district",
+            "name",
+            "provider",
+            "vendor",
+            "base_url",
+            "token_url",
+            "options",
+            "rate_per_second",
+            "max_concurrency",
+            "enabled",
+            "capabilities",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Built-ins and installed plugins, read when the form is built.
+        self.fields["provider"] = forms.ChoiceField(choices=[(k, k) for k in connector_keys()])
+        if self.instance.pk is None:
+            self.fields["client_secret"].help_text = "Write-only."
+
+
+@admin.register(SISConnection)
+class SISConnectionAdmin(ScopedAdmin):
+    district_path = "district"
+    school_path = None
+    form = SISConnectionForm
+    list_display = ["name", "district", "provider", "vendor", "enabled", "updated_at"]
+    list_filter = ["provider", "vendor", "enabled"]
+    search_fields = ["name", "district__name"]
+    actions = ["test_connection"]
+    history_list_display = ["provider", "enabled"]
+
+    def save_model(self, request: HttpRequest, obj: SISConnection, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        fields = {
+            name: data[name]
+            for name in SISConnectionForm.Meta.fields
+            if name not in ("district", "name") and name in data
+        }
+        fields["name"] = data["name"]
+        try:
+            if change:
+                services.sis_connection_update(
+                    connection=obj,
+                    client_id=data.get("client_id") or None,
+                    client_secret=data.get("client_secret") or None,
+                    **fields,
+                )
+            else:
+                fields.pop("name")
+                created = services.sis_connection_create(
+                    district=data["district"],
+                    name=data["name"],
+                    client_id=data.get("client_id", ""),
+                    client_secret=data.get("client_secret", ""),
+                    **{k: v for k, v in fields.items() if k != "provider"},
+                    provider=data["provider"],
+                )
+                obj.pk = created.pk
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, level=messages.ERROR)
+
+    @admin.action(description="Test connection (authenticate and count records)")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[SISConnection]) -> None:
+        for connection in queryset:
+            result = services.sis_connection_test(connection=connection)
+            if result.ok:
+                counts = ", ".join(
+                    f"{k}: {'?' if v is None else v}" for k, v in result.counts.items()
+                )
+                self.message_user(request, f"{connection.name}: OK — {counts}", messages.SUCCESS)
+            else:
+                self.message_user(
+                    request,
+                    f"{connection.name}: {result.error_kind} — {result.error}",
+                    messages.ERROR,
+                )
+
+
+@admin.register(CSVBundle)
+class CSVBundleAdmin(ScopedAdmin):
+    district_path = "connection__district"
+    school_path = None
+    list_display = ["connection", "file", "uploaded_at"]
+
+
+__all__ = ["SISConnectionAdmin"]
