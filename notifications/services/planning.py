@@ -1,0 +1,416 @@
+"""Planning: record a Notification per event and guardian (with its explanation), and turn due
+notifications into Deliveries. Record first, then send."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from attendance.models import District, Guardian, School, Student, StudentGuardian
+from core.tasks import countdown_within_visibility, enqueue_on_commit
+from notifications import selectors
+from notifications.models import (
+    BulkNotice,
+    Category,
+    ContactPoint,
+    DeferReason,
+    Delivery,
+    Notification,
+    NotificationStatus,
+)
+from notifications.providers import provider_for_channel
+from notifications.resolution import Decision, Step, guardian_decide
+from notifications.services.templates import message_render
+
+
+@dataclass
+class EventSpec:
+    """One event that may notify guardians. ``context`` feeds the templates; ``texts`` (bulk
+    notices) gives subject/body per language instead of a stored template's text."""
+
+    event_key: str
+    category: Category
+    district: District
+    school: School | None = None
+    student: Student | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    template_code: str = ""
+    not_before: dt.datetime | None = None
+    bulk_notice: BulkNotice | None = None
+    texts: dict[str, dict[str, str]] | None = None
+    allow_digest: bool = True
+
+    @property
+    def code(self) -> str:
+        return self.template_code or self.category.code
+
+
+@dataclass
+class Recipient:
+    guardian: Guardian
+    link: StudentGuardian | None
+
+
+def idempotency_key(event_key: str, guardian_id: int, channel: str) -> str:
+    return hashlib.sha256(f"{event_key}|{guardian_id}|{channel}".encode()).hexdigest()
+
+
+def _render_content(
+    spec: EventSpec, decision: Decision, guardian: Guardian
+) -> tuple[dict[str, Any], str | None]:
+    context = {
+        **spec.context,
+        "guardian_name": f"{guardian.first_name} {guardian.last_name}".strip(),
+        "district_name": spec.district.name,
+    }
+    content: dict[str, Any] = {}
+    for channel, _cp in decision.channels:
+        language = decision.language
+        if spec.texts is not None:
+            text = spec.texts.get(language) or spec.texts.get(spec.district.default_language)
+            if text is None:
+                language, text = next(iter(spec.texts.items()))
+            else:
+                language = language if language in spec.texts else spec.district.default_language
+            context = {**context, "subject": text.get("subject", ""), "body": text.get("body", "")}
+        rendered = message_render(
+            district=spec.district,
+            code=spec.code,
+            channel=channel,
+            language=language,
+            context=context,
+        )
+        if rendered is None:
+            return {}, f"No {channel} template for '{spec.code}'."
+        entry: dict[str, Any] = {
+            "subject": rendered.subject,
+            "body": rendered.body,
+            "language": rendered.language,
+            "template": rendered.source,
+        }
+        if rendered.length is not None:
+            entry["segments"] = rendered.length.segments
+            entry["encoding"] = rendered.length.encoding
+        content[channel] = entry
+    return content, None
+
+
+def _decide_all(
+    spec: EventSpec, recipients: list[Recipient], now: dt.datetime
+) -> list[tuple[Recipient, Decision, dict[str, Any]]]:
+    guardian_ids = [r.guardian.pk for r in recipients]
+    points = selectors.guardians_contact_points(guardian_ids=guardian_ids)
+    prefs = selectors.guardians_preferences(guardian_ids=guardian_ids)
+    out = []
+    for recipient in recipients:
+        decision = guardian_decide(
+            guardian=recipient.guardian,
+            link=recipient.link,
+            category=spec.category,
+            district=spec.district,
+            student_id=spec.student.pk if spec.student else None,
+            contact_points=points.get(recipient.guardian.pk, []),
+            preferences=prefs.get(recipient.guardian.pk, []),
+            now=now,
+            not_before=spec.not_before,
+            digest_hour=settings.NOTIFY_DIGEST_HOUR,
+            allow_digest=spec.allow_digest,
+        )
+        content: dict[str, Any] = {}
+        if decision.send:
+            content, problem = _render_content(spec, decision, recipient.guardian)
+            if problem:
+                decision.send = False
+                decision.steps.append(Step("template", False, problem))
+            else:
+                used = {c["template"] for c in content.values()}
+                langs = {c["language"] for c in content.values()}
+                decision.steps.append(
+                    Step(
+                        "template",
+                        True,
+                        f"Rendered from the {', '.join(sorted(used))} template "
+                        f"({', '.join(sorted(langs))}).",
+                    )
+                )
+        out.append((recipient, decision, content))
+    return out
+
+
+def _notification_values(
+    spec: EventSpec, decision: Decision, content: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "category": spec.category,
+        "district": spec.district,
+        "school": spec.school,
+        "student": spec.student,
+        "bulk_notice": spec.bulk_notice,
+        "context": spec.context,
+        "content": content,
+        "language": decision.language,
+        "plan": decision.plan(),
+        "status": NotificationStatus.PENDING if decision.send else NotificationStatus.SUPPRESSED,
+        "digest": decision.digest,
+        "deferred_until": decision.deliver_at if decision.send else None,
+        "defer_reason": decision.defer_reason if decision.send else DeferReason.NONE,
+        "explanation": decision.explanation(),
+        "summary": decision.summary[:300],
+    }
+
+
+def notifications_plan(
+    *,
+    spec: EventSpec,
+    recipients: list[Recipient],
+    now: dt.datetime | None = None,
+    update_pending: bool = False,
+    enqueue: bool = True,
+) -> list[Notification]:
+    """Record one Notification per guardian for the event (idempotent per event and guardian).
+
+    An existing notification is left alone, except that with ``update_pending`` a still
+    pending one gets the new content (more periods absent the same day). Due notifications are
+    handed to the dispatch task after commit.
+    """
+    now = now or timezone.now()
+    decided = _decide_all(spec, recipients, now)
+    result: list[Notification] = []
+    with transaction.atomic():
+        existing = {
+            n.guardian_id: n
+            for n in Notification.objects.select_for_update().filter(
+                event_key=spec.event_key, guardian_id__in=[r.guardian.pk for r in recipients]
+            )
+        }
+        new: list[Notification] = []
+        for recipient, decision, content in decided:
+            values = _notification_values(spec, decision, content)
+            current = existing.get(recipient.guardian.pk)
+            if current is None:
+                new.append(
+                    Notification(event_key=spec.event_key, guardian=recipient.guardian, **values)
+                )
+            elif update_pending and current.status == NotificationStatus.PENDING:
+                # Keep the original schedule: a later period must not postpone the message.
+                if decision.send:
+                    current.content = content
+                    current.context = spec.context
+                    current.explanation = [*decision.explanation()]
+                    current.save(update_fields=["content", "context", "explanation", "updated_at"])
+                result.append(current)
+            else:
+                result.append(current)
+        if new:
+            Notification.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
+            result += list(
+                Notification.objects.filter(
+                    event_key=spec.event_key, guardian_id__in=[n.guardian_id for n in new]
+                )
+            )
+        if enqueue:
+            notifications_enqueue_due(notifications=result, now=now)
+    return result
+
+
+def notifications_enqueue_due(*, notifications: list[Notification], now: dt.datetime) -> None:
+    """Hand pending notifications to the dispatch task: at once when due, with a countdown when
+    due within half the broker's visibility timeout; later ones wait for the periodic sweep."""
+    from notifications import tasks
+
+    horizon = countdown_within_visibility(10**9)
+    for notification in notifications:
+        if notification.status != NotificationStatus.PENDING:
+            continue
+        due = notification.deferred_until or now
+        wait = max(0.0, (due - now).total_seconds())
+        if wait > horizon:
+            continue
+        if wait <= 0:
+            enqueue_on_commit(tasks.notification_dispatch, notification.pk)
+        else:
+            countdown = int(wait) + 1
+            transaction.on_commit(
+                functools.partial(
+                    tasks.notification_dispatch.apply_async,
+                    (notification.pk,),
+                    countdown=countdown,
+                )
+            )
+
+
+def notifications_cancel(*, event_key: str, reason: str) -> int:
+    """Cancel the event's notifications that were not sent yet (a correction arrived)."""
+    cancelled = 0
+    with transaction.atomic():
+        for notification in Notification.objects.select_for_update().filter(
+            event_key=event_key, status=NotificationStatus.PENDING
+        ):
+            notification.status = NotificationStatus.CANCELLED
+            notification.explanation = [
+                *notification.explanation,
+                {"step": "cancelled", "ok": False, "detail": reason},
+            ]
+            notification.summary = f"Cancelled: {reason}"[:300]
+            notification.save(update_fields=["status", "explanation", "summary", "updated_at"])
+            cancelled += 1
+    return cancelled
+
+
+def _deliveries_create(notification: Notification, plan: list[dict[str, Any]]) -> list[int]:
+    points = {
+        cp.pk: cp for cp in ContactPoint.objects.filter(pk__in=[p["contact_point"] for p in plan])
+    }
+    rows = []
+    for item in plan:
+        cp = points.get(item["contact_point"])
+        channel = item["channel"]
+        content = notification.content.get(channel)
+        if cp is None or content is None:
+            continue
+        rows.append(
+            Delivery(
+                notification=notification,
+                channel=channel,
+                contact_point=cp,
+                to=cp.value,
+                subject=content.get("subject", ""),
+                body=content["body"],
+                segments=content.get("segments", 0),
+                provider=provider_for_channel(channel).name,
+                is_fallback=bool(item.get("fallback")),
+                idempotency_key=idempotency_key(
+                    notification.event_key, notification.guardian_id, channel
+                ),
+            )
+        )
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    return list(
+        Delivery.objects.filter(
+            idempotency_key__in=[r.idempotency_key for r in rows], status="pending"
+        ).values_list("pk", flat=True)
+    )
+
+
+def notification_dispatch(*, notification_id: int, now: dt.datetime | None = None) -> list[int]:
+    """Create the deliveries of a due notification; returns the ids of deliveries to send.
+
+    Idempotent: the notification row is locked and only a pending one is dispatched; delivery
+    rows are unique per (event, guardian, channel). A digest notification pulls in every other
+    due digest notification of the guardian and becomes one message.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update()
+            .select_related("district", "category")
+            .filter(pk=notification_id)
+            .first()
+        )
+        if notification is None or notification.status != NotificationStatus.PENDING:
+            return []
+        if notification.deferred_until and notification.deferred_until > now:
+            return []
+        if notification.bulk_notice_id is not None:
+            state = BulkNotice.objects.values_list("state", flat=True).get(
+                pk=notification.bulk_notice_id
+            )
+            if state == "cancelled":
+                notification.status = NotificationStatus.CANCELLED
+                notification.save(update_fields=["status", "updated_at"])
+                return []
+        if notification.digest:
+            notification = _digest_build(notification, now)
+        ids = _deliveries_create(notification, notification.plan)
+        notification.status = NotificationStatus.DISPATCHED
+        notification.save(update_fields=["status", "updated_at"])
+    return ids
+
+
+def _digest_build(first: Notification, now: dt.datetime) -> Notification:
+    """Merge the guardian's due digest notifications into one digest notification."""
+    parts = list(
+        Notification.objects.select_for_update()
+        .filter(
+            guardian_id=first.guardian_id,
+            status=NotificationStatus.PENDING,
+            digest=True,
+            deferred_until__lte=now,
+        )
+        .order_by("created_at", "id")
+    )
+    local_day = timezone.localtime(now, timezone=dt.UTC).date()
+    digest_key = f"digest:{first.guardian_id}:{local_day.isoformat()}:{first.pk}"
+    content: dict[str, Any] = {}
+    plan: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for item in part.plan:
+            plan.setdefault(item["channel"], item)
+        for channel, entry in part.content.items():
+            merged = content.setdefault(channel, {"subject": "", "bodies": []})
+            merged["bodies"].append(entry["body"])
+    general = Category.objects.get(code=Category.GENERAL)
+    rendered: dict[str, Any] = {}
+    for channel, merged in content.items():
+        separator = "\n" if channel == "sms" else "\n\n---\n\n"
+        result = message_render(
+            district=first.district,
+            code="digest",
+            channel=channel,
+            language=first.language,
+            context={
+                "body": separator.join(merged["bodies"]),
+                "district_name": first.district.name,
+            },
+        )
+        if result is None:
+            continue
+        rendered[channel] = {
+            "subject": result.subject,
+            "body": result.body,
+            "language": result.language,
+        }
+        if result.length is not None:
+            rendered[channel]["segments"] = result.length.segments
+    digest = Notification.objects.create(
+        event_key=digest_key,
+        district=first.district,
+        guardian_id=first.guardian_id,
+        category=general,
+        language=first.language,
+        content=rendered,
+        plan=list(plan.values()),
+        status=NotificationStatus.PENDING,
+        explanation=[
+            {
+                "step": "digest",
+                "ok": True,
+                "detail": f"Daily digest of {len(parts)} message(s): "
+                + ", ".join(p.event_key for p in parts),
+            }
+        ],
+        summary=f"Digest of {len(parts)} message(s)",
+    )
+    Notification.objects.filter(pk__in=[p.pk for p in parts]).update(
+        status=NotificationStatus.MERGED, merged_into=digest, updated_at=now
+    )
+    return digest
+
+
+def notifications_due(*, now: dt.datetime, limit: int = 1000) -> list[int]:
+    return list(
+        Notification.objects.filter(status=NotificationStatus.PENDING, deferred_until__lte=now)
+        .order_by("deferred_until")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def recipients_for_student(*, student: Student) -> list[Recipient]:
+    return [Recipient(link.guardian, link) for link in selectors.student_links(student=student)]

@@ -1,0 +1,411 @@
+"""Sending one delivery, once, and recording what providers tell us about it afterwards."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from notifications.models import (
+    STATUS_RANK,
+    TERMINAL_STATUSES,
+    ContactPoint,
+    Delivery,
+    DeliveryEvent,
+    DeliveryStatus,
+    Notification,
+    NotificationStatus,
+    OptOutSource,
+)
+from notifications.providers import get_provider
+from notifications.providers.base import (
+    ContactProblem,
+    OutboundMessage,
+    PermanentSendError,
+    TransientSendError,
+)
+from notifications.services import contacts
+from notifications.services.planning import idempotency_key
+
+logger = logging.getLogger(__name__)
+_SENDABLE = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+
+
+@dataclass
+class SendOutcome:
+    status: str
+    retry_in: float | None = None
+    follow_up: list[int] = field(default_factory=list)
+
+
+def status_callback_url(delivery: Delivery) -> str:
+    path = reverse("notifications:twilio_status", kwargs={"delivery_uuid": delivery.uuid})
+    return str(settings.PUBLIC_BASE_URL).rstrip("/") + path
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    base = min(1800.0, 15.0 * 2 ** max(0, attempt - 1))
+    wait = random.uniform(base / 2, base)  # noqa: S311 - jitter, not security
+    return max(wait, retry_after or 0.0)
+
+
+def delivery_send(*, delivery_id: int) -> SendOutcome:
+    """Send one delivery at most once.
+
+    1. Claim: lock the row; only a pending or retrying delivery moves to "sending" (committed
+       before any outside call — record first, then send). Concurrent workers find "sending"
+       and stop.
+    2. Send while holding a lock on the contact point (``FOR NO KEY UPDATE``): an opt-out waits
+       for in-flight sends and every later send sees it, so after a STOP is recorded no worker
+       starts another message to that number.
+    3. Record the outcome; transient errors come back as ``retry_in`` for the task to retry;
+       permanent ones stop, update the contact point and may fall back to the other channel.
+    """
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update()
+            .select_related("notification")
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None:
+            return SendOutcome("missing")
+        if delivery.status not in _SENDABLE:
+            return SendOutcome(delivery.status)
+        if delivery.notification.status == NotificationStatus.CANCELLED or _bulk_cancelled(
+            delivery
+        ):
+            _finish(delivery, DeliveryStatus.CANCELLED, "cancelled", "Cancelled before sending.")
+            return SendOutcome(DeliveryStatus.CANCELLED)
+        delivery.status = DeliveryStatus.SENDING
+        delivery.attempts += 1
+        delivery.save(update_fields=["status", "attempts", "updated_at"])
+
+    provider = get_provider(delivery.provider)
+    message = OutboundMessage(
+        delivery_uuid=str(delivery.uuid),
+        channel=delivery.channel,
+        to=delivery.to,
+        body=delivery.body,
+        subject=delivery.subject,
+        segments=max(1, delivery.segments),
+        status_callback_url=status_callback_url(delivery) if provider.has_status_callbacks else "",
+    )
+    try:
+        with transaction.atomic():
+            if delivery.contact_point_id is not None:
+                point = (
+                    ContactPoint.objects.select_for_update(no_key=True)
+                    .filter(pk=delivery.contact_point_id)
+                    .first()
+                )
+                refusal = _refusal(point)
+                if refusal:
+                    _finish(delivery, DeliveryStatus.CANCELLED, "not_sent", refusal)
+                    return SendOutcome(DeliveryStatus.CANCELLED)
+            result = provider.send(message)
+            delivery.provider_message_id = result.provider_message_id
+            delivery.status = result.status
+            delivery.sent_at = timezone.now()
+            delivery.error_code = delivery.error_message = ""
+            delivery.next_attempt_at = None
+            delivery.save(
+                update_fields=[
+                    "provider_message_id",
+                    "status",
+                    "sent_at",
+                    "error_code",
+                    "error_message",
+                    "next_attempt_at",
+                    "updated_at",
+                ]
+            )
+            DeliveryEvent.objects.create(
+                delivery=delivery,
+                status=result.status,
+                provider_status=result.provider_status,
+                source="send",
+                raw=_scrub(result.raw),
+                occurred_at=delivery.sent_at,
+            )
+    except TransientSendError as exc:
+        return _transient(delivery, exc)
+    except PermanentSendError as exc:
+        return _permanent(delivery, exc)
+    _notification_rollup(delivery.notification_id)
+    return SendOutcome(delivery.status)
+
+
+def _bulk_cancelled(delivery: Delivery) -> bool:
+    bulk_id = delivery.notification.bulk_notice_id
+    if bulk_id is None:
+        return False
+    from notifications.models import BulkNotice
+
+    return BulkNotice.objects.filter(pk=bulk_id, state="cancelled").exists()
+
+
+def _refusal(point: ContactPoint | None) -> str:
+    if point is None:
+        return "The contact point was removed."
+    if point.opted_out:
+        return f"The contact point opted out ({point.get_opt_out_source_display()}) before sending."
+    if point.undeliverable:
+        return "The contact point is undeliverable."
+    if not point.active:
+        return "The contact point is inactive."
+    return ""
+
+
+def _scrub(raw: dict[str, Any]) -> dict[str, Any]:
+    """Keep provider answers without the message body or recipient (they are on the row)."""
+    return {k: v for k, v in raw.items() if k.lower() not in {"body", "to", "from"}}
+
+
+def _finish(delivery: Delivery, status: str, code: str, message: str) -> None:
+    delivery.status = status
+    delivery.error_code = code[:32]
+    delivery.error_message = message[:300]
+    delivery.next_attempt_at = None
+    delivery.save(
+        update_fields=["status", "error_code", "error_message", "next_attempt_at", "updated_at"]
+    )
+    DeliveryEvent.objects.create(
+        delivery=delivery,
+        status=status,
+        error_code=code[:32],
+        source="send",
+        raw={"detail": message[:300]},
+    )
+
+
+def _transient(delivery: Delivery, exc: TransientSendError) -> SendOutcome:
+    with transaction.atomic():
+        if delivery.attempts >= settings.NOTIFY_MAX_ATTEMPTS:
+            _finish(
+                delivery, DeliveryStatus.FAILED, exc.code or "transient", f"Gave up: {exc.message}"
+            )
+            outcome = SendOutcome(DeliveryStatus.FAILED)
+        else:
+            wait = _backoff(delivery.attempts, exc.retry_after)
+            delivery.status = DeliveryStatus.RETRYING
+            delivery.error_code = (exc.code or "transient")[:32]
+            delivery.error_message = exc.message[:300]
+            delivery.next_attempt_at = timezone.now() + dt.timedelta(seconds=wait)
+            delivery.save(
+                update_fields=[
+                    "status",
+                    "error_code",
+                    "error_message",
+                    "next_attempt_at",
+                    "updated_at",
+                ]
+            )
+            DeliveryEvent.objects.create(
+                delivery=delivery,
+                status=DeliveryStatus.RETRYING,
+                error_code=delivery.error_code,
+                source="send",
+                raw={"retry_in": round(wait, 1)},
+            )
+            outcome = SendOutcome(DeliveryStatus.RETRYING, retry_in=wait)
+    if outcome.status == DeliveryStatus.FAILED:
+        _notification_rollup(delivery.notification_id)
+    return outcome
+
+
+def _permanent(delivery: Delivery, exc: PermanentSendError) -> SendOutcome:
+    with transaction.atomic():
+        _finish(delivery, DeliveryStatus.FAILED, exc.code or "permanent", exc.message)
+        follow_up = _contact_problem(delivery, exc.contact_problem, exc.code, exc.message)
+    _notification_rollup(delivery.notification_id)
+    return SendOutcome(DeliveryStatus.FAILED, follow_up=follow_up)
+
+
+def _contact_problem(delivery: Delivery, problem: str | None, code: str, message: str) -> list[int]:
+    if problem is None or delivery.contact_point_id is None:
+        return []
+    if problem in (ContactProblem.OPTED_OUT, ContactProblem.COMPLAINED, ContactProblem.BOUNCED):
+        source = {
+            ContactProblem.OPTED_OUT: OptOutSource.STOP,
+            ContactProblem.COMPLAINED: OptOutSource.COMPLAINT,
+            ContactProblem.BOUNCED: OptOutSource.BOUNCE,
+        }[problem]
+        contacts.contacts_opt_out(
+            kind=delivery.channel,
+            value=delivery.to,
+            source=source,
+            provider=delivery.provider,
+            keyword=code,
+        )
+    contacts.contact_point_mark_failed(
+        contact_point_id=delivery.contact_point_id,
+        code=code,
+        message=message,
+        undeliverable=problem == ContactProblem.INVALID,
+    )
+    return delivery_fallback(delivery=delivery)
+
+
+def delivery_fallback(*, delivery: Delivery) -> list[int]:
+    """After a permanent failure on one channel, plan the guardian's other channel (when
+    enabled, usable and not already used for this notification). Returns new delivery ids."""
+    if not settings.NOTIFY_FALLBACK_CHANNEL or delivery.is_fallback:
+        return []
+    notification = delivery.notification
+    other = "email" if delivery.channel == "sms" else "sms"
+    if any(item["channel"] == other for item in notification.plan):
+        return []
+    point = (
+        ContactPoint.objects.filter(
+            guardian_id=notification.guardian_id,
+            kind=other,
+            active=True,
+            verified=True,
+            opted_out=False,
+            undeliverable=False,
+        )
+        .order_by("pk")
+        .first()
+    )
+    if point is None:
+        return []
+    from notifications.services.templates import message_render
+
+    rendered = message_render(
+        district=notification.district,
+        code=notification.category.code if notification.category.code else "general",
+        channel=other,
+        language=notification.language,
+        context={**notification.context, "district_name": notification.district.name},
+    )
+    if rendered is None:
+        return []
+    fallback = Delivery(
+        notification=notification,
+        channel=other,
+        contact_point=point,
+        to=point.value,
+        subject=rendered.subject,
+        body=rendered.body,
+        segments=rendered.length.segments if rendered.length else 0,
+        provider=_provider_name(other),
+        is_fallback=True,
+        idempotency_key=idempotency_key(notification.event_key, notification.guardian_id, other),
+    )
+    try:
+        with transaction.atomic():
+            fallback.save()
+    except IntegrityError:
+        return []
+    Notification.objects.filter(pk=notification.pk).update(
+        summary=f"{notification.summary[:200]}; fell back to {other}"
+    )
+    return [fallback.pk]
+
+
+def _provider_name(channel: str) -> str:
+    from notifications.providers import provider_for_channel
+
+    return provider_for_channel(channel).name
+
+
+def _notification_rollup(notification_id: int) -> None:
+    statuses = list(
+        Delivery.objects.filter(notification_id=notification_id).values_list("status", flat=True)
+    )
+    if not statuses:
+        return
+    if any(
+        STATUS_RANK[s] >= STATUS_RANK[DeliveryStatus.ACCEPTED]
+        and s not in (DeliveryStatus.FAILED, DeliveryStatus.BOUNCED, DeliveryStatus.CANCELLED)
+        for s in statuses
+    ):
+        new = NotificationStatus.SENT
+    elif all(s in TERMINAL_STATUSES for s in statuses):
+        new = NotificationStatus.FAILED
+    else:
+        return
+    Notification.objects.filter(pk=notification_id).exclude(status=new).update(
+        status=new, updated_at=timezone.now()
+    )
+
+
+def delivery_event_record(
+    *,
+    delivery: Delivery,
+    status: str,
+    provider_status: str = "",
+    error_code: str = "",
+    source: str,
+    raw: dict[str, Any],
+    dedup_key: str | None = None,
+    occurred_at: dt.datetime | None = None,
+    provider_message_id: str = "",
+) -> bool:
+    """Append a provider event and move the delivery's status forward (never back).
+
+    Returns False for a duplicate (same ``dedup_key``): a redelivered webhook changes nothing.
+    Engagement events (opened, clicked) and statuses we do not track only add an event.
+    """
+    with transaction.atomic():
+        locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        try:
+            with transaction.atomic():
+                DeliveryEvent.objects.create(
+                    delivery=locked,
+                    status=status,
+                    provider_status=provider_status[:32],
+                    error_code=error_code[:32],
+                    source=source,
+                    dedup_key=dedup_key,
+                    raw=raw,
+                    occurred_at=occurred_at,
+                )
+        except IntegrityError:
+            return False
+        changed: list[str] = []
+        if provider_message_id and not locked.provider_message_id:
+            # Reconciliation: the send crashed after the provider accepted the message.
+            locked.provider_message_id = provider_message_id
+            changed.append("provider_message_id")
+        rank = STATUS_RANK.get(status)
+        if rank is not None and rank > STATUS_RANK[locked.status]:
+            locked.status = status
+            changed.append("status")
+            if error_code:
+                locked.error_code = error_code[:32]
+                changed.append("error_code")
+        if changed:
+            locked.save(update_fields=[*changed, "updated_at"])
+    if "status" in changed:
+        _notification_rollup(locked.notification_id)
+    return True
+
+
+def deliveries_reconcile_stuck(*, older_than: dt.timedelta = dt.timedelta(minutes=15)) -> int:
+    """Deliveries left in "sending" (a worker died mid-call) are never resent blindly: the
+    provider may have accepted them. They become "unknown" for an administrator to review;
+    a late status callback still moves them forward (callbacks find them by our delivery id)."""
+    cutoff = timezone.now() - older_than
+    stuck = list(
+        Delivery.objects.filter(status=DeliveryStatus.SENDING, updated_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    for pk in stuck:
+        delivery = Delivery.objects.get(pk=pk)
+        delivery_event_record(
+            delivery=delivery,
+            status=DeliveryStatus.UNKNOWN,
+            source="reconcile",
+            raw={"detail": "worker stopped during the provider call; not resent"},
+        )
+    return len(stuck)

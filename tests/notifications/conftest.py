@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from config.celery import app as celery_app
+from notifications.models import Category
+from notifications.providers import providers_reset
+from notifications.providers.test import TestProvider
+from notifications.services.templates import templates_cache_clear
+from tests.factories import (
+    DistrictFactory,
+    EnrollmentFactory,
+    GuardianFactory,
+    SchoolFactory,
+    StudentFactory,
+    StudentGuardianFactory,
+)
+
+CATEGORIES = [
+    ("attendance", "Attendance", False, ["sms", "email"]),
+    ("chronic_absence", "Chronic absence", False, ["sms", "email"]),
+    ("general", "General announcements", False, ["email"]),
+    ("emergency", "Emergency", True, ["sms", "email"]),
+    ("operational", "Operational (administrators)", False, ["email"]),
+]
+
+
+@pytest.fixture
+def categories(db):
+    """The seeded categories (transactional tests flush what the migration seeded)."""
+    result = {}
+    for code, name, critical, channels in CATEGORIES:
+        result[code], _ = Category.objects.get_or_create(
+            code=code, defaults={"name": name, "critical": critical, "default_channels": channels}
+        )
+    return result
+
+
+@pytest.fixture(autouse=True)
+def notify_settings(settings):
+    settings.NOTIFY_SMS_PROVIDER = "test"
+    settings.NOTIFY_EMAIL_PROVIDER = "test"
+    settings.NOTIFY_ATTENDANCE_HOLD_SECONDS = 0
+    settings.PUBLIC_BASE_URL = "http://testserver"
+    providers_reset()
+    TestProvider.reset()
+    templates_cache_clear()
+    yield settings
+    providers_reset()
+    TestProvider.reset()
+    templates_cache_clear()
+
+
+@pytest.fixture
+def eager_celery():
+    previous = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+
+
+# A school-day morning in Chicago (the factories' district time zone): 2026-09-01 10:00 CDT.
+NOW = dt.datetime(2026, 9, 1, 15, 0, tzinfo=dt.UTC)
+TODAY = dt.date(2026, 9, 1)
+
+
+@pytest.fixture
+def family(categories):
+    """A student with two guardians; each has a verified mobile and e-mail contact point."""
+    from notifications.services.contacts import contact_points_sync_from_guardian
+
+    district = DistrictFactory()
+    school = SchoolFactory(district=district)
+    student = StudentFactory(district=district, school=school)
+    EnrollmentFactory(student=student, school=school)
+    mother = GuardianFactory(district=district)
+    father = GuardianFactory(district=district)
+    links = [
+        StudentGuardianFactory(student=student, guardian=mother, priority=1),
+        StudentGuardianFactory(student=student, guardian=father, priority=2),
+    ]
+    for guardian in (mother, father):
+        contact_points_sync_from_guardian(guardian=guardian)
+    return {
+        "district": district,
+        "school": school,
+        "student": student,
+        "mother": mother,
+        "father": father,
+        "links": links,
+    }
