@@ -30,3 +30,15 @@ def portal_settings(settings):
 def family(db) -> Family:
     categories_ensure()
     return family_make()
+
+
+@pytest.fixture
+def signed_in(client, family):
+    """A client signed in as the family's guardian (through a message link, as from a text)."""
+    from django.urls import reverse
+
+    from portal.services import portal_link_for
+
+    path = portal_link_for(family.guardian).removeprefix("http://testserver")
+    assert client.post(path)["Location"] == reverse("portal:home")
+    return client

@@ -46,7 +46,7 @@ class Family:
     other_guardian: Guardian
 
 
-def family_make(*, phone: str = "+13125550142", email: str = "parent@example.org") -> Family:
+def family_make(*, phone="+13125550142", email="parent@example.org"):
     district = DistrictFactory(name="Lakeview District")
     school = SchoolFactory(district=district, name="Lakeview Elementary")
     guardian = GuardianFactory(
