@@ -3,6 +3,7 @@ incremental readers fetch only what changed since their last run."""
 
 from __future__ import annotations
 
+from django import forms
 from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
 
@@ -17,6 +18,14 @@ from attendance.models import (
     Student,
     Term,
 )
+
+
+class IdFilter(filters.NumberFilter):
+    """An id: a whole number (django-filter's NumberFilter would accept ``0.5``). Filters take
+    ids, never model choices, so a foreign id neither errors nor confirms it exists: it simply
+    matches nothing in the caller's district."""
+
+    field_class = forms.IntegerField
 
 
 class UpdatedSinceFilterSet(filters.FilterSet):
@@ -34,8 +43,8 @@ class SchoolFilter(UpdatedSinceFilterSet):
 
 
 class TermFilter(UpdatedSinceFilterSet):
-    school = filters.NumberFilter(field_name="school_id")
-    parent = filters.NumberFilter(field_name="parent_id")
+    school = IdFilter(field_name="school_id")
+    parent = IdFilter(field_name="parent_id")
 
     class Meta:
         model = Term
@@ -43,9 +52,9 @@ class TermFilter(UpdatedSinceFilterSet):
 
 
 class SectionFilter(UpdatedSinceFilterSet):
-    school = filters.NumberFilter(field_name="school_id")
-    term = filters.NumberFilter(field_name="term_id")
-    course = filters.NumberFilter(field_name="course_id")
+    school = IdFilter(field_name="school_id")
+    term = IdFilter(field_name="term_id")
+    course = IdFilter(field_name="course_id")
 
     class Meta:
         model = Section
@@ -53,7 +62,7 @@ class SectionFilter(UpdatedSinceFilterSet):
 
 
 class StudentFilter(UpdatedSinceFilterSet):
-    school = filters.NumberFilter(field_name="school_id")
+    school = IdFilter(field_name="school_id")
     local_id = filters.CharFilter(help_text="The SIS student number.")
 
     class Meta:
@@ -62,7 +71,7 @@ class StudentFilter(UpdatedSinceFilterSet):
 
 
 class GuardianFilter(UpdatedSinceFilterSet):
-    student = filters.NumberFilter(method="filter_student", help_text="Guardians of a student.")
+    student = IdFilter(method="filter_student", help_text="Guardians of a student.")
 
     class Meta:
         model = Guardian
@@ -81,8 +90,8 @@ class EnrollmentFilter(UpdatedSinceFilterSet):
         field_name="exit_date", lookup_expr="isnull", help_text="Only open (current) spans."
     )
     active_on = filters.DateFilter(method="filter_active_on", help_text="Spans covering a date.")
-    student = filters.NumberFilter(field_name="student_id")
-    school = filters.NumberFilter(field_name="school_id")
+    student = IdFilter(field_name="student_id")
+    school = IdFilter(field_name="school_id")
 
     class Meta:
         model = Enrollment
@@ -101,9 +110,9 @@ class AttendanceFilter(UpdatedSinceFilterSet):
     date_from = filters.DateFilter(field_name="date", lookup_expr="gte")
     date_to = filters.DateFilter(field_name="date", lookup_expr="lte")
     status = filters.MultipleChoiceFilter(choices=AttendanceStatus.choices)
-    school = filters.NumberFilter(field_name="school_id")
-    section = filters.NumberFilter(field_name="section_id")
-    student = filters.NumberFilter(field_name="student_id")
+    school = IdFilter(field_name="school_id")
+    section = IdFilter(field_name="section_id")
+    student = IdFilter(field_name="student_id")
 
     class Meta:
         model = AttendanceRecord
@@ -111,9 +120,9 @@ class AttendanceFilter(UpdatedSinceFilterSet):
 
 
 class ParticipationGradeFilter(UpdatedSinceFilterSet):
-    student = filters.NumberFilter(field_name="student_id")
-    section = filters.NumberFilter(field_name="section_id")
-    grading_period = filters.NumberFilter(field_name="grading_period_id")
+    student = IdFilter(field_name="student_id")
+    section = IdFilter(field_name="section_id")
+    grading_period = IdFilter(field_name="grading_period_id")
 
     class Meta:
         model = ParticipationGrade

@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
 
 
 def _orjson_default(value: Any) -> Any:
@@ -42,3 +44,10 @@ class ApiCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
     ordering = "id"
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        """A malformed cursor is a bad request (400), not a missing resource (DRF says 404)."""
+        try:
+            return super().decode_cursor(request)
+        except NotFound as exc:
+            raise ValidationError({self.cursor_query_param: ["Invalid cursor."]}) from exc

@@ -65,6 +65,7 @@ _ERRORS = {
 }
 _DETAIL_ERRORS = {"404": "Not found (or not in your district)."}
 _POST_ERRORS = {
+    "415": "The body must be JSON.",
     "409": "A request with this Idempotency-Key is still in progress.",
     "422": "The Idempotency-Key was used with a different body, or a reference is unknown.",
 }

@@ -19,6 +19,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import generics, status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -49,6 +50,8 @@ class IntegratorAPIView(APIView):
     throttle → (POST with ``Idempotency-Key``) claim or replay → handler."""
 
     schema = IntegratorAutoSchema()
+    # JSON only: one body format to document, validate and fingerprint.
+    parser_classes = [JSONParser]
     permission_classes = [HasScope]
     throttle_classes = [PrincipalRateThrottle]
     # Method → scope; a method not listed is refused.
@@ -72,9 +75,9 @@ class IntegratorAPIView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """Read the raw body before authentication can consume it (needed for the idempotency
         fingerprint), then run DRF's checks, then claim the Idempotency-Key."""
-        raw_body = request._request.body if request.method == "POST" else b""
-        super().initial(request, *args, **kwargs)
         key = request.headers.get(IDEMPOTENCY_HEADER)
+        raw_body = request._request.body if request.method == "POST" and key is not None else b""
+        super().initial(request, *args, **kwargs)
         if request.method != "POST" or key is None:
             return
         outcome = idempotency_begin(
