@@ -61,13 +61,23 @@ def _config(
         client_id=client_id,
         client_secret=client_secret,
         vendor=connection.vendor,
-        options=dict(connection.options or {}),
+        options=_options(connection),
         extra_secrets=extra,
         rate_per_second=connection.rate_per_second,
         max_concurrency=connection.max_concurrency,
         capabilities=frozenset(connection.capabilities) if connection.capabilities else None,
         token_store=CacheTokenStore(f"conn-{connection.pk}") if connection.pk else None,
     )
+
+
+def _options(connection: SISConnection) -> dict[str, Any]:
+    options = dict(connection.options or {})
+    if connection.provider == "oneroster-csv" and not options.get("path") and connection.pk:
+        # The latest bundle uploaded in the admin.
+        bundle = connection.csv_bundles.order_by("-uploaded_at").first()
+        if bundle is not None:
+            options["path"] = bundle.file.path
+    return options
 
 
 def _validate(

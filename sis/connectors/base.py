@@ -162,6 +162,11 @@ class Connector:
         is quarantined, not fatal."""
         raise NotImplementedError
 
+    def is_delta(self, entity: Entity, *, since: str | None) -> bool:
+        """Whether a fetch of ``entity`` returns changes only (records not in it are unchanged)
+        rather than the complete listing (records not in it are gone)."""
+        return since is not None
+
     def count_raw(self, entity: Entity) -> int | None:
         """How many ``entity`` items the SIS reports (``/count``, ``X-Total-Count``), or None."""
         return None
@@ -212,7 +217,14 @@ class Connector:
                             source_id=self.source_id_of(item),
                         )
                     )
-            yield Page(entity, records, quarantined, number=number, total=raw_page.total)
+            yield Page(
+                entity,
+                records,
+                quarantined,
+                number=number,
+                total=raw_page.total,
+                delta=self.is_delta(entity, since=since),
+            )
 
     def fetch_one(self, entity: Entity | str, source_id: str) -> Record | None:
         """Re-fetch one record (a targeted re-drive). None if the SIS no longer has it.

@@ -212,7 +212,8 @@ class Page:
 
     ``records`` are canonical records of ``entity``; ``quarantined`` the items that failed to
     map. ``number`` counts from 0 within one ``fetch``; ``total`` is what the SIS reported for
-    the whole listing when it did (``/count``, ``X-Total-Count``), else ``None``.
+    the whole listing when it did (``/count``, ``X-Total-Count``), else ``None``. ``delta`` says
+    whether the listing is complete (False) or holds changes only (True).
     """
 
     entity: Entity
@@ -220,6 +221,9 @@ class Page:
     quarantined: list[Quarantined] = field(default_factory=list)
     number: int = 0
     total: int | None = None
+    #: True when the page holds changes only (a ``since`` fetch, a CSV delta file): records
+    #: missing from it are unchanged, not gone
+    delta: bool = False
 
 
 def parse_date(value: Any) -> dt.date | None:

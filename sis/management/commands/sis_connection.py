@@ -25,10 +25,10 @@ class Command(BaseCommand):
             p.add_argument("--name", required=True)
             p.add_argument("--provider", required=(action == "add"), choices=connector_keys())
             p.add_argument("--vendor", choices=[v.value for v in Vendor])
-            p.add_argument("--base-url", required=(action == "add"))
+            p.add_argument("--base-url", help="API base URL (not for oneroster-csv)")
             p.add_argument("--token-url")
-            p.add_argument("--client-id", required=(action == "add"))
-            p.add_argument("--client-secret", required=(action == "add"))
+            p.add_argument("--client-id")
+            p.add_argument("--client-secret")
             p.add_argument("--rate", type=float, help="requests per second")
             p.add_argument("--concurrency", type=int, help="requests in flight at most")
             p.add_argument("--options", help="provider options as a JSON object")
@@ -89,8 +89,8 @@ class Command(BaseCommand):
             district=district,
             name=opts["name"],
             provider=fields.pop("provider"),
-            client_id=opts["client_id"],
-            client_secret=opts["client_secret"],
+            client_id=opts.get("client_id") or "",
+            client_secret=opts.get("client_secret") or "",
             **fields,
         )
 
