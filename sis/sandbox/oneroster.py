@@ -228,8 +228,7 @@ class OneRosterDialect:
             "enrollment": d.count("student"),
             "guardian": d.count("guardian"),
             "student_guardian": sum(
-                len(d.item("guardian", i).get("students") or [1])
-                for i in range(d.count("guardian"))
+                len(d.item("guardian", i).get("students") or []) for i in range(d.count("guardian"))
             )
             if _has_multi(d)
             else d.count("guardian"),
@@ -453,7 +452,7 @@ class OneRosterDialect:
                     **({"beginDate": str(item["entry_date"])} if item.get("entry_date") else {}),
                     **({"endDate": str(item["exit_date"])} if item.get("exit_date") else {}),
                 }
-                for n, o in enumerate(org_ids)
+                for n, o in enumerate(org_ids or ["district-1"])
             ]
             if org_ids:
                 user["primaryOrg"] = self._ref("org", org_ids[0])
@@ -531,8 +530,8 @@ class OneRosterDialect:
             return self._user(item, item["role"], [item["school"]], [], [])
         if kind == "guardian":
             role = GUARDIAN_ROLES.get(item["relationship"], "guardian")
-            students = item.get("students") or [item["student"]]
-            student = d.get("student", str(students[0])) or {}
+            students = item["students"] if "students" in item else [item["student"]]
+            student = (d.get("student", str(students[0])) if students else None) or {}
             orgs = [student["school"]] if student.get("school") else []
             user = self._user(
                 {**item, "entry_date": None, "exit_date": None}, role, orgs, students, []
