@@ -139,7 +139,11 @@ def bulk_insert(
             defaults[name] = field.get_default()
     all_names = names + sorted(defaults)
     columns = [fields[name].column for name in all_names]
-    arrays = [[_as_text(row.get(name)) for row in rows] for name in names]
+    # A row without a key some other row has takes that field's default, not NULL.
+    fallback = {name: fields[name].get_default() for name in names}
+    arrays = [
+        [_as_text(row[name] if name in row else fallback[name]) for row in rows] for name in names
+    ]
     arrays += [[_as_text(defaults[name])] * len(rows) for name in sorted(defaults)]
     # ``WITH ORDINALITY`` keeps the returned ids in the order of ``rows``.
     selects = ", ".join(f"v.c{i}::{_cast(fields[name])}" for i, name in enumerate(all_names))

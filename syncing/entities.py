@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import phonenumbers
 from django.db import models
 
 from attendance.models import (
@@ -89,6 +90,17 @@ def _text(value: Any) -> str:
 @functools.lru_cache(maxsize=65536)
 def _e164(raw: str, region: str) -> str:
     return phone_to_e164(raw, region=region)
+
+
+@functools.lru_cache(maxsize=65536)
+def _phone_possible(raw: str, region: str) -> bool:
+    """Whether ``raw`` is shaped like a phone number at all (digits, length for the region).
+    A well-formed number that is not assigned (an unknown area code) is kept with an empty
+    E.164 value, as the domain does; only garbage is quarantined."""
+    try:
+        return bool(phonenumbers.is_possible_number(phonenumbers.parse(raw, region)))
+    except phonenumbers.NumberParseException:
+        return False
 
 
 def _guardian_phones(values: Values, region: str) -> Values:
@@ -221,8 +233,16 @@ def _student_guardian(r: Any) -> Values:
     }
 
 
+def _span_exit(entry: str | None, exit_date: str | None) -> str | None:
+    """A span the SIS closes before it opened (a no-show, a withdrawal back-dated past the
+    entry) is closed on its entry date, as the enrollment services do."""
+    if entry and exit_date and exit_date < entry:
+        return entry
+    return exit_date
+
+
 def _enrollment(r: Any) -> Values:
-    exit_date = _date(r.exit_date)
+    exit_date = _span_exit(_date(r.entry_date), _date(r.exit_date))
     status = str(getattr(r, "enrollment_status", "active"))
     return {
         "student_id": r.student_id or None,
@@ -240,7 +260,7 @@ def _enrollment(r: Any) -> Values:
 def _section_enrollment(r: Any) -> Values:
     role = r.role if r.role in ("student", "teacher", "aide") else "student"
     person = r.student_id or None
-    exit_date = _date(r.exit_date)
+    exit_date = _span_exit(_date(r.entry_date), _date(r.exit_date))
     return {
         "section_id": r.section_id or None,
         "role": role,
@@ -439,16 +459,16 @@ def validate(spec: EntitySpec, values: Values, region: str) -> None:
                 raise Invalid("bad_date", f"{name} is not a date.") from None
             if not 1900 <= parsed.year <= 2100:
                 raise Invalid("bad_date", f"{name} is out of range.")
-    for first, last in (("entry_date", "exit_date"), ("start_date", "end_date")):
-        if values.get(first) and values.get(last) and values[last] < values[first]:
-            raise Invalid("bad_date", f"{last} is before {first}.")
+    start, end = values.get("start_date"), values.get("end_date")
+    if start and end and end < start:
+        raise Invalid("bad_date", "end_date is before start_date.")
     email = values.get("email")
     if email and not _EMAIL.match(email):
         raise Invalid("invalid_email", "email is not a valid address.")
     if spec.name == "guardian":
         for name in ("mobile_phone", "home_phone", "work_phone"):
             raw = values.get(f"{name}_raw")
-            if raw and not _e164(raw, region):
+            if raw and not _phone_possible(raw, region):
                 raise Invalid("invalid_phone", f"{name} is not a valid phone number.")
     if spec.name == "section_enrollment":
         person = values.get("student_id") or values.get("staff_id")

@@ -503,7 +503,10 @@ def _open_new_span(
     )
     old_entry = local["entry_date"]
     with transaction.atomic():
-        if local.get("exit_date") is None:
+        old_exit = local.get("exit_date")
+        if old_exit is None or (moved and old_exit >= entry):
+            # Still open (or scheduled to end after the new span starts): it ends the day
+            # before the new one begins.
             close = max(old_entry, entry - dt.timedelta(days=1))
             bulk.bulk_update(
                 spec.model,
@@ -587,16 +590,20 @@ def apply_deactivations(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[
     )
     object_ids = [links[c["link_id"]] for c in changes if c["link_id"] in links]
     if spec.is_span:
-        rows = [
-            {
-                "id": row["id"],
-                "exit_date": max(ctx.on, row["entry_date"]),
-                "exit_reason": ExitReason.NOT_IN_SIS,
-            }
-            for row in spec.model._default_manager.filter(
-                pk__in=object_ids, exit_date__isnull=True
-            ).values("id", "entry_date")
-        ]
+        transfers = _transfer_entries(ctx, spec, changes) if spec.name == "enrollment" else {}
+        rows = []
+        for row in spec.model._default_manager.filter(
+            pk__in=object_ids, exit_date__isnull=True
+        ).values("id", "entry_date", "student_id"):
+            new_entry = transfers.get(row["student_id"])
+            if new_entry is not None:
+                # The SIS re-keyed the span by opening one elsewhere: a transfer, closed the
+                # day before the new span starts.
+                exit_date = max(row["entry_date"], new_entry - dt.timedelta(days=1))
+                reason = ExitReason.TRANSFERRED
+            else:
+                exit_date, reason = max(ctx.on, row["entry_date"]), ExitReason.NOT_IN_SIS
+            rows.append({"id": row["id"], "exit_date": exit_date, "exit_reason": reason})
         bulk.bulk_update(
             spec.model, rows, fields=["exit_date", "exit_reason"], change_reason=ctx.reason
         )
@@ -606,7 +613,9 @@ def apply_deactivations(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[
                     "student_id", flat=True
                 )
             )
-            _refresh_student_schools(ctx, students)
+            # A transferring student's school is set when the new span opens (one history
+            # row, not "no school" and then the new one).
+            _refresh_student_schools(ctx, students - set(transfers))
     elif spec.deactivate_values:
         bulk.bulk_update(
             spec.model,
@@ -626,6 +635,31 @@ def apply_deactivations(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[
                 list(links),
             ],
         )
+
+
+def _transfer_entries(
+    ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, Any]]
+) -> dict[int, dt.date]:
+    """Students (local ids) of these vanished spans who get a new primary span in this run,
+    with its entry date."""
+    baselines = SourceLink.objects.filter(pk__in=[c["link_id"] for c in changes]).values_list(
+        "baseline", flat=True
+    )
+    student_sources = {b.get("student_id") for b in baselines if b and b.get("student_id")}
+    if not student_sources:
+        return {}
+    entries: dict[str, dt.date] = {}
+    for values in SyncChange.objects.filter(
+        run=ctx.run,
+        entity=spec.name,
+        action=ChangeAction.CREATE,
+        state=ChangeState.STAGED,
+        values__student_id__in=list(student_sources),
+    ).values_list("values", flat=True):
+        if values.get("entry_date") and values.get("is_primary", True):
+            entries[values["student_id"]] = dt.date.fromisoformat(values["entry_date"])
+    local = _resolve(ctx.run, "student", set(entries))
+    return {local[source]: entry for source, entry in entries.items() if source in local}
 
 
 def _refresh_student_schools(ctx: ApplyContext, student_ids: set[int]) -> None:
