@@ -5,8 +5,9 @@ that succeeds ends at "accepted". Before publishing we ask ``CheckIfPhoneNumberI
 SNS does not refuse a publish to an opted-out number in every setup, and we must not send.
 
 boto3 makes its own HTTP calls, so they do not pass through ``gateway.client.request``. The
-gateway's shared limiter still paces them when it is available (``gateway.limiter``); its
-circuit breaker does not wrap them (documented gap, docs/notifications.md).
+gateway's shared limiter (``gateway.limiter``) paces them per segment and its circuit breaker
+(``gateway.breaker``) guards them; the gateway's call log and metrics do not see them
+(documented gap, docs/notifications.md).
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ class SnsProvider(Provider):
 
     @contextlib.contextmanager
     def _paced(self, segments: int) -> Iterator[None]:
+        """Take one slot of the shared limiter per segment (boto3 bypasses ``request()``)."""
         try:
             from gateway import limiter
-        except ImportError:  # pragma: no cover
+        except ImportError:  # pragma: no cover - a gateway without a shared limiter
             yield
             return
         acquire = getattr(limiter, "lease_acquire", None)
@@ -84,10 +86,22 @@ class SnsProvider(Provider):
                 if release is not None:
                     release(lease)
 
+    def _breaker(self) -> Any:
+        """The gateway's breaker for our route, when the gateway exposes one."""
+        try:
+            from gateway.breaker import breaker_for
+        except ImportError:  # pragma: no cover
+            return None
+        return breaker_for(self.route)
+
     def deliver(self, message: OutboundMessage) -> SendResult:
         from botocore.exceptions import BotoCoreError, ClientError
 
         client = self.client()
+        breaker = self._breaker()
+        # Raises CircuitOpen (transient, see Provider.send) without calling SNS.
+        admission = breaker.admit() if breaker is not None else None
+        failure: str | None = None
         try:
             opted = client.check_if_phone_number_is_opted_out(phoneNumber=message.to)
             if opted.get("isOptedOut"):
@@ -120,10 +134,18 @@ class SnsProvider(Provider):
                 raise PermanentSendError(
                     text, code=code, contact_problem=ContactProblem.INVALID
                 ) from exc
-            if code in THROTTLE_CODES or status == 429 or status >= 500:
+            if code in THROTTLE_CODES or status == 429:
+                raise TransientSendError(text, code=code) from exc
+            if status >= 500:
+                failure = f"HTTP {status}"
                 raise TransientSendError(text, code=code) from exc
             raise PermanentSendError(text, code=code) from exc
         except BotoCoreError as exc:  # connection errors, timeouts
+            failure = type(exc).__name__
             raise TransientSendError(type(exc).__name__, code="connection") from exc
+        finally:
+            if breaker is not None and admission is not None:
+                # Only outages count (5xx, connection errors); 4xx answers never trip it.
+                breaker.record(admission, failure=failure)
         message_id = str(answer.get("MessageId", ""))
         return SendResult(message_id, "accepted", "accepted", {"MessageId": message_id})
