@@ -13,16 +13,16 @@ from django.utils.translation import gettext_lazy as _
 from notifications.models import Category
 from portal.services import Contact, contact_parse
 
-US_TIMEZONES = [
-    "America/New_York",
-    "America/Chicago",
-    "America/Denver",
-    "America/Phoenix",
-    "America/Los_Angeles",
-    "America/Anchorage",
-    "Pacific/Honolulu",
-    "America/Puerto_Rico",
-]
+US_TIMEZONES = {
+    "America/New_York": _("Eastern time (New York)"),
+    "America/Chicago": _("Central time (Chicago)"),
+    "America/Denver": _("Mountain time (Denver)"),
+    "America/Phoenix": _("Mountain time, no daylight saving (Phoenix)"),
+    "America/Los_Angeles": _("Pacific time (Los Angeles)"),
+    "America/Anchorage": _("Alaska time (Anchorage)"),
+    "Pacific/Honolulu": _("Hawaii time (Honolulu)"),
+    "America/Puerto_Rico": _("Atlantic time (Puerto Rico)"),
+}
 
 
 class SignInForm(forms.Form):
@@ -138,12 +138,12 @@ class GuardianSettingsForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        zones = list(US_TIMEZONES)
+        zones: list[tuple[str, str]] = [(z, str(label)) for z, label in US_TIMEZONES.items()]
         current = (self.initial or {}).get("timezone")
-        if current and current not in zones:
-            zones.append(current)
+        if current and current not in US_TIMEZONES:
+            zones.append((current, current.replace("_", " ")))
         tz_field = cast(forms.ChoiceField, self.fields["timezone"])
-        tz_field.choices = [(z, z.replace("_", " ")) for z in zones]
+        tz_field.choices = zones
         self.fields["quiet_start"].help_text = _(
             "Messages that would arrive during quiet hours wait until they end."
         )
@@ -175,6 +175,7 @@ class AddContactForm(forms.Form):
     contact = forms.CharField(
         label=_("Mobile phone number or e-mail address"),
         max_length=254,
+        help_text=_("We send a code to confirm it before it gets any messages."),
         widget=forms.TextInput(attrs={"autocapitalize": "none", "spellcheck": "false"}),
     )
 

@@ -90,7 +90,11 @@ def guardian_wide_preference(*, guardian: Guardian) -> Preference | None:
 
 
 def guardian_contact_points(*, guardian: Guardian) -> QuerySet[ContactPoint]:
-    return ContactPoint.objects.filter(guardian=guardian, active=True).order_by("kind", "id")
+    return (
+        ContactPoint.objects.filter(guardian=guardian, active=True)
+        .select_related("guardian__district")
+        .order_by("kind", "id")
+    )
 
 
 def guardian_history(

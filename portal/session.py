@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import functools
 import time
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils import timezone
 
 from attendance.models import Guardian
+from notifications.models import Preference
 
 GUARDIAN_IDS = "portal_guardian_ids"
 GUARDIAN_ID = "portal_guardian_id"
@@ -66,6 +69,11 @@ def session_guardian(request: HttpRequest) -> Guardian | None:
     return guardian
 
 
+def guardian_timezone(guardian: Guardian) -> str:
+    pref = Preference.objects.filter(guardian=guardian, student=None, category=None).first()
+    return (pref.timezone if pref else "") or guardian.district.timezone
+
+
 def guardian_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -74,6 +82,8 @@ def guardian_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
             return redirect("portal:signin")
         request.guardian = guardian  # type: ignore[attr-defined]
         request.portal_via = request.session.get(VIA, "")  # type: ignore[attr-defined]
-        return view(request, *args, **kwargs)
+        # Times on the pages are the guardian's local times.
+        with timezone.override(zoneinfo.ZoneInfo(guardian_timezone(guardian))):
+            return view(request, *args, **kwargs)
 
     return wrapper

@@ -3,6 +3,7 @@ notifications app's choice labels are for administrators and are English only)."
 
 from __future__ import annotations
 
+import phonenumbers
 from django import template
 from django.utils.translation import gettext as _
 
@@ -67,6 +68,21 @@ def message_text(notification: Notification) -> str:
         if body:
             return str(body)
     return ""
+
+
+@register.filter
+def contact_display(point: ContactPoint) -> str:
+    """Phone numbers as people write them in the district's country; e-mail as stored."""
+    if point.kind != "sms":
+        return point.value
+    try:
+        number = phonenumbers.parse(point.value, None)
+    except phonenumbers.NumberParseException:
+        return point.value
+    region = point.guardian.district.phone_region if point.guardian_id else "US"
+    if phonenumbers.region_code_for_number(number) == region:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 @register.filter
