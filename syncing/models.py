@@ -75,9 +75,11 @@ class SyncRun(TimeStampedModel):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    # Targeted runs: the one record to re-fetch.
+    # Targeted runs: the record to re-fetch (an event, an admin's "sync this one") or, for a
+    # re-drive of several quarantined records, ``targets``: [[entity, source id], ...].
     target_entity = models.CharField(max_length=32, blank=True)
     target_source_id = models.CharField(max_length=255, blank=True)
+    targets = models.JSONField(default=list, blank=True)
     # {entity: {create: n, update: n, deactivate: n, unchanged: n, quarantined: n}}
     counts = models.JSONField(default=dict, blank=True)
     pages_done = models.PositiveIntegerField(default=0)

@@ -51,6 +51,7 @@ def sync_start(
     target_entity: str = "",
     target_source_id: str = "",
     idempotency_key: str | None = None,
+    targets: list[list[str]] | None = None,
     enqueue: bool = True,
 ) -> tuple[SyncRun, bool]:
     """Create a run for ``connection`` and queue it. Returns (run, created).
@@ -81,6 +82,7 @@ def sync_start(
                 requested_by=user if getattr(user, "pk", None) else None,
                 target_entity=target_entity,
                 target_source_id=target_source_id,
+                targets=targets or [],
                 idempotency_key=idempotency_key,
             )
     except IntegrityError:
@@ -221,31 +223,52 @@ def conflicts_resolve_bulk(*, conflicts: Any, user: Any, choice: str) -> int:
 # --- quarantine ---------------------------------------------------------------------------------
 
 
-def quarantine_redrive(*, record: QuarantinedRecord, user: Any = None) -> SyncRun:
-    """Re-fetch a quarantined record fresh from the SIS (a targeted run) — never the stale
-    payload, which could undo a newer change."""
-    if record.status != QuarantineStatus.OPEN:
-        raise ConflictError("The record is not in quarantine.", code="not_quarantined")
-    if record.entity not in SPECS or not record.source_id:
+def quarantine_redrive(*, records: Any, user: Any = None) -> SyncRun | None:
+    """Re-fetch quarantined records fresh from the SIS in one targeted run — never from the
+    stale payload, which could undo a newer change. Returns the run (None: nothing to do)."""
+    targets: dict[int, list[list[str]]] = {}
+    connections: dict[int, Any] = {}
+    for record in records:
+        if record.status != QuarantineStatus.OPEN or record.entity not in SPECS:
+            continue
+        if not record.source_id:
+            continue
+        targets.setdefault(record.connection_id, []).append([record.entity, record.source_id])
+        connections[record.connection_id] = record.connection
+    if not targets:
         raise ApplicationError(
-            "This record has no source id to re-fetch; fix it in the SIS and run a sync.",
+            "None of these records can be re-fetched; fix them in the SIS and run a sync.",
             code="not_redrivable",
         )
-    run, _ = sync_start(
-        connection=record.connection,
-        mode=Mode.TARGETED,
-        trigger=Trigger.ADMIN,
-        user=user,
-        target_entity=record.entity,
-        target_source_id=record.source_id,
-    )
+    run = None
+    for connection_id, items in targets.items():
+        run, _ = sync_start(
+            connection=connections[connection_id],
+            mode=Mode.TARGETED,
+            trigger=Trigger.ADMIN,
+            user=user,
+            target_entity=items[0][0],
+            target_source_id=items[0][1],
+            targets=items,
+        )
     return run
 
 
 def quarantine_settle(*, run: SyncRun) -> None:
-    """After a run: records of this run's scope that went through cleanly leave quarantine."""
-    applied = SyncChange.objects.filter(run=run, state=ChangeState.APPLIED)
-    for entity, source_id in applied.values_list("entity", "source_id").iterator():
+    """After a run: quarantined records the run saw again and that went through cleanly (now
+    linked and unchanged, or applied) leave quarantine."""
+    open_records = QuarantinedRecord.objects.filter(
+        connection_id=run.connection_id, status=QuarantineStatus.OPEN
+    ).exclude(run=run)
+    for entity, source_id in open_records.values_list("entity", "source_id"):
+        if not SourceLink.objects.filter(
+            connection_id=run.connection_id,
+            entity=entity,
+            source_id=source_id,
+            active=True,
+            last_run=run,
+        ).exists():
+            continue
         QuarantinedRecord.objects.filter(
             connection_id=run.connection_id,
             entity=entity,

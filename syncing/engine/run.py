@@ -23,8 +23,10 @@ from django.utils import timezone
 from attendance.models import District
 from syncing.engine.apply import ApplyContext, apply_next_batch, policies_load
 from syncing.engine.safety import held_details, safety_evaluate
+from sis.connectors.errors import MalformedRecord, UnsupportedOperation
 from syncing.engine.stage import (
     StageContext,
+    quarantine_record,
     entities_for,
     fetched_records,
     stage_deactivations,
@@ -88,14 +90,32 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
     ctx = StageContext(run=run, region=district.phone_region)
     specs = entities_for(source)
     if run.mode == Mode.TARGETED:
-        spec = SPECS[run.target_entity]
-        record: Any = source.fetch_one(run.target_entity, run.target_source_id)
-        if record is None:
-            # Gone at the SIS: a deletion of that one record.
-            record = SimpleNamespace(
-                entity=spec.name, source_id=run.target_source_id, status="tobedeleted", raw={}
-            )
-        stage_page(ctx, spec, SimpleNamespace(records=[record], quarantined=[], number=0))
+        targets = [tuple(t) for t in run.targets] or [(run.target_entity, run.target_source_id)]
+        for number, (entity, source_id) in enumerate(
+            sorted(targets, key=lambda t: SPECS[t[0]].rank)
+        ):
+            spec = SPECS[entity]
+            try:
+                record: Any = source.fetch_one(entity, source_id)
+            except UnsupportedOperation:
+                logger.info("connector cannot re-fetch", extra={"entity": entity})
+                continue
+            except MalformedRecord as exc:
+                quarantine_record(
+                    run=run,
+                    entity=entity,
+                    source_id=source_id,
+                    payload={},
+                    reason_code="malformed",
+                    message=str(exc),
+                )
+                continue
+            if record is None:
+                # Gone at the SIS: a deletion of that one record.
+                record = SimpleNamespace(
+                    entity=spec.name, source_id=source_id, status="tobedeleted", raw={}
+                )
+            stage_page(ctx, spec, SimpleNamespace(records=[record], quarantined=[], number=number))
     else:
         since = None
         if run.mode == Mode.DELTA:
@@ -220,6 +240,9 @@ def _finish(run: SyncRun) -> None:
     run.conflicts_count = Conflict.objects.filter(run=run).count()
     run.status = RunStatus.COMPLETED_WITH_QUARANTINE if quarantined else RunStatus.COMPLETED
     run.finished_at = timezone.now()
+    from syncing.services import quarantine_settle
+
+    quarantine_settle(run=run)
     if run.mode != Mode.TARGETED and not run.watermark_to:
         run.watermark_to = (run.started_at or timezone.now()).isoformat()
     run.save()

@@ -186,10 +186,19 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
                 continue
             mapped[source_id] = (values, _is_deleted(record), record)
 
+        # Records that failed to map are still "seen": the SIS returned them, so they must not
+        # be deactivated because they are malformed.
+        unmapped = [
+            str(item.source_id)
+            for item in getattr(page, "quarantined", ()) or ()
+            if item.source_id and str(item.source_id) not in mapped
+        ]
         links = {
             row[1]: row
             for row in SourceLink.objects.filter(
-                connection_id=run.connection_id, entity=spec.name, source_id__in=list(mapped)
+                connection_id=run.connection_id,
+                entity=spec.name,
+                source_id__in=[*mapped, *unmapped],
             ).values_list("id", "source_id", "content_hash", "active", "school_id")
         }
         seen = [row[0] for row in links.values()]
