@@ -21,14 +21,14 @@ from django.db.models import Count
 from django.utils import timezone
 
 from attendance.models import District
+from sis.connectors.errors import MalformedRecord, UnsupportedOperation
 from syncing.engine.apply import ApplyContext, apply_next_batch, policies_load
 from syncing.engine.safety import held_details, safety_evaluate
-from sis.connectors.errors import MalformedRecord, UnsupportedOperation
 from syncing.engine.stage import (
     StageContext,
-    quarantine_record,
     entities_for,
     fetched_records,
+    quarantine_record,
     stage_deactivations,
     stage_page,
     stage_reset,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.utils import timezone
+
 from attendance.models import Student
 from syncing.engine.run import run_execute
 from syncing.models import (
@@ -92,7 +94,7 @@ def test_a_blackout_holds_deactivations(district):
     with sandbox_for(students=60) as sandbox:
         connection = connection_for(sandbox, district)
         _sync(connection)
-        today = dt.date.today()
+        today = timezone.localdate()
         SafetyBlackout.objects.create(
             district=district, start_date=today - dt.timedelta(days=3),
             end_date=today + dt.timedelta(days=3), reason="Summer rollover",
