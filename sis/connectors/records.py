@@ -10,6 +10,7 @@ unknown code maps to ``unknown`` rather than failing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -228,19 +229,29 @@ class Page:
 
 def parse_date(value: Any) -> dt.date | None:
     """ISO dates and date-times to a date; empty to ``None``; anything else raises ValueError."""
-    if value in (None, ""):
+    if value is None or value == "":
         return None
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
-    text = str(value)
-    return dt.date.fromisoformat(text[:10])
+    return _date_from_text(str(value)[:10])
 
 
 def parse_datetime(value: Any) -> dt.datetime | None:
-    if value in (None, ""):
+    """ISO-8601 date-times (``Z`` or an offset; naive ones are taken as UTC)."""
+    if value is None or value == "":
         return None
-    text = str(value).replace("Z", "+00:00")
-    parsed = dt.datetime.fromisoformat(text)
+    return _datetime_from_text(str(value))
+
+
+# Rosters repeat the same few dates and timestamps thousands of times: parse each once.
+@functools.lru_cache(maxsize=8192)
+def _date_from_text(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _datetime_from_text(text: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed

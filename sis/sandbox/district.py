@@ -47,13 +47,9 @@ MASK = (1 << 64) - 1
 
 
 def mix(*values: int) -> int:
-    """splitmix64 over the values: a fast, deterministic, well-spread hash."""
-    x = 0x9E3779B97F4A7C15
-    for v in values:
-        x = (x ^ (v & MASK)) * 0xBF58476D1CE4E5B9 & MASK
-        x = (x ^ (x >> 27)) * 0x94D049BB133111EB & MASK
-        x ^= x >> 31
-    return x
+    """A fast deterministic hash of small ints: Python's tuple hash of ints does not depend on
+    PYTHONHASHSEED (only str/bytes hashing is randomised), and it is computed in C."""
+    return hash(values) & MASK
 
 
 def day_timestamp(day: int) -> dt.datetime:
@@ -410,6 +406,7 @@ class GeneratedDistrict(District):
             "emergency": k < 2,
             "priority": k + 1,
             "student": 100000 + i,
+            "school": 100 + i % self.n_schools,
             "deleted": False,
             "modified": BASE_MODIFIED,
         }

@@ -531,8 +531,10 @@ class OneRosterDialect:
         if kind == "guardian":
             role = GUARDIAN_ROLES.get(item["relationship"], "guardian")
             students = item["students"] if "students" in item else [item["student"]]
-            student = (d.get("student", str(students[0])) if students else None) or {}
-            orgs = [student["school"]] if student.get("school") else []
+            school = item.get("school")
+            if school is None and students:
+                school = (d.get("student", str(students[0])) or {}).get("school")
+            orgs = [school] if school else []
             user = self._user(
                 {**item, "entry_date": None, "exit_date": None}, role, orgs, students, []
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import random
 import re
@@ -361,5 +362,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(value: dt.datetime) -> str:
+    # Few distinct timestamps (one per change day): formatting each once saves real time.
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
