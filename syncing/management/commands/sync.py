@@ -1,0 +1,130 @@
+"""``python manage.py sync CONNECTION [--full|--delta] [--dry-run] [--json]``
+
+Runs one sync in the foreground with a progress bar (or JSON lines), prints the summary and
+exits non-zero when the run failed or was held for review.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from syncing.engine.run import run_execute, staged_changes
+from syncing.models import Mode, RunStatus, SyncRun, Trigger
+from syncing.selectors import connection_find, run_summary
+from syncing.services import sync_start
+
+
+class Command(BaseCommand):
+    help = "Sync one SIS connection now, in the foreground."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("connection", help="connection id or name")
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--full", action="store_const", dest="mode", const=Mode.FULL)
+        group.add_argument("--delta", action="store_const", dest="mode", const=Mode.DELTA)
+        parser.add_argument("--dry-run", action="store_true", help="stage and print, apply nothing")
+        parser.add_argument("--json", action="store_true", help="JSON lines instead of a bar")
+        parser.add_argument("--district", help="district name, when connection names repeat")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            connection = connection_find(options["connection"], district=options["district"])
+        except LookupError as exc:
+            raise CommandError(str(exc)) from None
+        as_json = options["json"]
+        run, created = sync_start(
+            connection=connection,
+            mode=options["mode"] or Mode.FULL,
+            trigger=Trigger.COMMAND,
+            dry_run=options["dry_run"],
+            enqueue=False,
+        )
+        if not created:
+            raise CommandError(
+                f"Run #{run.pk} of this connection is {run.get_status_display().lower()}; "
+                "nothing started."
+            )
+        bar = None
+        if not as_json:
+            from tqdm import tqdm
+
+            bar = tqdm(total=100, unit="%", file=sys.stderr, desc=f"sync #{run.pk}")
+
+        def progress(current: SyncRun) -> None:
+            if bar is not None:
+                bar.n = current.progress_percent
+                bar.set_postfix_str(
+                    f"pages {current.pages_done}/{current.pages_expected or '?'} "
+                    f"changes {current.changes_applied}/{current.changes_total}"
+                )
+                bar.refresh()
+            else:
+                self._emit(
+                    {
+                        "event": "progress",
+                        "run": current.pk,
+                        "phase": current.phase,
+                        "pages_done": current.pages_done,
+                        "pages_expected": current.pages_expected,
+                        "changes_applied": current.changes_applied,
+                        "changes_total": current.changes_total,
+                        "percent": current.progress_percent,
+                    }
+                )
+
+        try:
+            run = run_execute(run.pk, progress=progress)
+        except Exception:  # the run records the failure; report it below
+            run.refresh_from_db()
+        finally:
+            if bar is not None:
+                bar.n = 100 if run.status != RunStatus.FAILED else bar.n
+                bar.close()
+        summary = run_summary(run)
+        if as_json:
+            if run.dry_run:
+                for change in staged_changes(run):
+                    self._emit({"event": "change", **change})
+            self._emit({"event": "summary", **summary})
+        else:
+            if run.dry_run:
+                self._print_changes(run)
+            self._print_summary(summary)
+        if run.status in (RunStatus.FAILED, RunStatus.HELD):
+            sys.exit(2)
+
+    def _emit(self, payload: dict[str, Any]) -> None:
+        self.stdout.write(json.dumps(payload, default=str))
+
+    def _print_changes(self, run: SyncRun, limit: int = 200) -> None:
+        changes = staged_changes(run, limit=limit)
+        self.stdout.write(f"Change set (first {len(changes)}):")
+        for change in changes:
+            diff = ", ".join(
+                f"{name}: {old!r} → {new!r}" for name, (old, new) in (change["diff"] or {}).items()
+            )
+            self.stdout.write(
+                f"  {change['action']:<10} {change['entity']:<18} {change['source_id']}"
+                + (f"  {diff}" if diff else "")
+            )
+
+    def _print_summary(self, summary: dict[str, Any]) -> None:
+        out = self.stdout
+        out.write(
+            f"Run #{summary['run']} {summary['mode']}: {summary['status_label']}"
+            + (" (dry run)" if summary["dry_run"] else "")
+        )
+        for entity, counts in summary["counts"].items():
+            parts = ", ".join(f"{action} {n}" for action, n in sorted(counts.items()))
+            out.write(f"  {entity:<18} {parts}")
+        out.write(f"  conflicts: {summary['conflicts']}  quarantined: {summary['quarantined']}")
+        if summary["held_reason"]:
+            out.write(f"  held: {summary['held_reason']}")
+        if summary["error"]:
+            out.write(f"  error: {summary['error']}")
+        if summary["duration_seconds"] is not None:
+            out.write(f"  duration: {summary['duration_seconds']:.1f} s")

@@ -1,0 +1,67 @@
+"""Reads of the sync engine (admin, API, command)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, QuerySet
+
+from syncing.models import Conflict, ConflictStatus, SyncChange, SyncRun
+
+
+def connection_find(value: str, *, district: str | None = None) -> Any:
+    """A SIS connection by id or name (``LookupError`` with a clear message otherwise)."""
+    from sis.models import SISConnection
+
+    queryset = SISConnection.objects.select_related("district")
+    if value.isdigit():
+        found = queryset.filter(pk=int(value)).first()
+        if found is not None:
+            return found
+    matches = queryset.filter(name=value)
+    if district:
+        matches = matches.filter(district__name=district)
+    items = list(matches[:2])
+    if not items:
+        raise LookupError(f"No SIS connection {value!r}.")
+    if len(items) > 1:
+        raise LookupError(f"Several connections are named {value!r}; pass --district.")
+    return items[0]
+
+
+def run_summary(run: SyncRun) -> dict[str, Any]:
+    return {
+        "run": run.pk,
+        "connection": run.connection_id,
+        "mode": run.mode,
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "dry_run": run.dry_run,
+        "counts": run.counts,
+        "conflicts": run.conflicts_count,
+        "quarantined": run.quarantined_count,
+        "held_reason": run.held_reason,
+        "error": run.error_summary,
+        "duration_seconds": run.duration,
+        "changes_applied": run.changes_applied,
+        "changes_total": run.changes_total,
+    }
+
+
+def run_change_totals(run: SyncRun) -> dict[str, dict[str, int]]:
+    totals: dict[str, dict[str, int]] = {}
+    for entity, action, n in (
+        SyncChange.objects.filter(run=run)
+        .values_list("entity", "action")
+        .order_by()
+        .annotate(n=Count("id"))
+    ):
+        totals.setdefault(entity, {})[action] = n
+    return totals
+
+
+def conflicts_open(*, district_id: int | None = None) -> QuerySet[Conflict]:
+    queryset = Conflict.objects.filter(status=ConflictStatus.OPEN)
+    if district_id is not None:
+        queryset = queryset.filter(district_id=district_id)
+    return queryset
