@@ -1,0 +1,381 @@
+"""Admin for notifications, scoped by membership (attendance.admin_scoping.ScopedAdmin).
+
+Admin actions and views are thin: they call services and selectors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from attendance.admin_scoping import ScopedAdmin, request_scope
+from core.errors import ApplicationError
+from notifications import selectors
+from notifications.models import (
+    BulkNotice,
+    BulkNoticeState,
+    Category,
+    ConsentEvent,
+    ContactPoint,
+    Delivery,
+    DeliveryEvent,
+    Notification,
+    Preference,
+    Template,
+)
+from notifications.segments import sms_length
+from notifications.services import bulk
+from notifications.services.templates import template_render_text
+
+SAMPLE_CONTEXT = {
+    "student_first_name": "Alex",
+    "guardian_name": "Jordan Sample",
+    "school_name": "Sample Elementary",
+    "district_name": "Sample District",
+    "date": "Sep 1",
+    "status_text": "absent",
+    "periods": "1, 3",
+    "absences": 3,
+    "percent": 10,
+    "subject": "Sample subject",
+    "body": "Sample announcement text.",
+}
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    """Categories are shared by every district: only superusers change them."""
+
+    list_display = ["code", "name", "critical", "default_channels"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Template)
+class TemplateAdmin(ScopedAdmin):
+    list_display = ["category", "channel", "language", "district", "active", "length"]
+    list_filter = ["channel", "language", "category", "active"]
+    search_fields = ["subject", "body"]
+    readonly_fields = ["preview"]
+    fields = ["district", "category", "channel", "language", "subject", "body", "active", "preview"]
+
+    @admin.display(description="SMS length")
+    def length(self, obj: Template) -> str:
+        if obj.channel != "sms":
+            return "—"
+        _, body = template_render_text(
+            subject="", body=obj.body, channel="sms", context=SAMPLE_CONTEXT
+        )
+        return str(sms_length(body))
+
+    @admin.display(description="Preview (sample data)")
+    def preview(self, obj: Template) -> str:
+        if not obj.pk:
+            return "Save to see a preview."
+        try:
+            subject, body = template_render_text(
+                subject=obj.subject, body=obj.body, channel=obj.channel, context=SAMPLE_CONTEXT
+            )
+        except Exception as exc:  # a template syntax error is shown, not raised
+            return format_html("<strong>Template error:</strong> {}", str(exc))
+        extra = ""
+        if obj.channel == "sms":
+            extra = str(sms_length(body))
+        return format_html(
+            "<div><strong>{}</strong></div><pre>{}</pre><div>{}</div>", subject, body, extra
+        )
+
+
+class DeliveryEventInline(admin.TabularInline):
+    model = DeliveryEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "received_at", "source", "status", "provider_status", "error_code", "raw_json"
+    ]  # fmt: skip
+    fields = tuple(readonly_fields)
+    ordering = ["received_at", "id"]
+
+    @admin.display(description="Raw payload")
+    def raw_json(self, obj: DeliveryEvent) -> str:
+        return format_html("<code>{}</code>", json.dumps(obj.raw, sort_keys=True)[:500])
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "channel", "provider", "status", "error_code", "attempts", "sent_at", "is_fallback"
+    ]  # fmt: skip
+    fields = tuple(readonly_fields)
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+_READ_ONLY_SEARCH = [
+    "guardian__last_name",
+    "guardian__first_name",
+    "student__legal_last_name",
+    "student__legal_first_name",
+    "student__local_id",
+    "event_key",
+]
+
+
+@admin.register(Notification)
+class NotificationAdmin(ScopedAdmin):
+    school_path = "school"
+    list_display = [
+        "event_key",
+        "guardian",
+        "student",
+        "category",
+        "status",
+        "summary",
+        "created_at",
+    ]
+    list_filter = ["status", "category", "defer_reason", "digest"]
+    search_fields = _READ_ONLY_SEARCH
+    list_select_related = ["guardian", "student", "category"]
+    date_hierarchy = "created_at"
+    inlines = [DeliveryInline]
+    exclude = ["explanation", "content", "context", "plan"]
+    readonly_fields = [
+        "event_key", "district", "school", "guardian", "student", "bulk_notice", "category",
+        "language", "status", "digest", "deferred_until", "defer_reason", "merged_into",
+        "summary", "explanation_steps", "rendered", "created_at",
+    ]  # fmt: skip
+
+    @admin.display(description="Why (resolution steps)")
+    def explanation_steps(self, obj: Notification) -> str:
+        return format_html(
+            "<ol>{}</ol>",
+            format_html_join(
+                "",
+                "<li><strong>{}</strong> {}: {}</li>",
+                (
+                    (s.get("step", ""), "✔" if s.get("ok") else "✘", s.get("detail", ""))
+                    for s in obj.explanation
+                ),
+            ),
+        )
+
+    @admin.display(description="Rendered content")
+    def rendered(self, obj: Notification) -> str:
+        return format_html_join(
+            "",
+            "<div><em>{}</em> <strong>{}</strong><pre>{}</pre></div>",
+            ((ch, c.get("subject", ""), c.get("body", "")) for ch, c in obj.content.items()),
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a record of what happened: read-only
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ScopedAdmin):
+    district_path = "notification__district"
+    school_path = "notification__school"
+    list_display = ["id", "channel", "provider", "status", "error_code", "attempts", "created_at"]
+    list_filter = ["status", "channel", "provider", "is_fallback"]
+    search_fields = [f"notification__{f}" for f in _READ_ONLY_SEARCH] + ["provider_message_id"]
+    date_hierarchy = "created_at"
+    inlines = [DeliveryEventInline]
+    readonly_fields = [
+        "uuid", "notification", "channel", "contact_point", "provider", "provider_message_id",
+        "status", "error_code", "error_message", "attempts", "next_attempt_at", "segments",
+        "subject", "body", "is_fallback", "created_at", "sent_at",
+    ]  # fmt: skip
+    exclude = ["to", "idempotency_key"]
+    change_list_template = "admin/notifications/delivery/change_list.html"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "statistics/",
+                self.admin_site.admin_view(self.statistics_view),
+                name="notifications_delivery_statistics",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def statistics_view(self, request: HttpRequest) -> HttpResponse:
+        since = timezone.now() - dt.timedelta(days=30)
+        rows = selectors.delivery_statistics(
+            deliveries=self.get_queryset(request).filter(created_at__gte=since)
+        )
+        peak = max((r["total"] for r in rows), default=0) or 1
+        bars = []
+        for index, row in enumerate(rows):
+            width = round(600 * row["total"] / peak)
+            bars.append({**row, "y": index * 24, "width": width, "label_x": width + 6})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Delivery statistics (last 30 days)",
+            "rows": rows,
+            "bars": bars,
+            "height": max(24, len(bars) * 24),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/notifications/delivery/statistics.html", context)
+
+
+@admin.register(ContactPoint)
+class ContactPointAdmin(ScopedAdmin):
+    district_path = "guardian__district"
+    school_path = "guardian__student_links__student__school"
+    list_display = ["guardian", "kind", "label", "source", "verified", "opted_out", "undeliverable"]
+    list_filter = ["kind", "source", "verified", "opted_out", "undeliverable", "opt_out_source"]
+    search_fields = ["guardian__last_name", "guardian__first_name", "value"]
+    readonly_fields = [
+        "opted_out_at",
+        "last_failure_at",
+        "last_failure_code",
+        "last_failure_message",
+    ]
+
+
+@admin.register(ConsentEvent)
+class ConsentEventAdmin(ScopedAdmin):
+    district_path = "contact_point__guardian__district"
+    school_path = "contact_point__guardian__student_links__student__school"
+    list_display = ["created_at", "kind", "source", "keyword", "provider", "contact_point"]
+    list_filter = ["kind", "source"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Preference)
+class PreferenceAdmin(ScopedAdmin):
+    district_path = "guardian__district"
+    school_path = "guardian__student_links__student__school"
+    list_display = ["guardian", "student", "category", "enabled", "channels", "delivery_mode"]
+    search_fields = ["guardian__last_name", "guardian__first_name"]
+
+
+class BulkNoticeForm(forms.ModelForm):
+    """Compose: one subject and body per language (the district language is required)."""
+
+    subject_en = forms.CharField(label="Subject (English)", max_length=200, required=False)
+    body_en = forms.CharField(label="Text (English)", widget=forms.Textarea, required=False)
+    subject_es = forms.CharField(label="Subject (Spanish)", max_length=200, required=False)
+    body_es = forms.CharField(label="Text (Spanish)", widget=forms.Textarea, required=False)
+
+    class Meta:
+        model = BulkNotice
+        fields = ["district", "title", "category", "schools", "grade_levels", "sections"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for language in ("en", "es"):
+            text = self.instance.texts.get(language, {}) if self.instance.pk else {}
+            self.fields[f"subject_{language}"].initial = text.get("subject", "")
+            self.fields[f"body_{language}"].initial = text.get("body", "")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        texts = {
+            lang: {"subject": data.get(f"subject_{lang}", ""), "body": data.get(f"body_{lang}", "")}
+            for lang in ("en", "es")
+            if data.get(f"body_{lang}")
+        }
+        district = data.get("district")
+        if district is not None and district.default_language not in texts:
+            raise forms.ValidationError(
+                f"A text in the district language ({district.default_language}) is required."
+            )
+        self.instance.texts = texts
+        return data
+
+
+@admin.register(BulkNotice)
+class BulkNoticeAdmin(ScopedAdmin):
+    form = BulkNoticeForm
+    list_display = ["title", "district", "category", "state", "progress", "created_at"]
+    list_filter = ["state", "category"]
+    readonly_fields = ["state", "audience", "progress", "started_at", "finished_at", "author"]
+    actions = ["send_notices", "cancel_notices", "refresh_progress"]
+    filter_horizontal = ["schools", "sections"]
+
+    def save_model(self, request: HttpRequest, obj: BulkNotice, form: Any, change: bool) -> None:
+        if not change:
+            obj.author = request.user  # type: ignore[assignment]
+        if obj.state != BulkNoticeState.DRAFT:
+            messages.error(request, "Only drafts can be edited.")
+            return
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="Audience")
+    def audience(self, obj: BulkNotice) -> str:
+        if not obj.pk:
+            return "Save the draft to count the audience."
+        counts = bulk.bulk_notice_audience_count(notice=obj)
+        return (
+            f"{counts['students']} students, {counts['guardians']} guardians who may be contacted"
+        )
+
+    @admin.display(description="Progress")
+    def progress(self, obj: BulkNotice) -> str:
+        if obj.state == BulkNoticeState.DRAFT:
+            return "—"
+        live = selectors.bulk_notice_progress(notice=obj)
+        return (
+            f"{live['sent']}/{live['planned']} sent, {live['failed']} failed, "
+            f"{live['waiting']} waiting, {live['cancelled']} cancelled"
+        )
+
+    @admin.action(description="Send the selected draft notices")
+    def send_notices(self, request: HttpRequest, queryset: QuerySet[BulkNotice]) -> None:
+        if not request_scope(request).can_write_district_data:
+            messages.error(request, "You may not send notices.")
+            return
+        for notice in queryset:
+            try:
+                bulk.bulk_notice_start(notice=notice)
+                messages.success(request, f"Sending “{notice.title}”.")
+            except ApplicationError as exc:
+                messages.error(request, f"“{notice.title}”: {exc.message}")
+
+    @admin.action(description="Cancel the selected notices")
+    def cancel_notices(self, request: HttpRequest, queryset: QuerySet[BulkNotice]) -> None:
+        for notice in queryset:
+            stopped = bulk.bulk_notice_cancel(notice=notice, user=request.user)  # type: ignore[arg-type]
+            messages.success(request, f"“{notice.title}” cancelled ({stopped} not sent).")
+
+    @admin.action(description="Refresh progress counts")
+    def refresh_progress(self, request: HttpRequest, queryset: QuerySet[BulkNotice]) -> None:
+        for notice in queryset:
+            bulk.bulk_notice_progress_refresh(notice_id=notice.pk)

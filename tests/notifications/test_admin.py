@@ -1,0 +1,117 @@
+"""The notifications admin: explanations, timelines, template preview, statistics chart, bulk
+notice compose → audience → send → progress → cancel, and district scoping."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from attendance.models import AttendanceStatus, MembershipRole
+from attendance.services import attendance_record
+from notifications.models import BulkNotice, BulkNoticeState, Delivery, Notification, Template
+from notifications.services import planning, sending
+from notifications.services.events import attendance_change_handle
+from tests.factories import DistrictFactory, MembershipFactory, UserFactory
+
+from .conftest import NOW, TODAY
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sent(family):
+    link = family["links"][1]
+    link.contact_allowed = False
+    link.save()
+    record, _ = attendance_record(
+        student=family["student"], date=TODAY, status=AttendanceStatus.ABSENT
+    )
+    attendance_change_handle(record_id=record.pk, now=NOW)
+    for pk in planning.notifications_due(now=NOW):
+        for delivery_id in planning.notification_dispatch(notification_id=pk, now=NOW):
+            sending.delivery_send(delivery_id=delivery_id)
+    return family
+
+
+@pytest.fixture
+def district_admin(client, family):
+    user = UserFactory()
+    MembershipFactory(user=user, district=family["district"], role=MembershipRole.DISTRICT_ADMIN)
+    client.force_login(user)
+    return user
+
+
+def test_the_explanation_and_timeline_are_shown(client, district_admin, sent):
+    suppressed = Notification.objects.get(guardian=sent["father"])
+    page = client.get(reverse("admin:notifications_notification_change", args=[suppressed.pk]))
+    assert page.status_code == 200
+    assert "Contact not allowed" in page.content.decode()
+    delivery = Delivery.objects.filter(channel="sms").first()
+    page = client.get(reverse("admin:notifications_delivery_change", args=[delivery.pk]))
+    assert (
+        page.status_code == 200
+        and "accepted" in page.content.decode()
+        or "sent" in (page.content.decode())
+    )
+    found = client.get(
+        reverse("admin:notifications_notification_changelist"),
+        {"q": sent["student"].local_id},
+    )
+    assert found.status_code == 200 and sent["student"].local_id in found.content.decode()
+
+
+def test_other_districts_see_nothing(client, sent):
+    user = UserFactory()
+    MembershipFactory(user=user, district=DistrictFactory(), role=MembershipRole.DISTRICT_ADMIN)
+    client.force_login(user)
+    page = client.get(reverse("admin:notifications_notification_changelist"))
+    assert page.status_code == 200
+    assert "0 notifications" in page.content.decode()
+
+
+def test_template_preview_shows_segments(client, district_admin, family, categories):
+    template = Template.objects.create(
+        district=family["district"], category=categories["attendance"], channel="sms",
+        language="en", body="{{ student_first_name }} was {{ status_text }} today ✓",
+    )  # fmt: skip
+    page = client.get(reverse("admin:notifications_template_change", args=[template.pk]))
+    text = page.content.decode()
+    assert "Alex was absent today ✓" in text
+    assert "UCS-2" in text
+
+
+def test_delivery_statistics_chart_is_server_rendered(client, district_admin, sent):
+    page = client.get(reverse("admin:notifications_delivery_statistics"))
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "<svg" in text and "<rect" in text
+    assert "<script" not in text.split("<svg")[1].split("</svg>")[0]
+
+
+def test_bulk_notice_compose_count_send_and_cancel(
+    client, district_admin, family, categories, django_capture_on_commit_callbacks
+):
+    add = client.post(
+        reverse("admin:notifications_bulknotice_add"),
+        {
+            "district": family["district"].pk,
+            "title": "Picture day",
+            "category": categories["general"].pk,
+            "grade_levels": "[]",
+            "subject_en": "Picture day",
+            "body_en": "Picture day is Friday.",
+        },
+    )
+    assert add.status_code == 302, add.content.decode()[:2000]
+    notice = BulkNotice.objects.get()
+    assert notice.texts["en"]["body"] == "Picture day is Friday."
+    page = client.get(reverse("admin:notifications_bulknotice_change", args=[notice.pk]))
+    assert "1 students, 2 guardians" in page.content.decode()
+    changelist = reverse("admin:notifications_bulknotice_changelist")
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(changelist, {"action": "send_notices", "_selected_action": [notice.pk]})
+    notice.refresh_from_db()
+    assert notice.state == BulkNoticeState.PLANNING
+    client.post(changelist, {"action": "cancel_notices", "_selected_action": [notice.pk]})
+    notice.refresh_from_db()
+    assert notice.state == BulkNoticeState.CANCELLED
