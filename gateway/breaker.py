@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -191,9 +192,11 @@ class RedisBreakerStorage(pybreaker.CircuitBreakerStorage):
                 lambda client: client.mget(k["state"], k["opened_at"], k["fail"], k["forced"])
             )
         except RedisUnavailable:
-            with self._lock:
-                fail = self._fail if time.monotonic() < self._fail_expires else 0
-                return BreakerSnapshot(self._state, self._opened_at, fail, False, shared=False)
+            return self.local_snapshot()
+        return self.snapshot_from(raw)
+
+    def snapshot_from(self, raw: Sequence[bytes | str | None]) -> BreakerSnapshot:
+        """A snapshot from the four keys as read elsewhere (the limiter's admission script)."""
         state_raw, opened_raw, fail_raw, forced_raw = raw
         state = _text(state_raw) or CLOSED
         opened = float(opened_raw) if opened_raw else None
@@ -201,6 +204,16 @@ class RedisBreakerStorage(pybreaker.CircuitBreakerStorage):
         if opened is not None:
             self._opened_at = opened
         return BreakerSnapshot(state, opened, int(fail_raw or 0), bool(forced_raw), shared=True)
+
+    def local_snapshot(self) -> BreakerSnapshot:
+        with self._lock:
+            fail = self._fail if time.monotonic() < self._fail_expires else 0
+            return BreakerSnapshot(self._state, self._opened_at, fail, False, shared=False)
+
+    @property
+    def snapshot_keys(self) -> list[str]:
+        k = self._keys
+        return [k["state"], k["opened_at"], k["fail"], k["forced"]]
 
     def probe_reserve(self, ttl: float) -> str | None:
         """Win the one half-open probe across all processes, or get None.
@@ -314,9 +327,14 @@ class RouteBreaker:
             throw_new_error_on_trip=False,
         )
 
-    def admit(self) -> Admission:
-        """Let a call through, or raise :class:`CircuitOpen` without any request."""
-        snap = self.storage.snapshot()
+    def admit(self, snap: BreakerSnapshot | None = None) -> Admission:
+        """Let a call through, or raise :class:`CircuitOpen` without any request.
+
+        ``snap`` is the state as just read by the limiter's admission script (saving a round
+        trip); without it the breaker reads its own.
+        """
+        if snap is None:
+            snap = self.storage.snapshot()
         if snap.forced:
             metrics.breaker_rejected(self.route)
             raise CircuitOpen(f"{self.route.name} breaker forced open", retry_after=60.0)

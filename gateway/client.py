@@ -234,7 +234,7 @@ def request_observed(
     for attempt in range(1, attempts + 1):
         stats.attempts = attempt
         try:
-            lease = lease_acquire(route)
+            lease = lease_acquire(route, breaker_keys=breaker.storage.snapshot_keys)
         except RateLimited:
             stats.outcome = "rate_limited"
             raise
@@ -243,19 +243,19 @@ def request_observed(
         retry_reason = ""
         try:
             try:
-                admission = breaker.admit()
+                if lease.breaker_raw is not None:
+                    snap = breaker.storage.snapshot_from(lease.breaker_raw)
+                else:  # Redis unreachable: the breaker's local mirror decides
+                    snap = breaker.storage.local_snapshot()
+                admission = breaker.admit(snap)
+                if not lease.admitted:  # the script saw it open; clocks may differ slightly
+                    if admission.probe_token is not None:
+                        breaker.storage.probe_release(admission.probe_token)
+                    raise CircuitOpen(f"{route.name} breaker open", retry_after=1.0)
             except CircuitOpen:
                 stats.outcome = "breaker_rejected"
-                _log(
-                    route,
-                    method,
-                    path,
-                    status=None,
-                    outcome="breaker_rejected",
-                    duration=0.0,
-                    attempt=attempt,
-                    breaker_state="open",
-                )
+                _log(route, method, path, status=None, outcome="breaker_rejected",
+                     duration=0.0, attempt=attempt, breaker_state="open")  # fmt: skip
                 raise
             started = time.perf_counter()
             try:

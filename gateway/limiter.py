@@ -38,6 +38,14 @@ register_script(
     """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local breaker = {}
+if #KEYS > 3 then
+  breaker = redis.call('MGET', KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+  local opened = tonumber(breaker[2] or '0') * 1000
+  if breaker[4] or (breaker[1] == 'open' and opened + tonumber(ARGV[6]) > now) then
+    return {4, 0, breaker[1] or '', breaker[2] or '', breaker[3] or '', breaker[4] or ''}
+  end
+end
 local blocked = tonumber(redis.call('GET', KEYS[1]) or '0')
 if blocked > now then return {1, math.ceil(blocked - now)} end
 local rate = tonumber(ARGV[1])
@@ -64,7 +72,7 @@ if max_in_flight > 0 then
   redis.call('ZADD', KEYS[3], now + lease_ttl, ARGV[4])
   redis.call('PEXPIRE', KEYS[3], math.ceil(lease_ttl) + 1000)
 end
-return {0, 0}
+return {0, 0, breaker[1] or '', breaker[2] or '', breaker[3] or '', breaker[4] or ''}
 """,
 )
 
@@ -85,7 +93,7 @@ return math.ceil(current - now)
 """,
 )
 
-_ADMITTED, _BLOCKED, _CONCURRENCY, _RATE = 0, 1, 2, 3
+_ADMITTED, _BLOCKED, _CONCURRENCY, _RATE, _BREAKER_OPEN = 0, 1, 2, 3, 4
 _REASONS = {_BLOCKED: "blocked", _CONCURRENCY: "concurrency", _RATE: "rate"}
 # While all slots are taken, poll this often: a lease is usually returned long before it
 # expires, and the script tells us nothing about when that will be.
@@ -107,6 +115,10 @@ class Lease:
     shared: bool  # taken in Redis (True) or in this process's fallback state
     waited: float = 0.0
     waits: int = 0
+    # The route's breaker keys as the admission script read them (state, opened_at, failures,
+    # forced), so the breaker needs no round trip of its own; None without Redis.
+    breaker_raw: list[bytes | str] | None = None
+    admitted: bool = True  # False: the breaker is open, nothing was taken
 
 
 @dataclass
@@ -173,17 +185,27 @@ class _LocalLimiter:
 _local = _LocalLimiter()
 
 
-def _admit_once(route: Route, max_in_flight: int, token: str) -> tuple[int, float, bool]:
+def _admit_once(
+    route: Route, max_in_flight: int, token: str, breaker_keys: list[str]
+) -> tuple[int, float, bool, list[bytes | str] | None]:
     policy = route.policy
     rate = policy.rate_per_second or 0.0
     try:
         k = keys(route.name)
-        code, wait_ms = run_script(
+        result = run_script(
             ADMIT,
-            [k["blocked"], k["tat"], k["leases"]],
-            [rate, policy.burst, max_in_flight, token, policy.lease_ttl * 1000],
+            [k["blocked"], k["tat"], k["leases"], *breaker_keys],
+            [
+                rate,
+                policy.burst,
+                max_in_flight,
+                token,
+                policy.lease_ttl * 1000,
+                policy.breaker_reset * 1000,
+            ],  # fmt: skip
         )
-        return int(code), int(wait_ms) / 1000, True
+        raw = list(result[2:]) if breaker_keys else None
+        return int(result[0]), int(result[1]) / 1000, True, raw
     except RedisUnavailable:
         code, wait = _local.admit(
             route.name,
@@ -193,15 +215,19 @@ def _admit_once(route: Route, max_in_flight: int, token: str) -> tuple[int, floa
             token=token,
             lease_ttl=policy.lease_ttl,
         )
-        return code, wait, False
+        return code, wait, False, None
 
 
-def lease_acquire(route: Route) -> Lease:
+def lease_acquire(route: Route, *, breaker_keys: list[str] | None = None) -> Lease:
     """Wait for the route's limits to admit one call, and hold a concurrency slot for it.
 
     Short waits sleep here; a wait that would take the total past ``policy.max_wait`` raises
     :class:`RateLimited` with ``retry_after`` so a task can retry later instead of holding a
     worker. Always pair with :func:`lease_release` (``try``/``finally``).
+
+    With ``breaker_keys`` (state, opened_at, failures, forced) the same script first checks
+    that the route's breaker is not open, so a call the breaker will refuse neither waits for
+    nor spends a rate token, and returns what it read (one round trip for both).
     """
     policy = route.policy
     cap = policy.max_in_flight_at() or 0
@@ -209,9 +235,11 @@ def lease_acquire(route: Route) -> Lease:
     waited = 0.0
     waits = 0
     while True:
-        code, wait, shared = _admit_once(route, cap, token)
+        code, wait, shared, breaker_raw = _admit_once(route, cap, token, breaker_keys or [])
         if code == _ADMITTED:
-            return Lease(route.name, token or None, shared, waited, waits)
+            return Lease(route.name, token or None, shared, waited, waits, breaker_raw)
+        if code == _BREAKER_OPEN:
+            return Lease(route.name, None, shared, waited, waits, breaker_raw, admitted=False)
         reason = _REASONS[code]
         if code == _CONCURRENCY:
             sleep = min(max(wait, 0.001), _LEASE_POLL * (1 + random.random()))  # noqa: S311
