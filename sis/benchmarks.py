@@ -108,7 +108,7 @@ def sandbox_process(students: int) -> Iterator[dict[str, str]]:
 def _child(mode: str, urls: dict[str, str]) -> dict[str, Any]:
     env = {**os.environ}
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
-    output = subprocess.run(  # noqa: S603
+    completed = subprocess.run(  # noqa: S603
         [
             sys.executable,
             "-c",
@@ -120,10 +120,11 @@ def _child(mode: str, urls: dict[str, str]) -> dict[str, Any]:
         ],
         capture_output=True,
         text=True,
-        check=True,
         env=env,
-    ).stdout
-    return dict(json.loads(output.strip().splitlines()[-1]))
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"benchmark child ({mode}) failed:\n{completed.stderr[-3000:]}")
+    return dict(json.loads(completed.stdout.strip().splitlines()[-1]))
 
 
 def measure(students: int, *, bare: bool = True) -> dict[str, dict[str, Any]]:

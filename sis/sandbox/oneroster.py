@@ -55,6 +55,9 @@ COLLECTIONS = {
     "enrollments": "section_enrollment",
     "demographics": "demographic",
 }
+# The list key of each collection's body (getAllStudents answers {"users": [...]}, …).
+BODY_KEYS = {"schools": "orgs", "terms": "academicSessions", "students": "users",
+             "teachers": "users"}
 CLAUSE = re.compile(r"^\s*([\w.]+)\s*(>=|<=|!=|=|>|<|~)\s*'([^']*)'\s*$")
 
 
@@ -381,7 +384,7 @@ class OneRosterDialect:
             "Link": self._links(path, query, offset, limit, total),
         }
         handler.send_json(
-            200, {collection if collection != "terms" else "academicSessions": items}, headers
+            200, {BODY_KEYS.get(collection, collection): items}, headers
         )
 
     def _links(self, path: str, query: dict[str, str], offset: int, limit: int, total: int) -> str:
