@@ -194,3 +194,26 @@ def test_sessions_are_short_and_rotated(
 def test_pages_need_a_session(client, family):
     for name in ("portal:home", "portal:settings", "portal:contacts", "portal:history"):
         assert client.get(reverse(name))["Location"] == reverse("portal:signin")
+
+
+def test_known_and_unknown_contacts_cost_the_same_queries(client, family):
+    """The timing shape: the request does the same database work either way (the lookup and
+    the sending happen in the task, after the response)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def shape(contact):
+        browser = type(client)()
+        browser.get(reverse("portal:signin"))
+        with CaptureQueriesContext(connection) as queries:
+            response = browser.post(reverse("portal:signin"), {"contact": contact})
+        assert response.status_code == 302
+        return [
+            q["sql"].split(" ")[0] + (" " + q["sql"].split('"')[1] if '"' in q["sql"] else "")
+            if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))
+            else "savepoint"
+            for q in queries.captured_queries
+        ]
+
+    assert shape("parent@example.org") == shape("nobody@example.org")
+    assert shape("(312) 555-0142") == shape("(312) 555-0199")
