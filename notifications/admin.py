@@ -109,7 +109,24 @@ class TemplateAdmin(ScopedAdmin):
         )
 
 
-class DeliveryEventInline(admin.TabularInline):
+class ScopedReadOnlyInline(admin.TabularInline):
+    """Read-only inline that follows the parent admin's scoping (the parent's queryset is
+    already filtered; Django's model permissions are not used for these models)."""
+
+    extra = 0
+    can_delete = False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff) and not request_scope(request).is_empty
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DeliveryEventInline(ScopedReadOnlyInline):
     model = DeliveryEvent
     extra = 0
     can_delete = False
@@ -127,7 +144,7 @@ class DeliveryEventInline(admin.TabularInline):
         return False
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(ScopedReadOnlyInline):
     model = Delivery
     extra = 0
     can_delete = False
