@@ -53,6 +53,20 @@ class SISConnectionForm(forms.ModelForm):  # type: ignore[type-arg,unused-ignore
         if self.instance.pk is None:
             self.fields["client_secret"].help_text = "Write-only."
 
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        names = [n for n in SISConnectionForm.Meta.fields if n != "district" and n in cleaned]
+        candidate = SISConnection(pk=self.instance.pk, **{n: cleaned[n] for n in names})
+        try:
+            services.sis_connection_validate(
+                connection=candidate,
+                client_id=cleaned.get("client_id") or None,
+                client_secret=cleaned.get("client_secret") or None,
+            )
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return cleaned
+
 
 @admin.register(SISConnection)
 class SISConnectionAdmin(ScopedAdmin):

@@ -91,6 +91,27 @@ def _validate(
         raise ApplicationError(exc.message, code="invalid_sis_connection") from None
 
 
+def sis_connection_validate(
+    *,
+    connection: SISConnection,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+) -> None:
+    """Check an unsaved or changed connection (options schema, URLs, vendor rules) before it
+    is saved; empty secrets mean "keep the stored ones". Raises ApplicationError."""
+    credential = (
+        SISCredential.objects.filter(connection_id=connection.pk).first() if connection.pk else None
+    )
+    stored_id = encryption.decrypt(credential.client_id_encrypted) if credential else ""
+    stored_secret = encryption.decrypt(credential.client_secret_encrypted) if credential else ""
+    _validate(
+        connection,
+        client_id=client_id or stored_id,
+        client_secret=client_secret or stored_secret,
+        extra=credential.extra if credential else {},
+    )
+
+
 def sis_connection_create(
     *,
     district: District,

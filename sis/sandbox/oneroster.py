@@ -56,8 +56,12 @@ COLLECTIONS = {
     "demographics": "demographic",
 }
 # The list key of each collection's body (getAllStudents answers {"users": [...]}, …).
-BODY_KEYS = {"schools": "orgs", "terms": "academicSessions", "students": "users",
-             "teachers": "users"}
+BODY_KEYS = {
+    "schools": "orgs",
+    "terms": "academicSessions",
+    "students": "users",
+    "teachers": "users",
+}
 CLAUSE = re.compile(r"^\s*([\w.]+)\s*(>=|<=|!=|=|>|<|~)\s*'([^']*)'\s*$")
 
 
@@ -383,9 +387,7 @@ class OneRosterDialect:
             "X-Total-Count": str(total),
             "Link": self._links(path, query, offset, limit, total),
         }
-        handler.send_json(
-            200, {BODY_KEYS.get(collection, collection): items}, headers
-        )
+        handler.send_json(200, {BODY_KEYS.get(collection, collection): items}, headers)
 
     def _links(self, path: str, query: dict[str, str], offset: int, limit: int, total: int) -> str:
         def link(rel: str, at: int) -> str:
