@@ -18,6 +18,7 @@ from notifications.providers.test import TestProvider
 from notifications.services.events import attendance_change_handle
 from notifications.services.planning import notification_dispatch, notifications_due
 from notifications.services.sending import delivery_send
+from portal.services import portal_link_for
 from tests.e2e.conftest import PHONE, SCREENSHOTS
 from tests.factories import AttendanceRecordFactory
 from tests.portal.helpers import categories_ensure, family_make, last_code_to
@@ -179,7 +180,34 @@ def test_a_guardian_signs_in_changes_preferences_and_the_next_absence_follows_th
     shot(page, "09-history-es")
     audit.check(page.url, "history-es")
 
-    # No portal page allowed inline styles.
-    assert csp_headers and all("unsafe-inline" not in h for h in csp_headers)
     context.close()
+
+    # A link from a message: one button, then signed in (a fresh phone, no cookies, set to
+    # Spanish: the portal follows the browser's language before sign-in).
+    other = chromium.new_context(viewport=PHONE, java_script_enabled=False, locale="es-ES")
+    page = other.new_page()
+    page.on("response", lambda r: csp_headers.append(r.headers.get("content-security-policy", "")))
+    audit.guardian_context = other
+    link = portal_link_for(family.guardian)
+    page.goto(link)
+    shot(page, "10-message-link")
+    audit.check(link, "message-link")
+    page.get_by_role("button", name="Continuar").click()
+    page.wait_for_url(f"{base}/portal/home/")
+    # The friendly 429 page.
+    e2e_settings.PORTAL_SIGNIN_SESSION_RATE = "1/15m"
+    fresh = other.new_page()
+    other.clear_cookies()
+    for contact in ("someone@example.org", "someone.else@example.org"):
+        fresh.goto(f"{base}/portal/")
+        fresh.get_by_label("Número de celular o correo electrónico").fill(contact)
+        response_info = fresh.expect_response(lambda r: r.request.method == "POST")
+        with response_info as info:
+            fresh.get_by_role("button", name="Enviarme un código").click()
+    assert info.value.status == 429 and int(info.value.headers["retry-after"]) > 0
+    shot(fresh, "11-throttled")
+    other.close()
+
+    # No portal page allowed inline styles.
+    assert csp_headers and all("unsafe-inline" not in h for h in csp_headers if h)
     assert audit.problems == {}, audit.problems
