@@ -94,6 +94,11 @@ class Provider:
         """Check the message before any outside call; raise PermanentSendError to refuse it.
         The default accepts everything."""
 
+    def fetch_status(self, provider_message_id: str) -> str | None:
+        """Ask the provider for a message's current status (one of ours), or None when the
+        provider cannot tell (the default). Used by ``notify_test``, never in the send path."""
+        return None
+
     def deliver(self, message: OutboundMessage) -> SendResult:
         """Hand the message to the provider and translate its answer. Must not retry a
         non-idempotent call itself: the task layer retries with backoff."""

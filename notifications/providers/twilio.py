@@ -143,6 +143,19 @@ class TwilioProvider(Provider):
         self._raise_for_error(response.status_code, payload)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def fetch_status(self, provider_message_id: str) -> str | None:
+        url = self.messages_url().removesuffix(".json") + f"/{provider_message_id}.json"
+        response = request(
+            self.route,
+            "GET",
+            url,
+            path_template="/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json",
+            auth=(self.config.account_sid, self.config.auth_token),
+        )
+        if response.status_code != 200:
+            return None
+        return twilio_status(str(response.json().get("status", "")))
+
     @contextlib.contextmanager
     def _segment_budget(self, segments: int) -> Iterator[None]:
         """The route's rate counts calls; Twilio paces segments. A message of N segments takes

@@ -17,6 +17,7 @@ from tests.factories import (
     StudentFactory,
     StudentGuardianFactory,
 )
+from tests.notifications.twilio_fake import TwilioFake
 
 CATEGORIES = [
     ("attendance", "Attendance", False, ["sms", "email"]),
@@ -92,3 +93,30 @@ def family(categories):
         "father": father,
         "links": links,
     }
+
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "test-auth-token-current"
+PREVIOUS_TOKEN = "test-auth-token-previous"
+SERVICE_SID = "MG" + "fedcba9876543210" * 2
+
+
+@pytest.fixture
+def fake():
+    server = TwilioFake(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def twilio(settings, fake):
+    settings.NOTIFY_SMS_PROVIDER = "twilio"
+    settings.TWILIO_ACCOUNT_SID = ACCOUNT_SID
+    settings.TWILIO_AUTH_TOKEN = AUTH_TOKEN
+    settings.TWILIO_AUTH_TOKEN_PREVIOUS = PREVIOUS_TOKEN
+    settings.TWILIO_MESSAGING_SERVICE_SID = SERVICE_SID
+    settings.TWILIO_FROM_NUMBER = ""
+    settings.TWILIO_API_BASE_URL = fake.url
+    settings.TWILIO_SEGMENTS_PER_SECOND = None
+    providers_reset()
+    return fake

@@ -83,6 +83,7 @@ class TwilioFake:
     received: list[Received] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
     callback_results: list[int] = field(default_factory=list)
+    final_status: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -94,6 +95,15 @@ class TwilioFake:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:
+                status, payload = fake.fetch(self.path, self.headers.get("Authorization", ""))
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -183,6 +193,9 @@ class TwilioFake:
         sid = "SM" + uuid.uuid4().hex
         with self._lock:
             self.received.append(Received(time.time(), account_sid, params, sid))
+            self.final_status[sid] = {UNDELIVERED: "undelivered", FAILED: "failed"}.get(
+                outcome, "delivered"
+            )
         initial = "accepted" if params.get("MessagingServiceSid") else "queued"
         callback = params.get("StatusCallback")
         if callback and self.send_callbacks:
@@ -212,6 +225,21 @@ class TwilioFake:
             "to": to,
             "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
         }
+
+    def fetch(self, path: str, auth: str) -> tuple[int, dict[str, Any]]:
+        """``GET .../Messages/{Sid}.json``: the message's final status in this fake."""
+        match = re.match(r"^/2010-04-01/Accounts/([^/]+)/Messages/(SM[0-9a-f]{32})\.json$", path)
+        expected = (
+            "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        )
+        if not match or auth != expected:
+            return self._error(404 if not match else 401, 20404, "not found")
+        sid = match.group(2)
+        with self._lock:
+            status = self.final_status.get(sid)
+        if status is None:
+            return self._error(404, 20404, "not found")
+        return 200, {"sid": sid, "status": status, "account_sid": self.account_sid}
 
     # --- status callbacks ---------------------------------------------------------------------
 
