@@ -121,7 +121,10 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
         if run.mode == Mode.DELTA:
             run.watermark_from = _previous_watermark(run)
             run.save(update_fields=["watermark_from", "updated_at"])
-            since = run.watermark_from or None
+            # A connector without deltas lists everything; the diff still finds the changes,
+            # and a delta never deactivates what it did not see.
+            if "delta" in source_capabilities(source):
+                since = run.watermark_from or None
         expected = 0
         for spec in specs:
             for page in source.fetch(spec.name, since=since):
@@ -137,7 +140,10 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
                 # What the SIS no longer returns. An empty listing stages every link for
                 # deactivation, and the safety check holds the run (empty source).
                 stage_deactivations(ctx, spec)
-    SyncRun.objects.filter(pk=run.pk).update(counts=ctx.counts)
+    updates: dict[str, Any] = {"counts": ctx.counts}
+    if ctx.max_modified is not None:
+        updates["watermark_to"] = ctx.max_modified.isoformat().replace("+00:00", "Z")
+    SyncRun.objects.filter(pk=run.pk).update(**updates)
     run.refresh_from_db()
 
 
@@ -244,7 +250,9 @@ def _finish(run: SyncRun) -> None:
 
     quarantine_settle(run=run)
     if run.mode != Mode.TARGETED and not run.watermark_to:
-        run.watermark_to = (run.started_at or timezone.now()).isoformat()
+        # No modification times from the SIS: a delta that saw nothing keeps its starting
+        # point; otherwise the next delta starts where this run started reading.
+        run.watermark_to = run.watermark_from or (run.started_at or timezone.now()).isoformat()
     run.save()
 
 
@@ -267,10 +275,6 @@ def run_execute(
             if run.status == RunStatus.PENDING:
                 run.status = RunStatus.RUNNING
                 run.started_at = run.started_at or timezone.now()
-                if run.mode != Mode.TARGETED:
-                    # The next delta starts where this run started reading (a record changed
-                    # while we read is read again rather than missed).
-                    run.watermark_to = run.started_at.isoformat()
                 run.save()
             if source is None:
                 source = source_for_connection(run.connection)

@@ -62,6 +62,9 @@ class StageContext:
     run: SyncRun
     region: str
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The newest modification time the SIS reported: the next delta's watermark (the SIS's
+    # own clock, so our clock's skew cannot skip changes).
+    max_modified: Any = None
 
     def count(self, entity: str, action: str, n: int = 1) -> None:
         if n:
@@ -154,6 +157,9 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
         mapped: dict[str, tuple[dict[str, Any], bool, Any]] = {}
         for record in page.records:
             source_id = str(record.source_id)
+            modified = getattr(record, "modified_at", None)
+            if modified is not None and (ctx.max_modified is None or modified > ctx.max_modified):
+                ctx.max_modified = modified
             try:
                 values = record_values(record)
                 if not _is_deleted(record):
