@@ -30,7 +30,6 @@ class Token:
 
     def fresh(self, *, now: float | None = None, margin: float = EXPIRY_MARGIN_SECONDS) -> bool:
         now = time.time() if now is None else now
-        # A short-lived token keeps at least a tenth of its life as the margin, not all of it.
         return self.expires_at - now > margin
 
     def __repr__(self) -> str:

@@ -167,3 +167,17 @@ def test_gradebook_writes_are_put_under_our_own_sourced_ids(or12_sandbox):
         "/ims/oneroster/gradebook/v1p2/results/sas-r-1",
     ]
     assert writes[-1]["method"] == "PUT"
+
+
+def test_a_full_fetch_survives_a_seeded_mix_of_faults():
+    faults = "500:0.04,503:0.02,timeout:0.02,429:0.04,throttle:0.02,malformed:0.02"
+    with running_sandbox(provider="oneroster-1.2", students=300, seed=5, faults=faults) as sb:
+        sb.control("config", {"timeout_seconds": 0.1, "retry_after": 0})
+        connector = make_connector(sb, key="fault-mix")
+        expected = sb.counts()
+        for entity in (Entity.STUDENT, Entity.GUARDIAN, Entity.SECTION_ENROLLMENT):
+            records, quarantined, _ = fetch_all(connector, entity)
+            # Every item arrives once: mapped, or quarantined with its reason.
+            assert len(records) + len(quarantined) == expected[str(entity)]
+        stats = sb.stats()
+        assert sum(v for k, v in stats.items() if k.startswith("fault_")) > 0
