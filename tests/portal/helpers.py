@@ -57,7 +57,13 @@ def family_make(*, phone="+13125550142", email="parent@example.org"):
         mobile_phone_raw="(312) 555-0142",
         email=email,
     )
-    other = GuardianFactory(district=district)
+    # Explicit contacts: factory sequences could otherwise repeat the guardian's number.
+    other = GuardianFactory(
+        district=district,
+        mobile_phone="+13125550143",
+        mobile_phone_raw="(312) 555-0143",
+        email="other.parent@example.org",
+    )
     students = []
     for first_name in ("Maya", "Leo", "Sam"):
         student = StudentFactory(
