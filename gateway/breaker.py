@@ -335,6 +335,8 @@ class RouteBreaker:
         """
         if snap is None:
             snap = self.storage.snapshot()
+        # Every process exports the state it sees, not only the one that changed it.
+        metrics.breaker_state(self.route, snap.display_state)
         if snap.forced:
             metrics.breaker_rejected(self.route)
             raise CircuitOpen(f"{self.route.name} breaker forced open", retry_after=60.0)

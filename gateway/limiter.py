@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import math
 import random
+import secrets
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from gateway import metrics
@@ -231,7 +231,7 @@ def lease_acquire(route: Route, *, breaker_keys: list[str] | None = None) -> Lea
     """
     policy = route.policy
     cap = policy.max_in_flight_at() or 0
-    token = uuid.uuid4().hex if cap else ""
+    token = secrets.token_hex(8) if cap else ""
     waited = 0.0
     waits = 0
     while True:
