@@ -69,7 +69,7 @@ def test_the_language_switch_refuses_outside_redirects(client):
     assert response["Location"] == "/portal/"
 
 
-def test_every_label_has_a_control(signed_in, family):
+def test_every_label_and_description_points_at_an_element(signed_in, family):
     import re
 
     for url in (
@@ -80,3 +80,6 @@ def test_every_label_has_a_control(signed_in, family):
         html = signed_in.get(url).content.decode()
         for target in re.findall(r'<label for="([^"]+)"', html):
             assert f'id="{target}"' in html, (url, target)
+        for refs in re.findall(r'aria-describedby="([^"]+)"', html):
+            for target in refs.split():
+                assert f'id="{target}"' in html, (url, target)
