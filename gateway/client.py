@@ -42,6 +42,13 @@ from gateway.routes import ConcurrencyWindow, Route, RoutePolicy, policy_for
 logger = logging.getLogger("sas.gateway")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Failures of the provider or the network: retried and counted by the breaker. A body cut off
+# mid-transfer (ChunkedEncodingError) is a broken connection too.
+_TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
 
 __all__ = [
     "CallStats",
@@ -128,7 +135,10 @@ def templated_path(url: str) -> str:
     Callers should pass ``path_template`` (they know which segments are ids); this is the
     safety net so a forgotten template still logs no student ids, phone numbers or tokens.
     """
-    path = urlsplit(url).path or "/"
+    try:
+        path = urlsplit(url).path or "/"
+    except ValueError:  # unparseable: requests will say so; the log must not crash first
+        return "{invalid}"
     return "/".join(
         "{id}" if segment and _ID_SEGMENT.match(segment) else segment for segment in path.split("/")
     )
@@ -254,13 +264,21 @@ def request_observed(
                     raise CircuitOpen(f"{route.name} breaker open", retry_after=1.0)
             except CircuitOpen:
                 stats.outcome = "breaker_rejected"
-                _log(route, method, path, status=None, outcome="breaker_rejected",
-                     duration=0.0, attempt=attempt, breaker_state="open")  # fmt: skip
+                _log(
+                    route,
+                    method,
+                    path,
+                    status=None,
+                    outcome="breaker_rejected",
+                    duration=0.0,
+                    attempt=attempt,
+                    breaker_state="open",
+                )
                 raise
             started = time.perf_counter()
             try:
                 response = session.request(method, url, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except _TRANSIENT_ERRORS as exc:
                 duration = time.perf_counter() - started
                 last_error = type(exc).__name__
                 state = breaker.record(admission, failure=last_error)
@@ -277,6 +295,11 @@ def request_observed(
                     error=last_error,
                 )
                 retry_reason = "timeout" if isinstance(exc, requests.Timeout) else "connection"
+            except BaseException:
+                # A bug or a bad request (invalid URL, too many redirects): says nothing about
+                # the provider's health, but a probe must give its reservation back.
+                breaker.record(admission, failure=None, counted=False)
+                raise
             else:
                 duration = time.perf_counter() - started
                 status = response.status_code

@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import requests
 
 from gateway.breaker import CLOSED, OPEN, breaker_for
 from gateway.client import Route, RoutePolicy, request
@@ -187,3 +188,15 @@ print("served")
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "served" in done.stdout
+
+
+def test_a_probe_that_fails_on_our_side_gives_its_reservation_back(server):
+    server.script = lambda i, path: Answer(503) if i < 3 else Answer(200)
+    route = _route("bad-probe", breaker_reset=0.3)
+    for _ in range(3):
+        _outcome(route, server.url())
+    time.sleep(0.4)
+    with pytest.raises(requests.exceptions.InvalidURL):
+        request(route, "GET", "http://127.0.0.1:notaport/")  # our bug, not an outage
+    assert _outcome(route, server.url()) == "200"  # the next caller may probe at once
+    assert breaker_for(route).storage.snapshot().state == CLOSED

@@ -122,6 +122,7 @@ def test_path_template_from_the_caller_wins(server, caplog):
 def test_templated_path_hides_ids():
     uuid_url = "https://x.example.org/a/123/b/5f0c9c1e-8d1a-4b47-9f5e-2d9d3b1e0a11?x=1"
     assert templated_path(uuid_url) == "/a/{id}/b/{id}"
+    assert templated_path("http://[bad-host/") == "{invalid}"
     assert templated_path("https://x.example.org/Accounts/AC123abc456/Messages.json") == (
         "/Accounts/{id}/Messages.json"
     )
