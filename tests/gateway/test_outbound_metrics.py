@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from gateway.client import Route, RoutePolicy, request
 from tests.gateway import outbound_support
-from tests.gateway.outbound_support import unique
+from tests.gateway.outbound_support import ROOT, unique, worker_env
 
 server = outbound_support.server
 gateway_clean = outbound_support.gateway_clean
@@ -42,3 +45,33 @@ def test_metrics_with_the_right_token(client, settings, server):
         in body
     )
     assert "sas_gateway_call_duration_seconds_bucket" in body
+
+
+def test_multiprocess_mode_adds_up_every_process(tmp_path, server):
+    code = """
+import logging, sys
+logging.disable(logging.CRITICAL)
+from gateway.client import Route, RoutePolicy, request
+from gateway.metrics import exposition
+route = Route("mp", sys.argv[1], RoutePolicy())
+if sys.argv[2] == "call":
+    request(route, "GET", sys.argv[3])
+else:
+    print(exposition()[0].decode())
+"""
+    env = worker_env() | {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    key = unique("mp")
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code, key, *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return done.stdout
+
+    run("call", server.url())
+    run("call", server.url())
+    scraped = run("scrape")
+    assert f'sas_gateway_calls_total{{provider="mp",route="mp:{key}",status_class="2xx"}} 2.0' in (
+        scraped
+    )
