@@ -127,7 +127,8 @@ def test_infinite_campus_profile_checks_the_token_url_and_serialises_calls():
             token_url="https://ic.example.org/campus/oauth2/token?appName=district", **base
         )
     )
-    assert connector.route.policy.max_in_flight == 1 or connector.route.policy.concurrency_windows
+    policy = connector.route.policy
+    assert policy.max_in_flight == 1 or policy.concurrency_windows[0].max_in_flight == 1
     with pytest.raises(ConfigurationError, match="retired OAuth 1.0a"):
         connector_class("oneroster-1.1")(ConnectorConfig(options={"auth": "oauth1"}, **base))
 

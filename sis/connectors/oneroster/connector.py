@@ -14,6 +14,7 @@ servers. Facts from /work/shared/reference/sis-apis.md §2–3.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -137,7 +138,17 @@ class OneRosterConnector(Connector):
     def route_policy(self) -> gateway.RoutePolicy:
         concurrency = self.config.max_concurrency or self.options.max_concurrency or None
         if concurrency is None and self.config.vendor == "infinite-campus":
-            # Infinite Campus asks integrations for serial calls at peak times.
+            # Infinite Campus asks integrations for serial calls at peak times (school hours)
+            # and allows a few in parallel off-peak.
+            window = getattr(gateway, "ConcurrencyWindow", None)
+            if window is not None:
+                return gateway.RoutePolicy(
+                    rate_per_second=self.config.rate_per_second,
+                    max_in_flight=3,
+                    concurrency_windows=(
+                        window(start=dt.time(6, 30), end=dt.time(17, 0), max_in_flight=1),
+                    ),
+                )
             concurrency = 1
         return gateway.RoutePolicy(
             rate_per_second=self.config.rate_per_second, max_in_flight=concurrency
