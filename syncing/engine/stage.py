@@ -419,10 +419,6 @@ def stage_deactivations(ctx: StageContext, spec: EntitySpec) -> int:
     with transaction.atomic(), db.cursor() as cursor:
         cursor.execute(
             """
-            WITH seen AS (
-                SELECT DISTINCT jsonb_array_elements_text(p.seen_link_ids)::bigint AS id
-                FROM syncing_syncpage p WHERE p.run_id = %s AND p.entity = %s
-            )
             INSERT INTO syncing_syncchange
                 (run_id, entity, source_id, action, state, rank, link_id, school_id,
                  "values", diff, content_hash)
@@ -430,15 +426,19 @@ def stage_deactivations(ctx: StageContext, spec: EntitySpec) -> int:
                    '{}'::jsonb, '{}'::jsonb, ''
             FROM syncing_sourcelink l
             WHERE l.connection_id = %s AND l.entity = %s AND l.active
-              AND NOT EXISTS (SELECT 1 FROM seen WHERE seen.id = l.id)
+              -- NOT IN over a subquery becomes one hashed lookup per link.
+              AND l.id NOT IN (
+                SELECT (jsonb_array_elements_text(p.seen_link_ids))::bigint
+                FROM syncing_syncpage p WHERE p.run_id = %s AND p.entity = %s
+              )
             ON CONFLICT DO NOTHING
             """,
             [
                 run.pk,
-                spec.name,
-                run.pk,
                 change_rank(spec, ChangeAction.DEACTIVATE),
                 run.connection_id,
+                spec.name,
+                run.pk,
                 spec.name,
             ],
         )
