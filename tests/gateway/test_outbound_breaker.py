@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -200,3 +201,20 @@ def test_a_probe_that_fails_on_our_side_gives_its_reservation_back(server):
         request(route, "GET", "http://127.0.0.1:notaport/")  # our bug, not an outage
     assert _outcome(route, server.url()) == "200"  # the next caller may probe at once
     assert breaker_for(route).storage.snapshot().state == CLOSED
+
+
+def test_calls_through_one_breaker_are_not_serialised(server):
+    # pybreaker holds its lock around the guarded call; ours replays the outcome afterwards,
+    # so four slow calls of one route in one process overlap instead of queueing.
+    server.script = lambda i, path: Answer(200, delay=0.5)
+    route = _route("parallel")
+    threads = [
+        threading.Thread(target=request, args=(route, "GET", server.url())) for _ in range(4)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert time.perf_counter() - started < 1.5  # serialised, it would take 2 s
+    assert len(server.hits) == 4
