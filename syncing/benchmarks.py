@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from django.db import ProgrammingError, connection as db, transaction
+from django.db import ProgrammingError, transaction
+from django.db import connection as db
 
 from attendance.models import District, School, Student
 from core.bench import BenchResult, benchmark
