@@ -92,7 +92,7 @@ class TwilioProvider(Provider):
             f"{config.account_sid}:{sender}",
             RoutePolicy(
                 rate_per_second=config.segments_per_second,
-                burst=max(1, int(config.segments_per_second or 1)),
+                burst=1,  # Twilio drains a sender queue at a steady rate; no bursts
                 attempts=1,  # a POST is not retried blindly: the task retries with backoff
                 read_timeout=15.0,
                 max_wait=5.0,

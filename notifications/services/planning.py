@@ -309,7 +309,7 @@ def notification_dispatch(*, notification_id: int, now: dt.datetime | None = Non
     now = now or timezone.now()
     with transaction.atomic():
         notification = (
-            Notification.objects.select_for_update()
+            Notification.objects.select_for_update(of=("self",))
             .select_related("district", "category")
             .filter(pk=notification_id)
             .first()

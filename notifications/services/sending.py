@@ -70,7 +70,7 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
     """
     with transaction.atomic():
         delivery = (
-            Delivery.objects.select_for_update()
+            Delivery.objects.select_for_update(of=("self",))
             .select_related("notification")
             .filter(pk=delivery_id)
             .first()

@@ -1,0 +1,268 @@
+"""Notification fan-out (``make bench``): plan and dispatch notifications for 10,000 absences
+(two guardians each, mixed preferences) to the Twilio fake (SMS) and the test provider
+(e-mail), rate limits off; then the same pipeline with a 10 SMS/s limit, checked against the
+fake's recorded arrival times. ``full=False`` uses 500 absences.
+
+Every absence goes the real way: attendance_change_handle → resolution → Notification rows →
+dispatch → Delivery rows → provider call, with Celery eager so one thread does the whole path.
+The baseline is the same pipeline on one thread (the naive "one worker" deployment).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import zoneinfo
+from collections.abc import Callable
+
+from django.db import connection, transaction
+from django.test.utils import override_settings
+
+from attendance.models import (
+    AttendanceRecord,
+    AttendanceSource,
+    AttendanceStatus,
+    District,
+    Enrollment,
+    Guardian,
+    School,
+    Student,
+    StudentGuardian,
+)
+from config.celery import app as celery_app
+from core.bench import BenchResult, benchmark
+from notifications.models import (
+    HANDED_OVER_STATUSES_LIST,
+    Category,
+    Channel,
+    ContactPoint,
+    ContactSource,
+    Delivery,
+    Notification,
+    Preference,
+)
+from notifications.providers import providers_reset
+from notifications.services.events import attendance_change_handle
+
+THREADS = 4
+SLUG = "bench-notify"
+CATEGORIES = [
+    ("attendance", "Attendance", False, ["sms", "email"]),
+    ("chronic_absence", "Chronic absence", False, ["sms", "email"]),
+    ("general", "General announcements", False, ["email"]),
+    ("emergency", "Emergency", True, ["sms", "email"]),
+    ("operational", "Operational (administrators)", False, ["email"]),
+]
+
+
+def _district(students: int, today: dt.date) -> tuple[District, list[int]]:
+    for code, name, critical, channels in CATEGORIES:
+        Category.objects.get_or_create(
+            code=code, defaults={"name": name, "critical": critical, "default_channels": channels}
+        )
+    slug = f"{SLUG}-{students}"
+    district = District.objects.filter(slug=slug).first()
+    if district is None:
+        district = _generate(slug, students)
+    Notification.objects.filter(district=district).delete()
+    AttendanceRecord.objects.filter(student__district=district).delete()
+    school = School.objects.get(district=district)
+    ids = list(Student.objects.filter(district=district).values_list("pk", flat=True))
+    records = AttendanceRecord.objects.bulk_create(
+        AttendanceRecord(
+            school=school,
+            student_id=pk,
+            date=today,
+            status=AttendanceStatus.ABSENT,
+            source=AttendanceSource.SIS,
+        )
+        for pk in ids
+    )
+    return district, [r.pk for r in records]
+
+
+def _generate(slug: str, students: int) -> District:
+    """Set-based inserts: seconds, not minutes (no history rows: benchmark data only)."""
+    with transaction.atomic():
+        district = District.objects.create(name=f"Bench notify {students}", slug=slug)
+        school = School.objects.create(district=district, name="Bench school", local_id="BN1")
+        created = Student.objects.bulk_create(
+            Student(
+                district=district,
+                local_id=f"BN{n}",
+                legal_first_name=f"First{n}",
+                legal_last_name=f"Last{n % 997}",
+                grade_level="05",
+                school=school,
+            )
+            for n in range(students)
+        )
+        Enrollment.objects.bulk_create(
+            Enrollment(student=s, school=school, entry_date=dt.date(2020, 8, 1)) for s in created
+        )
+        guardians = Guardian.objects.bulk_create(
+            Guardian(
+                district=district,
+                first_name=f"G{n}",
+                last_name="Bench",
+                email=f"bench{n}@example.org",
+                mobile_phone=f"+1555{n:07d}",  # 555 is no area code: clearly fake
+                mobile_phone_raw=f"555{n:07d}",
+            )
+            for n in range(2 * students)
+        )
+        StudentGuardian.objects.bulk_create(
+            StudentGuardian(student=s, guardian=guardians[2 * i + k], priority=k + 1)
+            for i, s in enumerate(created)
+            for k in (0, 1)
+        )
+        ContactPoint.objects.bulk_create(
+            ContactPoint(
+                guardian=g,
+                kind=kind,
+                value=g.mobile_phone if kind == Channel.SMS else g.email,
+                source=ContactSource.SIS,
+                verified=True,
+            )
+            for g in guardians
+            for kind in (Channel.SMS, Channel.EMAIL)
+        )
+        # Mixed preferences for the second guardian: SMS only, e-mail only, daily digest.
+        mixes: list[dict[str, object]] = [
+            {"channels": ["sms"]},
+            {"channels": ["email"]},
+            {"delivery_mode": "digest"},
+        ]
+        Preference.objects.bulk_create(
+            Preference(guardian=guardians[2 * i + 1], **mixes[i % 3]) for i in range(students)
+        )
+    return district
+
+
+def _run(record_ids: list[int], now: dt.datetime, threads: int) -> float:
+    chunks = [record_ids[i::threads] for i in range(threads)]
+    errors: list[BaseException] = []
+
+    def work(ids: list[int]) -> None:
+        try:
+            for pk in ids:
+                attendance_change_handle(record_id=pk, now=now)
+        except BaseException as exc:  # reported after the run
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(chunk,)) for chunk in chunks]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def _handed_over(district: District) -> int:
+    return Delivery.objects.filter(
+        notification__district=district, status__in=HANDED_OVER_STATUSES_LIST
+    ).count()
+
+
+def _max_in_window(times: list[float], window: float = 1.0) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def _with_fake(rate: int | None, body: Callable[[object], list[BenchResult]]) -> list[BenchResult]:
+    # The fake lives with the tests; benchmarks run from the repository root.
+    from tests.notifications.twilio_fake import TwilioFake
+
+    fake = TwilioFake(account_sid="AC" + "b" * 32, auth_token="bench-token", send_callbacks=False)  # noqa: S106 - a fake
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        with override_settings(
+            NOTIFY_SMS_PROVIDER="twilio",
+            NOTIFY_EMAIL_PROVIDER="test",
+            NOTIFY_ATTENDANCE_HOLD_SECONDS=0,
+            TWILIO_ACCOUNT_SID=fake.account_sid,
+            TWILIO_AUTH_TOKEN=fake.auth_token,
+            TWILIO_MESSAGING_SERVICE_SID="MG" + "c" * 32,
+            TWILIO_API_BASE_URL=fake.url,
+            TWILIO_SEGMENTS_PER_SECOND=rate,
+        ):
+            providers_reset()
+            return body(fake)
+    finally:
+        celery_app.conf.task_always_eager = eager
+        providers_reset()
+        fake.stop()
+
+
+@benchmark("notifications")
+def notification_fanout(full: bool) -> list[BenchResult]:
+    from notifications.providers.test import TestProvider
+
+    absences = 10_000 if full else 500
+    district_tz = zoneinfo.ZoneInfo("America/Chicago")
+    now = dt.datetime.now(tz=district_tz).replace(hour=10, minute=0, second=0, microsecond=0)
+    today = now.date()
+    results: list[BenchResult] = []
+
+    def unlimited(fake: object) -> list[BenchResult]:
+        district, records = _district(absences, today)
+        # Baseline: one worker thread on a tenth of the records.
+        sample = records[: max(50, len(records) // 10)]
+        base_time = _run(sample, now, threads=1)
+        base_rate = _handed_over(district) / base_time
+        Notification.objects.filter(district=district).delete()
+        TestProvider.reset()
+        elapsed = _run(records, now, threads=THREADS)
+        handed = _handed_over(district)
+        planned = Notification.objects.filter(district=district).count()
+        rate = handed / elapsed
+        return [
+            BenchResult(
+                f"notify fan-out {absences} absences: deliveries/s ({THREADS} threads)",
+                rate,
+                "deliv/s",
+                baseline=base_rate,
+                target=">= 500/s",
+                passed=rate >= 500,
+            ),
+            BenchResult(
+                f"notify fan-out {absences} absences: notifications planned", planned, "rows"
+            ),
+            BenchResult(
+                f"notify fan-out {absences} absences: deliveries handed over", handed, "rows"
+            ),
+        ]
+
+    results += _with_fake(None, unlimited)
+
+    limited_absences = 40 if full else 20
+
+    def limited(fake: object) -> list[BenchResult]:
+        district, records = _district(limited_absences, today)
+        elapsed = _run(records, now, threads=THREADS)
+        times = [r.at for r in fake.received]  # type: ignore[attr-defined]
+        peak = _max_in_window(times)
+        return [
+            BenchResult(
+                f"notify 10 SMS/s limit: max SMS in any 1 s ({len(times)} sent, {elapsed:.1f} s)",
+                peak,
+                "sms",
+                target="<= 10",
+                passed=peak <= 10,
+            )
+        ]
+
+    results += _with_fake(10, limited)
+    return results
