@@ -119,3 +119,23 @@ def test_writes_are_recorded_by_the_sandbox(ps_sandbox):
     writes = ps_sandbox.control("writes")["writes"]
     assert [w["path"] for w in writes[-2:]] == ["/ws/v1/student", "/ws/xte/score"]
     assert writes[-2]["body"]["students"]["student"][0]["id"] == "100001"
+
+
+def test_after_a_day_of_changes_a_full_fetch_still_matches():
+    from sis.sandbox.testing import running_sandbox
+
+    with running_sandbox(provider="powerschool", students=150, page_cap=40) as sandbox:
+        changes = sandbox.control("advance", {"days": 2})["changes"]
+        connector = make_connector(sandbox, key="after-changes")
+        expected = sandbox.counts()
+        guardians, _, _ = fetch_all(connector, Entity.GUARDIAN)
+        deleted = {c["id"] for c in changes if c["kind"] == "delete"}
+        assert len(guardians) == expected["guardian"] and deleted
+        assert not deleted & {g.source_id for g in guardians}  # gone over PowerSchool
+        students, _, _ = fetch_all(connector, Entity.STUDENT)
+        assert len(students) == expected["student"] > 150
+        withdrawn = {c["id"] for c in changes if c["kind"] == "withdrawal"}
+        assert all(not s.active for s in students if s.source_id in withdrawn)
+        transfers = {c["id"]: str(c["detail"]["to"]) for c in changes if c["kind"] == "transfer"}
+        by_id = {s.source_id: s for s in students}
+        assert all(by_id[sid].school_id == school for sid, school in transfers.items())
