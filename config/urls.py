@@ -16,5 +16,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("portal/", include("portal.urls")),
     path("hooks/", include("notifications.urls")),  # provider webhooks (notifications)
+    path("hooks/sync/", include("syncing.urls")),  # SIS change events (syncing)
     path("", include("gateway.urls")),  # /metrics only (token-protected)
 ]

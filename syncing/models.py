@@ -13,6 +13,7 @@ from django.db.models import Q
 
 from attendance.models import District, School
 from attendance.models.base import TimeStampedModel
+from sis.models import SISConnection
 
 
 class Mode(models.TextChoices):
@@ -562,3 +563,12 @@ class SyncSchedule(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.connection_id}: {self.get_kind_display()}"
+
+
+class SyncConnection(SISConnection):
+    """The SIS connections as the sync admin shows them ("Sync now"); edited in the SIS app."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "connection to sync"
+        verbose_name_plural = "connections to sync"

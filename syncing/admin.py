@@ -1,0 +1,463 @@
+"""Admin for the sync engine, scoped by membership (attendance.admin_scoping.ScopedAdmin).
+
+Runs with progress and counts; held runs with staged totals, samples and the three decisions;
+the conflict queue side by side with bulk resolve; the quarantine with re-drive; identity-match
+suggestions; "Sync now" on connections; policies and schedules. Every action calls a service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from attendance.admin_scoping import ScopedAdmin
+from core.errors import ApplicationError
+from syncing.models import (
+    Approval,
+    Conflict,
+    ConflictStatus,
+    FieldPolicy,
+    IdentityMatch,
+    MatchStatus,
+    Mode,
+    QuarantinedRecord,
+    QuarantineStatus,
+    RunStatus,
+    SafetyBlackout,
+    SafetyPolicy,
+    SyncChange,
+    SyncConnection,
+    SyncRun,
+    SyncSchedule,
+    Trigger,
+    WriteBackItem,
+)
+from syncing.selectors import run_change_totals
+from syncing.services import (
+    conflict_resolve,
+    identity_match_confirm,
+    identity_match_reject,
+    quarantine_redrive,
+    run_approve,
+    run_cancel,
+    sync_start,
+)
+
+
+def _report(request: HttpRequest, done: int, failed: list[str], what: str) -> None:
+    if done:
+        messages.success(request, f"{what}: {done}.")
+    for message in failed[:5]:
+        messages.error(request, message)
+
+
+class ReadOnlyScopedAdmin(ScopedAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class SyncChangeInline(admin.TabularInline):
+    model = SyncChange
+    fields = ["entity", "action", "state", "source_id", "diff"]
+    readonly_fields = ["entity", "action", "state", "source_id", "diff"]
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+    verbose_name_plural = "changes (first 50; see Sync changes for all)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SyncChange]:
+        queryset = super().get_queryset(request).order_by("rank", "id")
+        ids = list(queryset.values_list("id", flat=True)[:50])
+        return queryset.filter(id__in=ids)
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyScopedAdmin):
+    list_display = [
+        "id",
+        "connection",
+        "mode",
+        "trigger",
+        "status_badge",
+        "progress_bar",
+        "counts_summary",
+        "quarantined_count",
+        "conflicts_count",
+        "duration_display",
+        "created_at",
+    ]
+    list_filter = ["status", "mode", "trigger", "district", "dry_run"]
+    list_select_related = ["connection"]
+    date_hierarchy = "created_at"
+    inlines = [SyncChangeInline]
+    readonly_fields = [
+        "district",
+        "connection",
+        "mode",
+        "trigger",
+        "status",
+        "phase",
+        "dry_run",
+        "requested_by",
+        "progress_bar",
+        "counts_table",
+        "held_reason",
+        "held_summary",
+        "error_summary",
+        "quarantined_count",
+        "conflicts_count",
+        "watermark_from",
+        "watermark_to",
+        "started_at",
+        "staged_at",
+        "finished_at",
+        "approval",
+        "approved_by",
+        "approved_at",
+    ]
+    fields = readonly_fields
+    actions = ["approve_all", "approve_except_deactivations", "reject", "cancel"]
+
+    @admin.display(description="status")
+    def status_badge(self, obj: SyncRun) -> str:
+        colour = {
+            RunStatus.COMPLETED: "#2e7d32",
+            RunStatus.COMPLETED_WITH_QUARANTINE: "#ef6c00",
+            RunStatus.HELD: "#c62828",
+            RunStatus.FAILED: "#c62828",
+        }.get(RunStatus(obj.status), "#555")
+        return format_html('<strong style="color:{}">{}</strong>', colour, obj.get_status_display())
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj: SyncRun) -> str:
+        return format_html(
+            '<progress max="100" value="{}" style="width:8em"></progress> {}%',
+            obj.progress_percent,
+            obj.progress_percent,
+        )
+
+    @admin.display(description="changes")
+    def counts_summary(self, obj: SyncRun) -> str:
+        parts = []
+        for entity, counts in sorted(obj.counts.items()):
+            changed = {a: n for a, n in counts.items() if a != "unchanged" and n}
+            if changed:
+                parts.append(f"{entity}: " + ", ".join(f"{a} {n}" for a, n in changed.items()))
+        return "; ".join(parts) or "no changes"
+
+    @admin.display(description="counts per entity and action")
+    def counts_table(self, obj: SyncRun) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.counts, indent=2, sort_keys=True))
+
+    @admin.display(description="staged totals and samples")
+    def held_summary(self, obj: SyncRun) -> str:
+        details = obj.held_details or {"totals": run_change_totals(obj)}
+        return format_html("<pre>{}</pre>", json.dumps(details, indent=2, default=str)[:20000])
+
+    @admin.display(description="duration")
+    def duration_display(self, obj: SyncRun) -> str:
+        seconds = obj.duration
+        return "" if seconds is None else f"{seconds:.1f} s"
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet[SyncRun], approval: str) -> None:
+        if not self._can_write(request):
+            messages.error(request, "You may not decide sync runs.")
+            return
+        done, failed = 0, []
+        for run in queryset:
+            try:
+                run_approve(run=run, user=request.user, approval=approval)
+                done += 1
+            except ApplicationError as exc:
+                failed.append(f"Run #{run.pk}: {exc.message}")
+        _report(request, done, failed, Approval(approval).label)
+
+    @admin.action(description="Approve all staged changes of held runs")
+    def approve_all(self, request: HttpRequest, queryset: QuerySet[SyncRun]) -> None:
+        self._decide(request, queryset, Approval.ALL)
+
+    @admin.action(description="Approve held runs except deactivations")
+    def approve_except_deactivations(
+        self, request: HttpRequest, queryset: QuerySet[SyncRun]
+    ) -> None:
+        self._decide(request, queryset, Approval.EXCEPT_DEACTIVATIONS)
+
+    @admin.action(description="Reject held runs (apply nothing)")
+    def reject(self, request: HttpRequest, queryset: QuerySet[SyncRun]) -> None:
+        self._decide(request, queryset, Approval.REJECT)
+
+    @admin.action(description="Cancel pending or running runs")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[SyncRun]) -> None:
+        for run in queryset:
+            run_cancel(run=run)
+        messages.success(request, "Cancelled.")
+
+
+@admin.register(SyncChange)
+class SyncChangeAdmin(ReadOnlyScopedAdmin):
+    district_path = "run__district"
+    list_display = ["run", "entity", "action", "state", "source_id", "diff"]
+    list_filter = ["action", "state", "entity"]
+    search_fields = ["source_id"]
+    raw_id_fields = ["run", "link"]
+
+
+@admin.register(SyncConnection)
+class SyncConnectionAdmin(ScopedAdmin):
+    """The SIS connections, with "Sync now" (the connection itself is edited in the SIS app)."""
+
+    list_display = ["name", "district", "provider", "enabled", "last_run"]
+    list_filter = ["district", "provider", "enabled"]
+    fields = ["name", "district", "provider", "enabled"]
+    readonly_fields = fields
+    actions = ["sync_full", "sync_delta", "sync_dry_run"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="last run")
+    def last_run(self, obj: Any) -> str:
+        run = SyncRun.objects.filter(connection_id=obj.pk).order_by("-id").first()
+        return "" if run is None else f"#{run.pk} {run.get_status_display()}"
+
+    def _start(self, request: HttpRequest, queryset: QuerySet[Any], **kwargs: Any) -> None:
+        if not self._can_write(request):
+            messages.error(request, "You may not start syncs.")
+            return
+        for connection in queryset:
+            try:
+                run, created = sync_start(
+                    connection=connection, trigger=Trigger.ADMIN, user=request.user, **kwargs
+                )
+            except ApplicationError as exc:
+                messages.error(request, f"{connection}: {exc.message}")
+                continue
+            if created:
+                messages.success(request, f"{connection}: sync run #{run.pk} queued.")
+            else:
+                messages.warning(
+                    request, f"{connection}: run #{run.pk} is {run.get_status_display()}."
+                )
+
+    @admin.action(description="Sync now (full)")
+    def sync_full(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._start(request, queryset, mode=Mode.FULL)
+
+    @admin.action(description="Sync now (delta)")
+    def sync_delta(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._start(request, queryset, mode=Mode.DELTA)
+
+    @admin.action(description="Dry run (stage and show, apply nothing)")
+    def sync_dry_run(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        self._start(request, queryset, mode=Mode.FULL, dry_run=True)
+
+
+class AgeFilter(admin.SimpleListFilter):
+    title = "age"
+    parameter_name = "age"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("1", "under a day"), ("7", "under a week"), ("old", "a week or older")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        now = timezone.now()
+        value = self.value()
+        if value in ("1", "7"):
+            return queryset.filter(created_at__gte=now - dt.timedelta(days=int(value or 0)))
+        if self.value() == "old":
+            return queryset.filter(created_at__lt=now - dt.timedelta(days=7))
+        return queryset
+
+
+@admin.register(Conflict)
+class ConflictAdmin(ScopedAdmin):
+    school_path = "school"
+    list_display = [
+        "entity",
+        "field",
+        "object_link",
+        "base_value",
+        "sis_value",
+        "local_value",
+        "policy",
+        "status",
+        "created_at",
+    ]
+    list_filter = ["status", "district", "school", "entity", "field", "policy", AgeFilter]
+    readonly_fields = [
+        "district",
+        "school",
+        "link",
+        "run",
+        "entity",
+        "field",
+        "base_value",
+        "sis_value",
+        "local_value",
+        "policy",
+        "status",
+        "resolution_value",
+        "resolved_by",
+        "resolved_at",
+    ]
+    fields = readonly_fields
+    actions = ["resolve_sis", "resolve_local"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="record")
+    def object_link(self, obj: Conflict) -> str:
+        return f"{obj.entity} {obj.link.object_id} (SIS {obj.link.source_id})"
+
+    def _resolve(self, request: HttpRequest, queryset: QuerySet[Conflict], choice: str) -> None:
+        if not self._can_write(request):
+            messages.error(request, "You may not resolve conflicts.")
+            return
+        done, failed = 0, []
+        for conflict in queryset.filter(status=ConflictStatus.OPEN):
+            try:
+                conflict_resolve(conflict=conflict, user=request.user, choice=choice)
+                done += 1
+            except ApplicationError as exc:
+                failed.append(exc.message)
+        _report(request, done, failed, "Resolved")
+
+    @admin.action(description="Resolve with the SIS value")
+    def resolve_sis(self, request: HttpRequest, queryset: QuerySet[Conflict]) -> None:
+        self._resolve(request, queryset, "sis")
+
+    @admin.action(description="Resolve with the local value")
+    def resolve_local(self, request: HttpRequest, queryset: QuerySet[Conflict]) -> None:
+        self._resolve(request, queryset, "local")
+
+
+@admin.register(QuarantinedRecord)
+class QuarantinedRecordAdmin(ReadOnlyScopedAdmin):
+    list_display = ["entity", "source_id", "reason_code", "message", "status", "attempts", "run"]
+    list_filter = ["status", "reason_code", "entity", "district"]
+    search_fields = ["source_id"]
+    readonly_fields = [
+        "district",
+        "connection",
+        "run",
+        "entity",
+        "source_id",
+        "reason_code",
+        "message",
+        "status",
+        "attempts",
+        "payload_pretty",
+    ]
+    fields = readonly_fields
+    actions = ["redrive", "discard"]
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: QuarantinedRecord) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, default=str))
+
+    @admin.action(description="Re-drive (re-fetch fresh from the SIS)")
+    def redrive(self, request: HttpRequest, queryset: QuerySet[QuarantinedRecord]) -> None:
+        if not self._can_write(request):
+            messages.error(request, "You may not re-drive records.")
+            return
+        try:
+            run = quarantine_redrive(
+                records=queryset.filter(status=QuarantineStatus.OPEN), user=request.user
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return
+        if run is not None:
+            messages.success(request, f"Re-drive queued as sync run #{run.pk}.")
+
+    @admin.action(description="Discard (stop tracking)")
+    def discard(self, request: HttpRequest, queryset: QuerySet[QuarantinedRecord]) -> None:
+        if self._can_write(request):
+            queryset.update(status=QuarantineStatus.DISCARDED, updated_at=timezone.now())
+
+
+@admin.register(IdentityMatch)
+class IdentityMatchAdmin(ReadOnlyScopedAdmin):
+    list_display = ["entity", "new_source_id", "object_id", "evidence", "status", "created_at"]
+    list_filter = ["status", "entity", "district"]
+    actions = ["confirm", "reject"]
+
+    @admin.action(description="Confirm: the same record (re-key, no duplicate)")
+    def confirm(self, request: HttpRequest, queryset: QuerySet[IdentityMatch]) -> None:
+        if not self._can_write(request):
+            return
+        done, failed = 0, []
+        for match in queryset.filter(status=MatchStatus.SUGGESTED):
+            try:
+                identity_match_confirm(match=match, user=request.user)
+                done += 1
+            except ApplicationError as exc:
+                failed.append(exc.message)
+        _report(request, done, failed, "Confirmed")
+
+    @admin.action(description="Reject: a different record")
+    def reject(self, request: HttpRequest, queryset: QuerySet[IdentityMatch]) -> None:
+        if not self._can_write(request):
+            return
+        for match in queryset.filter(status=MatchStatus.SUGGESTED):
+            identity_match_reject(match=match, user=request.user)
+
+
+@admin.register(WriteBackItem)
+class WriteBackItemAdmin(ReadOnlyScopedAdmin):
+    list_display = ["entity", "object_id", "target", "value", "status", "attempts", "updated_at"]
+    list_filter = ["status", "entity", "target", "district"]
+
+
+@admin.register(FieldPolicy)
+class FieldPolicyAdmin(ScopedAdmin):
+    list_display = ["district", "connection", "entity", "field", "policy"]
+    list_filter = ["district", "entity", "policy"]
+
+
+@admin.register(SafetyPolicy)
+class SafetyPolicyAdmin(ScopedAdmin):
+    list_display = [
+        "district",
+        "connection",
+        "entity",
+        "school",
+        "max_deactivation_percent",
+        "max_update_percent",
+        "min_population",
+        "min_changes",
+    ]
+    list_filter = ["district", "entity"]
+
+
+@admin.register(SafetyBlackout)
+class SafetyBlackoutAdmin(ScopedAdmin):
+    list_display = ["district", "connection", "start_date", "end_date", "reason"]
+    list_filter = ["district"]
+
+
+@admin.register(SyncSchedule)
+class SyncScheduleAdmin(ScopedAdmin):
+    list_display = ["connection", "kind", "delta_every_minutes", "daily_at", "cron", "paused"]
+    list_filter = ["kind", "paused", "district"]
+    exclude = ["webhook_secret_encrypted"]
+
+    def save_model(self, request: HttpRequest, obj: SyncSchedule, form: Any, change: bool) -> None:
+        from syncing.schedules import schedule_save
+
+        try:
+            schedule_save(schedule=obj)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)

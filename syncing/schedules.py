@@ -1,0 +1,154 @@
+"""Per-connection schedules as django-celery-beat periodic tasks owned by this module.
+
+Admins edit :class:`~syncing.models.SyncSchedule`; :func:`schedule_save` rewrites the beat rows
+it owns (named ``sync:<connection>:<role>``). Each beat message carries its *slot* (the
+schedule's firing time, rounded), and the run's idempotency key is built from it, so a beat
+that fires twice — two beat processes, a retried message — starts one run.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from core import encryption
+from core.errors import ApplicationError
+from syncing.models import Mode, ScheduleKind, SyncRun, SyncSchedule, Trigger
+
+TASK = "syncing.tasks.sync_scheduled"
+
+
+def _name(connection_id: int, role: str) -> str:
+    return f"sync:{connection_id}:{role}"
+
+
+def _crontab(expression: str, timezone_name: str) -> CrontabSchedule:
+    parts = expression.split()
+    if len(parts) != 5:
+        raise ApplicationError(
+            "A cron expression has five fields: minute hour day-of-month month day-of-week.",
+            code="invalid_cron",
+        )
+    try:
+        from croniter import croniter
+
+        croniter(expression)
+    except (ValueError, KeyError) as exc:
+        raise ApplicationError(f"Invalid cron expression: {exc}", code="invalid_cron") from None
+    minute, hour, day_of_month, month, day_of_week = parts
+    schedule, _ = CrontabSchedule.objects.get_or_create(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month,
+        day_of_week=day_of_week,
+        timezone=timezone_name,
+    )
+    return schedule
+
+
+def _wanted(schedule: SyncSchedule) -> dict[str, dict[str, Any]]:
+    """The beat rows this schedule needs: role → PeriodicTask fields."""
+    tz = schedule.district.timezone
+    full_at = schedule.weekly_full_at
+    weekly = _crontab(
+        f"{full_at.minute if full_at else 0} {full_at.hour if full_at else 2} * * "
+        f"{(schedule.weekly_full_weekday + 1) % 7}",
+        tz,
+    )
+    rows: dict[str, dict[str, Any]] = {}
+    kind = schedule.kind
+    if kind == ScheduleKind.REALTIME:
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=max(1, schedule.delta_every_minutes), period=IntervalSchedule.MINUTES
+        )
+        rows["delta"] = {"interval": interval, "mode": Mode.DELTA}
+        rows["weekly-full"] = {"crontab": weekly, "mode": Mode.FULL}
+    elif kind == ScheduleKind.HOURLY:
+        rows["hourly"] = {"crontab": _crontab("0 * * * *", tz), "mode": Mode.DELTA}
+        rows["weekly-full"] = {"crontab": weekly, "mode": Mode.FULL}
+    elif kind == ScheduleKind.DAILY:
+        at = schedule.daily_at
+        if at is None:
+            raise ApplicationError("A daily schedule needs a time.", code="invalid_schedule")
+        rows["daily"] = {"crontab": _crontab(f"{at.minute} {at.hour} * * *", tz), "mode": Mode.FULL}
+    elif kind == ScheduleKind.CRON:
+        rows["cron"] = {"crontab": _crontab(schedule.cron, tz), "mode": Mode.FULL}
+    return rows
+
+
+def schedule_save(*, schedule: SyncSchedule) -> SyncSchedule:
+    """Save a schedule and make the beat rows match it (creating, updating, removing)."""
+    with transaction.atomic():
+        schedule.district_id = schedule.connection.district_id
+        if not schedule.webhook_secret_encrypted:
+            schedule.webhook_secret_encrypted = encryption.encrypt(secrets.token_urlsafe(32))
+        wanted = {} if schedule.kind == ScheduleKind.OFF else _wanted(schedule)
+        schedule.save()
+        prefix = _name(schedule.connection_id, "")
+        existing = {
+            task.name: task for task in PeriodicTask.objects.filter(name__startswith=prefix)
+        }
+        for role, spec in wanted.items():
+            name = _name(schedule.connection_id, role)
+            task = existing.pop(name, None) or PeriodicTask(name=name, task=TASK)
+            task.interval = spec.get("interval")
+            task.crontab = spec.get("crontab")
+            task.kwargs = json.dumps(
+                {"connection_id": schedule.connection_id, "mode": spec["mode"]}
+            )
+            task.enabled = not schedule.paused
+            task.queue = "sync"
+            task.save()
+        for task in existing.values():
+            task.delete()
+        _digest_install()
+    return schedule
+
+
+def _digest_install() -> None:
+    """The daily digest of open conflicts (one beat row for every district)."""
+    PeriodicTask.objects.get_or_create(
+        name="sync:conflicts-digest",
+        defaults={
+            "task": "syncing.tasks.conflicts_digest",
+            "crontab": _crontab("0 7 * * *", "UTC"),
+            "queue": "sync",
+        },
+    )
+
+
+def schedule_webhook_secret(*, connection_id: int) -> str | None:
+    schedule = SyncSchedule.objects.filter(connection_id=connection_id).first()
+    if schedule is None or not schedule.webhook_secret_encrypted:
+        return None
+    return encryption.decrypt(schedule.webhook_secret_encrypted)
+
+
+def _slot(mode: str, at: Any) -> str:
+    # Two beats fire within seconds of each other; one minute identifies the firing.
+    return at.strftime("%Y%m%dT%H%M")
+
+
+def scheduled_sync_start(
+    *, connection_id: int, mode: str, slot: str = ""
+) -> tuple[SyncRun | None, bool]:
+    """Start the run of one beat firing (idempotent per connection, mode and slot)."""
+    from sis.models import SISConnection
+    from syncing.services import sync_start
+
+    connection = SISConnection.objects.filter(pk=connection_id, enabled=True).first()
+    if connection is None:
+        return None, False
+    slot = slot or _slot(mode, timezone.now())
+    return sync_start(
+        connection=connection,
+        mode=mode,
+        trigger=Trigger.SCHEDULE,
+        idempotency_key=f"beat:{connection_id}:{mode}:{slot}",
+    )

@@ -1,0 +1,118 @@
+"""Admin pages and actions, schedules as beat rows, and the HMAC-signed event webhook."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from django.urls import reverse
+from django_celery_beat.models import PeriodicTask
+
+from attendance.models import Student
+from syncing.models import Conflict, RunStatus, ScheduleKind, SyncRun, SyncSchedule
+from syncing.schedules import schedule_save, scheduled_sync_start
+from syncing.webhooks import signature_for
+from tests.factories import UserFactory
+from tests.syncing.helpers import sync
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(username="root", is_superuser=True)
+
+
+def test_admin_pages_show_runs_conflicts_and_quarantine(client, superuser, connection, source):
+    run = sync(connection, source)
+    client.force_login(superuser)
+    for name in (
+        "syncing_syncrun_changelist",
+        "syncing_conflict_changelist",
+        "syncing_quarantinedrecord_changelist",
+        "syncing_identitymatch_changelist",
+        "syncing_syncconnection_changelist",
+        "syncing_syncchange_changelist",
+    ):
+        response = client.get(reverse(f"admin:{name}"))
+        assert response.status_code == 200, name
+    page = client.get(reverse("admin:syncing_syncrun_change", args=[run.pk]))
+    assert page.status_code == 200
+    assert b"<progress" in page.content and b"student" in page.content
+
+
+def test_sync_now_action_queues_one_run(client, superuser, connection, settings):
+    client.force_login(superuser)
+    url = reverse("admin:syncing_syncconnection_changelist")
+    for _ in range(2):
+        client.post(
+            url,
+            {"action": "sync_dry_run", "_selected_action": [connection.pk]},
+            follow=True,
+        )
+    assert SyncRun.objects.filter(connection=connection).count() == 1
+    assert SyncRun.objects.get().dry_run is True
+
+
+def test_bulk_resolve_from_the_conflict_queue(client, superuser, connection, source):
+    sync(connection, source)
+    from attendance.services import student_update
+
+    student = Student.objects.get(local_id="S00002")
+    student_update(student=student, legal_first_name="Local")
+    source.get("student", "stu-2").first_name = "Sis"
+    sync(connection, source)
+    conflict = Conflict.objects.get(status="open")
+    client.force_login(superuser)
+    client.post(
+        reverse("admin:syncing_conflict_changelist"),
+        {"action": "resolve_local", "_selected_action": [conflict.pk]},
+        follow=True,
+    )
+    conflict.refresh_from_db()
+    assert conflict.status == "resolved_local" and conflict.resolved_by == superuser
+
+
+def test_a_schedule_becomes_beat_rows_and_a_double_beat_is_one_run(connection):
+    schedule = schedule_save(
+        schedule=SyncSchedule(connection=connection, kind=ScheduleKind.REALTIME)
+    )
+    names = set(
+        PeriodicTask.objects.filter(name__startswith=f"sync:{connection.pk}:").values_list(
+            "name", flat=True
+        )
+    )
+    assert names == {f"sync:{connection.pk}:delta", f"sync:{connection.pk}:weekly-full"}
+    schedule.kind = ScheduleKind.DAILY
+    schedule.daily_at = dt.time(5, 30)
+    schedule_save(schedule=schedule)
+    task = PeriodicTask.objects.get(name=f"sync:{connection.pk}:daily")
+    assert (task.crontab.hour, task.crontab.minute) == ("5", "30")
+    assert not PeriodicTask.objects.filter(name=f"sync:{connection.pk}:delta").exists()
+    assert json.loads(task.kwargs) == {"connection_id": connection.pk, "mode": "full"}
+    first, created = scheduled_sync_start(connection_id=connection.pk, mode="full", slot="s1")
+    again, created_again = scheduled_sync_start(connection_id=connection.pk, mode="full", slot="s1")
+    assert created and not created_again and first.pk == again.pk
+    assert SyncRun.objects.count() == 1
+
+
+def test_the_event_webhook_needs_the_connection_signature(client, connection, source):
+    schedule_save(schedule=SyncSchedule(connection=connection, kind=ScheduleKind.REALTIME))
+    url = reverse("syncing:sis-events", args=[connection.pk])
+    body = json.dumps({"events": [{"entity": "students", "id": "stu-3"}]}).encode()
+    bad = client.post(url, body, content_type="application/json",
+                      headers={"X-Sync-Signature": "sha256=00"})  # fmt: skip
+    assert bad.status_code == 403
+    assert not SyncRun.objects.exists()
+    from syncing.schedules import schedule_webhook_secret
+
+    secret = schedule_webhook_secret(connection_id=connection.pk)
+    good = client.post(url, body, content_type="application/json",
+                       headers={"X-Sync-Signature": signature_for(secret, body)})  # fmt: skip
+    assert good.status_code == 202
+    run = SyncRun.objects.get()
+    assert run.mode == "targeted" and run.targets == [["student", "stu-3"]]
+    from syncing.engine.run import run_execute
+
+    run = run_execute(run.pk, source=source)
+    assert run.status == RunStatus.COMPLETED
+    assert Student.objects.filter(local_id="S00003").exists()
