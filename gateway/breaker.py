@@ -95,6 +95,7 @@ class RedisBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._fail_expires = 0.0
         self._success = 0
         self._opened_at: float | None = None
+        self._local_probe_until = 0.0  # the probe reservation while Redis is unreachable
 
     # -- pybreaker hooks ---------------------------------------------------------------------
     @property
@@ -228,7 +229,7 @@ class RedisBreakerStorage(pybreaker.CircuitBreakerStorage):
             )
         except RedisUnavailable:
             with self._lock:
-                if getattr(self, "_local_probe_until", 0.0) > time.monotonic():
+                if self._local_probe_until > time.monotonic():
                     return None
                 self._local_probe_until = time.monotonic() + ttl
             return token

@@ -27,6 +27,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import redis
+
 from gateway import metrics
 from gateway.errors import RateLimited
 from gateway.redis_state import RedisUnavailable, key_prefix, register_script, run, run_script
@@ -202,7 +204,7 @@ def _admit_once(
                 token,
                 policy.lease_ttl * 1000,
                 policy.breaker_reset * 1000,
-            ],  # fmt: skip
+            ],
         )
         raw = list(result[2:]) if breaker_keys else None
         return int(result[0]), int(result[1]) / 1000, True, raw
@@ -302,10 +304,7 @@ def limiter_state_read(route: Route) -> LimiterState:
     rate = route.policy.rate_per_second or 0.0
     burst = route.policy.burst
 
-    def read(client: object) -> LimiterState:
-        import redis as redis_lib
-
-        assert isinstance(client, redis_lib.Redis)  # noqa: S101
+    def read(client: redis.Redis) -> LimiterState:
         seconds, micros = client.time()
         now = seconds * 1000 + micros / 1000
         pipe = client.pipeline(transaction=False)

@@ -54,7 +54,8 @@ def test_failures_past_the_threshold_open_it_and_no_request_reaches_the_server(s
 
     started = time.perf_counter()
     assert [_outcome(route, server.url()) for _ in range(20)] == ["open"] * 20
-    assert (time.perf_counter() - started) / 20 < 0.005  # fails fast: no request made
+    # Fails fast: one Redis round trip, no request (about 1 ms; generous under CI load).
+    assert (time.perf_counter() - started) / 20 < 0.05
     assert len(server.hits) == 3
 
 
