@@ -111,10 +111,12 @@ def error_message(response: requests.Response) -> str:
 
 
 def _ref(value: Any) -> str | None:
-    if isinstance(value, dict):
+    if value.__class__ is dict:
         sid = value.get("sourcedId")
-        return str(sid) if sid not in (None, "") else None
-    if value in (None, ""):
+        if sid.__class__ is str:  # the common case, without str() and comparisons
+            return sid or None
+        return str(sid) if sid is not None else None
+    if value is None or value == "":
         return None
     return str(value)
 
@@ -129,14 +131,21 @@ def _refs(values: Any) -> list[str]:
 
 def _common(item: dict[str, Any]) -> dict[str, Any]:
     sid = item.get("sourcedId")
-    if sid in (None, ""):
+    if sid is None or sid == "":
         raise MalformedRecord("missing sourcedId")
-    status = str(item.get("status") or "active").lower()
-    return {
-        "source_id": str(sid),
-        "raw": item,
+    status = item.get("status")
+    if status is None or status == "active":
+        resolved = Status.ACTIVE
+    else:
         # OneRoster 1.0's "inactive" means deleted, like "tobedeleted".
-        "status": Status.TO_BE_DELETED if status in ("tobedeleted", "inactive") else Status.ACTIVE,
+        lowered = str(status).lower()
+        resolved = (
+            Status.TO_BE_DELETED if lowered in ("tobedeleted", "inactive") else (Status.ACTIVE)
+        )
+    return {
+        "source_id": sid if sid.__class__ is str else str(sid),
+        "raw": item,
+        "status": resolved,
         "modified_at": parse_datetime(item.get("dateLastModified")),
     }
 
@@ -351,6 +360,8 @@ def map_section_enrollment(item: dict[str, Any]) -> Iterable[Record]:
 def map_item(entity: Entity, item: Any, *, version: str) -> Iterable[Record]:
     if not isinstance(item, dict):
         raise MalformedRecord(f"expected an object, got {type(item).__name__}")
+    if entity is Entity.SECTION_ENROLLMENT:  # by far the most numerous: test it first
+        return map_section_enrollment(item)
     if entity == Entity.SCHOOL:
         return map_org(item)
     if entity == Entity.TERM:
