@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import zoneinfo
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from attendance.models import AttendanceRecord, AttendanceStatus, Student, Term, TermKind
+from attendance.models import (
+    AttendanceRecord,
+    AttendanceStatus,
+    Student,
+    StudentGuardian,
+    Term,
+    TermKind,
+)
 from notifications.models import Category, Notification
 from notifications.services.planning import (
     EventSpec,
+    Recipient,
     notifications_cancel,
     notifications_plan,
+    notifications_plan_many,
     recipients_for_student,
 )
 
@@ -40,61 +51,115 @@ def attendance_change_handle(
     pending message; a correction to present before it is sent cancels it; withdrawn
     (inactive) students and old dates never notify.
     """
+    return attendance_changes_handle(record_ids=[record_id], now=now)
+
+
+def attendance_changes_handle(
+    *, record_ids: list[int], now: dt.datetime | None = None, enqueue: bool = True
+) -> list[Notification]:
+    """:func:`attendance_change_handle` for many records at once (a bulk post, a SIS import,
+    the fan-out benchmark): the day's records, guardian links, contact points and preferences
+    are read once for the whole batch."""
     now = now or timezone.now()
-    record = (
-        AttendanceRecord.objects.select_related("student__district", "school")
-        .filter(pk=record_id)
-        .first()
+    records = list(
+        AttendanceRecord.objects.select_related("student__district", "school").filter(
+            pk__in=record_ids
+        )
     )
-    if record is None:
+    days: dict[tuple[int, dt.date], AttendanceRecord] = {}
+    for record in records:
+        district = record.student.district
+        if not record.student.active:
+            continue
+        today = now.astimezone(zoneinfo.ZoneInfo(district.timezone)).date()
+        age = (today - record.date).days
+        if age > settings.NOTIFY_ATTENDANCE_MAX_AGE_DAYS or record.date > today:
+            continue
+        days.setdefault((record.student_id, record.date), record)
+    if not days:
         return []
-    student = record.student
-    district = student.district
-    if not student.active:
-        return []
-    today = now.astimezone(zoneinfo.ZoneInfo(district.timezone)).date()
-    if (today - record.date).days > settings.NOTIFY_ATTENDANCE_MAX_AGE_DAYS or record.date > today:
-        return []
-    event_key = attendance_event_key(student.pk, record.date)
-    day = list(
-        AttendanceRecord.objects.filter(student=student, date=record.date)
+    marks_by_day: dict[tuple[int, dt.date], list[AttendanceRecord]] = {key: [] for key in days}
+    for other in (
+        AttendanceRecord.objects.filter(
+            student_id__in={k[0] for k in days}, date__in={k[1] for k in days}
+        )
         .select_related("section")
         .order_by("period", "section_id")
+    ):
+        key = (other.student_id, other.date)
+        if key in marks_by_day and other.status in NOTIFYING:
+            marks_by_day[key].append(other)
+    links: dict[int, list[Recipient]] = {}
+    for link in (
+        StudentGuardian.objects.filter(student_id__in={k[0] for k in days})
+        .select_related("guardian")
+        .order_by("priority", "id")
+    ):
+        links.setdefault(link.student_id, []).append(Recipient(link.guardian, link))
+    category = category_by_code(Category.ATTENDANCE)
+    not_before = now + dt.timedelta(seconds=settings.NOTIFY_ATTENDANCE_HOLD_SECONDS)
+    events: list[tuple[EventSpec, list[Recipient]]] = []
+    absent_students: list[tuple[Student, dt.date]] = []
+    for key, record in days.items():
+        event_key = attendance_event_key(*key)
+        marks = marks_by_day[key]
+        if not marks:
+            notifications_cancel(event_key=event_key, reason="Corrected to present before sending.")
+            continue
+        student = record.student
+        events.append(
+            (
+                EventSpec(
+                    event_key=event_key,
+                    category=category,
+                    district=student.district,
+                    school=record.school,
+                    student=student,
+                    context=_attendance_context(student, record, marks),
+                    not_before=not_before,
+                ),
+                links.get(student.pk, []),
+            )
+        )
+        if any(m.status == AttendanceStatus.ABSENT for m in marks):
+            absent_students.append((student, record.date))
+    notifications = notifications_plan_many(
+        events=events, now=now, update_pending=True, enqueue=enqueue
     )
-    marks = [r for r in day if r.status in NOTIFYING]
-    if not marks:
-        notifications_cancel(event_key=event_key, reason="Corrected to present before sending.")
-        return []
+    for student, on in absent_students:
+        notifications += chronic_absence_check(student=student, on=on, now=now)
+    return notifications
+
+
+def _attendance_context(
+    student: Student, record: AttendanceRecord, marks: list[AttendanceRecord]
+) -> dict[str, Any]:
     statuses = {r.status for r in marks}
     periods = [
         r.period or (r.section.periods[0] if r.section and r.section.periods else "") for r in marks
     ]
-    periods = [p for p in periods if p]
     text = STATUS_TEXT["en"]
-    status_text = " and ".join(text[s] for s in NOTIFYING if s in statuses)
     whole_day = any(r.section_id is None for r in marks)
-    context = {
+    return {
         "student_first_name": student.display_first_name,
         "school_name": record.school.name,
         "date": record.date.strftime("%b %-d"),
-        "status_text": status_text,
-        "periods": "" if whole_day else ", ".join(sorted(set(periods))),
+        "status_text": " and ".join(text[s] for s in NOTIFYING if s in statuses),
+        "periods": "" if whole_day else ", ".join(sorted({p for p in periods if p})),
     }
-    spec = EventSpec(
-        event_key=event_key,
-        category=Category.objects.get(code=Category.ATTENDANCE),
-        district=district,
-        school=record.school,
-        student=student,
-        context=context,
-        not_before=now + dt.timedelta(seconds=settings.NOTIFY_ATTENDANCE_HOLD_SECONDS),
-    )
-    notifications = notifications_plan(
-        spec=spec, recipients=recipients_for_student(student=student), now=now, update_pending=True
-    )
-    if AttendanceStatus.ABSENT in statuses:
-        notifications += chronic_absence_check(student=student, on=record.date, now=now)
-    return notifications
+
+
+_categories: dict[str, tuple[float, Category]] = {}
+
+
+def category_by_code(code: str) -> Category:
+    """Categories change only in the admin, rarely: cached per process for 60 s."""
+    hit = _categories.get(code)
+    if hit is not None and time.monotonic() - hit[0] < 60:
+        return hit[1]
+    category = Category.objects.get(code=code)
+    _categories[code] = (time.monotonic(), category)
+    return category
 
 
 def _school_year(student: Student, on: dt.date) -> tuple[str, dt.date]:
@@ -140,7 +205,7 @@ def chronic_absence_check(
         thresholds.append(f"percent{settings.NOTIFY_CHRONIC_ABSENCE_PERCENT}")
     if not thresholds:
         return []
-    category = Category.objects.get(code=Category.CHRONIC_ABSENCE)
+    category = category_by_code(Category.CHRONIC_ABSENCE)
     recipients = recipients_for_student(student=student)
     school = student.school
     result: list[Notification] = []
@@ -164,3 +229,7 @@ def chronic_absence_check(
         )
         result += notifications_plan(spec=spec, recipients=recipients, now=now)
     return result
+
+
+def categories_cache_clear() -> None:
+    _categories.clear()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from attendance.models import District, Guardian, School, Student, StudentGuardian
@@ -103,11 +103,12 @@ def _render_content(
 
 
 def _decide_all(
-    spec: EventSpec, recipients: list[Recipient], now: dt.datetime
+    spec: EventSpec,
+    recipients: list[Recipient],
+    now: dt.datetime,
+    points: dict[int, list[ContactPoint]],
+    prefs: dict[int, list[Any]],
 ) -> list[tuple[Recipient, Decision, dict[str, Any]]]:
-    guardian_ids = [r.guardian.pk for r in recipients]
-    points = selectors.guardians_contact_points(guardian_ids=guardian_ids)
-    prefs = selectors.guardians_preferences(guardian_ids=guardian_ids)
     out = []
     for recipient in recipients:
         decision = guardian_decide(
@@ -180,21 +181,43 @@ def notifications_plan(
     pending one gets the new content (more periods absent the same day). Due notifications are
     handed to the dispatch task after commit.
     """
+    return notifications_plan_many(
+        events=[(spec, recipients)], now=now, update_pending=update_pending, enqueue=enqueue
+    )
+
+
+def notifications_plan_many(
+    *,
+    events: list[tuple[EventSpec, list[Recipient]]],
+    now: dt.datetime | None = None,
+    update_pending: bool = False,
+    enqueue: bool = True,
+) -> list[Notification]:
+    """:func:`notifications_plan` for many events at once: contact points, preferences and
+    existing rows are read once for every guardian, new rows are inserted in one statement."""
     now = now or timezone.now()
-    decided = _decide_all(spec, recipients, now)
+    guardian_ids = {r.guardian.pk for _, recipients in events for r in recipients}
+    points = selectors.guardians_contact_points(guardian_ids=guardian_ids)
+    prefs = selectors.guardians_preferences(guardian_ids=guardian_ids)
+    decided = [
+        (spec, item)
+        for spec, recipients in events
+        for item in _decide_all(spec, recipients, now, points, prefs)
+    ]
     result: list[Notification] = []
     with transaction.atomic():
         existing = {
-            n.guardian_id: n
+            (n.event_key, n.guardian_id): n
             for n in Notification.objects.select_for_update().filter(
-                event_key=spec.event_key, guardian_id__in=[r.guardian.pk for r in recipients]
+                event_key__in={spec.event_key for spec, _ in events},
+                guardian_id__in=guardian_ids,
             )
         }
         new: list[Notification] = []
-        for recipient, decision, content in decided:
-            values = _notification_values(spec, decision, content)
-            current = existing.get(recipient.guardian.pk)
+        for spec, (recipient, decision, content) in decided:
+            current = existing.get((spec.event_key, recipient.guardian.pk))
             if current is None:
+                values = _notification_values(spec, decision, content)
                 new.append(
                     Notification(event_key=spec.event_key, guardian=recipient.guardian, **values)
                 )
@@ -209,15 +232,28 @@ def notifications_plan(
             else:
                 result.append(current)
         if new:
-            Notification.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
-            result += list(
-                Notification.objects.filter(
-                    event_key=spec.event_key, guardian_id__in=[n.guardian_id for n in new]
-                )
-            )
+            result += _insert_new(new)
         if enqueue:
             notifications_enqueue_due(notifications=result, now=now)
     return result
+
+
+def _insert_new(new: list[Notification]) -> list[Notification]:
+    """Insert and return the rows with their ids; a concurrent planner that inserted some of
+    them first wins (its rows are returned instead)."""
+    try:
+        with transaction.atomic():
+            return Notification.objects.bulk_create(new, batch_size=500)
+    except IntegrityError:
+        Notification.objects.bulk_create(new, ignore_conflicts=True, batch_size=500)
+        keys = {(n.event_key, n.guardian_id) for n in new}
+        return [
+            n
+            for n in Notification.objects.filter(
+                event_key__in={k for k, _ in keys}, guardian_id__in={g for _, g in keys}
+            )
+            if (n.event_key, n.guardian_id) in keys
+        ]
 
 
 def notifications_enqueue_due(*, notifications: list[Notification], now: dt.datetime) -> None:
@@ -332,6 +368,70 @@ def notification_dispatch(*, notification_id: int, now: dt.datetime | None = Non
         notification.status = NotificationStatus.DISPATCHED
         notification.save(update_fields=["status", "updated_at"])
     return ids
+
+
+def notifications_dispatch_many(
+    *, notification_ids: list[int], now: dt.datetime | None = None
+) -> list[int]:
+    """:func:`notification_dispatch` for a batch: rows other workers hold are skipped (they are
+    dispatching them), digests and bulk notices go the single way, the rest get their
+    deliveries in one insert. Returns the ids of deliveries to send."""
+    now = now or timezone.now()
+    delivery_ids: list[int] = []
+    single: list[int] = []
+    with transaction.atomic():
+        batch = list(
+            Notification.objects.select_for_update(of=("self",), skip_locked=True).filter(
+                pk__in=notification_ids,
+                status=NotificationStatus.PENDING,
+                deferred_until__lte=now,
+            )
+        )
+        plain = [n for n in batch if not n.digest and n.bulk_notice_id is None]
+        single = [n.pk for n in batch if n.digest or n.bulk_notice_id is not None]
+        delivery_ids = _deliveries_create_many(plain)
+        Notification.objects.filter(pk__in=[n.pk for n in plain]).update(
+            status=NotificationStatus.DISPATCHED, updated_at=timezone.now()
+        )
+    for pk in single:
+        delivery_ids += notification_dispatch(notification_id=pk, now=now)
+    return delivery_ids
+
+
+def _deliveries_create_many(notifications: list[Notification]) -> list[int]:
+    point_ids = {item["contact_point"] for n in notifications for item in n.plan}
+    points = {cp.pk: cp for cp in ContactPoint.objects.filter(pk__in=point_ids)}
+    providers = {channel: provider_for_channel(channel).name for channel in ("sms", "email")}
+    rows = []
+    for notification in notifications:
+        for item in notification.plan:
+            cp = points.get(item["contact_point"])
+            content = notification.content.get(item["channel"])
+            if cp is None or content is None:
+                continue
+            rows.append(
+                Delivery(
+                    notification=notification,
+                    channel=item["channel"],
+                    contact_point=cp,
+                    to=cp.value,
+                    subject=content.get("subject", ""),
+                    body=content["body"],
+                    segments=content.get("segments", 0),
+                    provider=providers[item["channel"]],
+                    idempotency_key=idempotency_key(
+                        notification.event_key, notification.guardian_id, item["channel"]
+                    ),
+                )
+            )
+    if not rows:
+        return []
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+    return list(
+        Delivery.objects.filter(
+            idempotency_key__in=[r.idempotency_key for r in rows], status="pending"
+        ).values_list("pk", flat=True)
+    )
 
 
 def _digest_build(first: Notification, now: dt.datetime) -> Notification:

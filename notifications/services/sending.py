@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -87,7 +88,42 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
         delivery.status = DeliveryStatus.SENDING
         delivery.attempts += 1
         delivery.save(update_fields=["status", "attempts", "updated_at"])
+    return _send_claimed(delivery)
 
+
+def deliveries_send_many(*, delivery_ids: list[int]) -> list[SendOutcome]:
+    """:func:`delivery_send` for a batch (bulk notices, fan-out): one statement claims every
+    sendable delivery of the batch (``UPDATE … RETURNING``, so concurrent batches never claim
+    the same row), each claimed one is sent under its contact point lock as usual, and the
+    notifications are rolled up once at the end."""
+    if not delivery_ids:
+        return []
+    cancelled = list(
+        Delivery.objects.filter(pk__in=delivery_ids, status__in=_SENDABLE)
+        .filter(
+            Q(notification__status=NotificationStatus.CANCELLED)
+            | Q(notification__bulk_notice__state="cancelled")
+        )
+        .values_list("pk", flat=True)
+    )
+    outcomes = [delivery_send(delivery_id=pk) for pk in cancelled]
+    wanted = [pk for pk in delivery_ids if pk not in set(cancelled)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Delivery._meta.db_table} SET status = %s, attempts = attempts + 1, "  # noqa: S608
+            "updated_at = %s WHERE id = ANY(%s) AND status = ANY(%s) RETURNING id",
+            [DeliveryStatus.SENDING, timezone.now(), wanted, list(_SENDABLE)],
+        )
+        claimed = [row[0] for row in cursor.fetchall()]
+    deliveries = Delivery.objects.filter(pk__in=claimed).select_related("notification")
+    for delivery in deliveries:
+        outcomes.append(_send_claimed(delivery, rollup=False))
+    notifications_rollup(notification_ids={d.notification_id for d in deliveries})
+    return outcomes
+
+
+def _send_claimed(delivery: Delivery, *, rollup: bool = True) -> SendOutcome:
+    """Phases 2 and 3 of :func:`delivery_send` for a delivery this worker has claimed."""
     provider = get_provider(delivery.provider)
     message = OutboundMessage(
         delivery_uuid=str(delivery.uuid),
@@ -139,7 +175,8 @@ def delivery_send(*, delivery_id: int) -> SendOutcome:
         return _transient(delivery, exc)
     except PermanentSendError as exc:
         return _permanent(delivery, exc)
-    _notification_rollup(delivery.notification_id)
+    if rollup:
+        _notification_rollup(delivery.notification_id)
     return SendOutcome(delivery.status)
 
 
@@ -317,25 +354,52 @@ def _provider_name(channel: str) -> str:
     return provider_for_channel(channel).name
 
 
+def _rollup_status(statuses: list[str]) -> str | None:
+    given_up = (DeliveryStatus.FAILED, DeliveryStatus.BOUNCED, DeliveryStatus.CANCELLED)
+    if any(
+        STATUS_RANK[s] >= STATUS_RANK[DeliveryStatus.ACCEPTED] and s not in given_up
+        for s in statuses
+    ):
+        return NotificationStatus.SENT
+    if statuses and all(s in TERMINAL_STATUSES for s in statuses):
+        return NotificationStatus.FAILED
+    return None
+
+
 def _notification_rollup(notification_id: int) -> None:
     statuses = list(
         Delivery.objects.filter(notification_id=notification_id).values_list("status", flat=True)
     )
-    if not statuses:
-        return
-    if any(
-        STATUS_RANK[s] >= STATUS_RANK[DeliveryStatus.ACCEPTED]
-        and s not in (DeliveryStatus.FAILED, DeliveryStatus.BOUNCED, DeliveryStatus.CANCELLED)
-        for s in statuses
-    ):
-        new = NotificationStatus.SENT
-    elif all(s in TERMINAL_STATUSES for s in statuses):
-        new = NotificationStatus.FAILED
-    else:
+    new = _rollup_status(statuses)
+    if new is None:
         return
     Notification.objects.filter(pk=notification_id).exclude(status=new).update(
         status=new, updated_at=timezone.now()
     )
+
+
+def notifications_rollup(*, notification_ids: set[int]) -> None:
+    """:func:`_notification_rollup` for many notifications in two statements."""
+    if not notification_ids:
+        return
+    by_notification: dict[int, list[str]] = {}
+    for notification_id, status in Delivery.objects.filter(
+        notification_id__in=notification_ids
+    ).values_list("notification_id", "status"):
+        by_notification.setdefault(notification_id, []).append(status)
+    sent, failed = [], []
+    for notification_id, statuses in by_notification.items():
+        new = _rollup_status(statuses)
+        if new == NotificationStatus.SENT:
+            sent.append(notification_id)
+        elif new == NotificationStatus.FAILED:
+            failed.append(notification_id)
+    now = timezone.now()
+    for ids, status in ((sent, NotificationStatus.SENT), (failed, NotificationStatus.FAILED)):
+        if ids:
+            Notification.objects.filter(pk__in=ids).exclude(status=status).update(
+                status=status, updated_at=now
+            )
 
 
 def delivery_event_record(

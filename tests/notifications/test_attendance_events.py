@@ -147,3 +147,44 @@ def test_a_new_guardian_link_later_the_same_day_gets_the_message_too(family):
     StudentGuardianFactory(student=family["student"], priority=3)
     attendance_change_handle(record_id=record.pk, now=NOW)
     assert Notification.objects.filter(event_key__startswith="attendance:").count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_batch_path_sends_each_message_once_even_when_run_twice_at_once(family):
+    """Bulk imports go through attendance_changes_handle → notifications_dispatch_many →
+    deliveries_send_many; two workers running the same batch still send once."""
+    import threading
+
+    from django.db import connection
+
+    from notifications.services.events import attendance_changes_handle
+    from notifications.services.planning import notifications_dispatch_many
+    from notifications.services.sending import deliveries_send_many
+
+    record = _record(family["student"], AttendanceStatus.ABSENT)
+    barrier = threading.Barrier(2)
+
+    def worker():
+        try:
+            barrier.wait()
+            planned = attendance_changes_handle(record_ids=[record.pk], now=NOW, enqueue=False)
+            ids = notifications_dispatch_many(notification_ids=[n.pk for n in planned], now=NOW)
+            deliveries_send_many(delivery_ids=ids)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # Whatever one worker skipped (rows locked by the other) the sweep would pick up; here
+    # the other worker dispatched them, so everything is sent exactly once.
+    leftover = planning.notifications_due(now=NOW)
+    for pk in leftover:
+        deliveries_send_many(
+            delivery_ids=planning.notifications_dispatch_many(notification_ids=[pk], now=NOW)
+        )
+    assert len(TestProvider.outbox) == 4
+    assert len({(m.to, m.channel) for m in TestProvider.outbox}) == 4
+    assert set(Notification.objects.values_list("status", flat=True)) == {NotificationStatus.SENT}

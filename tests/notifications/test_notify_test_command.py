@@ -34,3 +34,12 @@ def test_a_bad_address_is_a_clear_error():
 
     with pytest.raises(CommandError, match="not a valid"):
         call_command("notify_test", "--to", "not-a-number")
+
+
+def test_schedules_install_is_idempotent():
+    from django_celery_beat.models import PeriodicTask
+
+    call_command("notify_install_schedules", stdout=StringIO())
+    call_command("notify_install_schedules", stdout=StringIO())
+    task = PeriodicTask.objects.get(task="notifications.tasks.dispatch_due")
+    assert task.interval.every == 60 and task.enabled
