@@ -43,6 +43,7 @@ class PowerSchoolDialect:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
         self.district = state.district
+        self._links: list[tuple[int, Any]] | None = None
 
     # ---------------------------------------------------------------- auth ---------------------
     def is_token_path(self, path: str) -> bool:
@@ -109,8 +110,25 @@ class PowerSchoolDialect:
         }
 
     def _guardian_positions(self) -> Any:
+        """Positions of the PowerQuery's rows: one per student–contact link. Generated
+        districts have one link per guardian (deleted guardians are left out); a data set with
+        shared contacts (Grand Bend) lists (guardian position, student id) pairs."""
+        if getattr(self.district, "shared_guardians", False):
+            if self._links is None:
+                self._links = [
+                    (g, student)
+                    for g in range(self.district.count("guardian"))
+                    for student in self.district.item("guardian", g).get("students") or []
+                ]
+            return self._links
         deleted = getattr(self.district, "deleted_guardians", [])
         return Compacted(self.district.count("guardian"), list(deleted))
+
+    def _guardian_row(self, position: Any) -> dict[str, Any]:
+        if isinstance(position, tuple):
+            g, student = position
+            return self._guardian_record(self.district.item("guardian", g), student)
+        return self._guardian_record(self.district.item("guardian", position))
 
     # ---------------------------------------------------------------- routing ------------------
     def handle(
@@ -427,10 +445,11 @@ class PowerSchoolDialect:
         handler.send_json(200, {"name": "CC", "record": records})
 
     # ---------------------------------------------------------------- guardians ---------------
-    def _guardian_record(self, g: dict[str, Any]) -> dict[str, Any]:
-        student = self.district.get("student", str(g["student"])) or {}
+    def _guardian_record(self, g: dict[str, Any], student_id: Any = None) -> dict[str, Any]:
+        student_id = g["student"] if student_id is None else student_id
+        student = self.district.get("student", str(student_id)) or {}
         values = {
-            "studentsdcid": g["student"],
+            "studentsdcid": student_id,
             "student_number": student.get("local_id", ""),
             "contactdcid": g["id"],
             "firstname": g["first"],
@@ -470,7 +489,7 @@ class PowerSchoolDialect:
             records = self.state.last_pages[key]
         else:
             records = [
-                self._guardian_record(self.district.item("guardian", positions[k]))
+                self._guardian_row(positions[k])
                 for k in range((page - 1) * size, min(page * size, len(positions)))
             ]
             if fault == "malformed" and records:
@@ -495,7 +514,9 @@ class PowerSchoolDialect:
             g = self.district.get("guardian", str(gid))
             if g is None or g.get("deleted"):
                 continue
-            contacts.append(self._guardian_record(g)["tables"]["studentcontactassoc"])
+            contacts.append(
+                self._guardian_record(g, student["id"])["tables"]["studentcontactassoc"]
+            )
         handler.send_json(200, contacts)
 
     # ---------------------------------------------------------------- one / writes -------------

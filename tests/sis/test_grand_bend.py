@@ -40,3 +40,15 @@ def test_grand_bend_over_oneroster_1_2(grand_bend):
     enrollments, _, _ = fetch_all(connector, Entity.SECTION_ENROLLMENT)
     sections = {s.source_id for s in fetch_all(connector, Entity.SECTION)[0]}
     assert enrollments and {e.section_id for e in enrollments} <= sections
+
+
+def test_grand_bend_over_powerschool():
+    with running_sandbox(
+        provider="powerschool", dataset="grand-bend", dataset_path=str(DATASET)
+    ) as sandbox:
+        connector = make_connector(sandbox, key="grand-bend-ps")
+        links, bad, _ = fetch_all(connector, Entity.STUDENT_GUARDIAN)
+        assert len(links) == 1872 and bad == []
+        students, _, _ = fetch_all(connector, Entity.STUDENT)
+        assert len(students) == 960
+        assert {link.student_id for link in links} <= {s.source_id for s in students}
