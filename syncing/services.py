@@ -303,6 +303,10 @@ def identity_match_confirm(*, match: IdentityMatch, user: Any) -> SourceLink:
         else:
             baseline = {}
             school_id = None
+        fields = SPECS[match.entity].fields
+        same = bool(baseline) and all(
+            baseline.get(name) == match.values.get(name) for name in fields
+        )
         link = SourceLink.objects.create(
             district_id=match.district_id,
             connection_id=match.connection_id,
@@ -310,9 +314,10 @@ def identity_match_confirm(*, match: IdentityMatch, user: Any) -> SourceLink:
             source_id=match.new_source_id,
             object_id=match.object_id,
             school_id=school_id,
-            # An empty hash: the next sync compares the record against the baseline.
-            content_hash="",
-            baseline=baseline or match.values,
+            # Same values as agreed before: nothing to do next sync. Otherwise an empty hash
+            # makes the next sync merge the record three-way against the baseline.
+            content_hash=content_hash(match.values) if same else "",
+            baseline={**baseline, **match.values} if same else (baseline or match.values),
             active=True,
         )
         match.status = MatchStatus.CONFIRMED

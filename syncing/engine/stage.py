@@ -137,6 +137,19 @@ def _existing_refs(run: SyncRun, entity: str, source_ids: set[str]) -> set[str]:
     return found
 
 
+def _waiting_identity(run: SyncRun, entity: str, source_ids: set[str]) -> set[str]:
+    if not source_ids:
+        return set()
+    return set(
+        IdentityMatch.objects.filter(
+            connection_id=run.connection_id,
+            entity=entity,
+            status=MatchStatus.SUGGESTED,
+            new_source_id__in=list(source_ids),
+        ).values_list("new_source_id", flat=True)
+    )
+
+
 def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
     """Diff and stage one page, atomically with its SyncPage row."""
     run = ctx.run
@@ -227,7 +240,8 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
             else:
                 ctx.count(spec.name, "unchanged")
 
-        # References must resolve (to a linked record or one created in this run).
+        # References must resolve (to a linked record or one created in this run). A record
+        # that refers to one waiting for an identity decision waits too (not an error).
         for ref in spec.refs:
             wanted = {
                 v[ref.attname]
@@ -235,6 +249,7 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
                 if v.get(ref.attname) is not None
             }
             known = _existing_refs(run, ref.entity, wanted)
+            waiting = _waiting_identity(run, ref.entity, wanted - known)
             for batch in (creates, updates):
                 keep = []
                 for entry in batch:
@@ -242,6 +257,8 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
                     target = values.get(ref.attname)
                     if target is None or target in known:
                         keep.append(entry)
+                    elif target in waiting:
+                        ctx.count(spec.name, "waiting_identity")
                     elif ref.required:
                         quarantine_record(
                             run=run,
