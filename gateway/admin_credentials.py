@@ -98,7 +98,8 @@ class ApiKeyAdmin(ScopedAdmin):
             environment=form.cleaned_data["environment"],
             created_by=request.user if request.user.is_authenticated else None,
         )
-        obj.pk = issued.api_key.pk
+        # The admin logs and redirects with this object: make it the saved row.
+        obj.__dict__.update(issued.api_key.__dict__)
         request._issued_keys = [issued]  # type: ignore[attr-defined]
 
     def response_add(
@@ -177,7 +178,8 @@ class OAuthClientAdmin(ScopedAdmin):
             name=form.cleaned_data["name"],
             scopes=list(form.cleaned_data["allowed_scopes"]),
         )
-        obj.pk = link.pk
+        obj.__dict__.update(link.__dict__)
+        obj.application = link.application
         request._oauth_secret = (link, secret)  # type: ignore[attr-defined]
 
     def response_add(

@@ -3,9 +3,13 @@ incremental readers fetch only what changed since their last run."""
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from django import forms
 from django.db.models import Q, QuerySet
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 
 from attendance.models import (
     AttendanceRecord,
@@ -28,8 +32,26 @@ class IdFilter(filters.NumberFilter):
     field_class = forms.IntegerField
 
 
+class _UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, converted to UTC: PostgreSQL refuses offsets Python accepts (up to
+    ±23:59), and a time at the very edge of the calendar cannot be converted at all."""
+
+    def clean(self, value: Any) -> Any:
+        cleaned = super().clean(value)
+        if cleaned is None:
+            return None
+        try:
+            return cleaned.astimezone(dt.UTC)
+        except (OverflowError, ValueError) as exc:
+            raise forms.ValidationError("Enter a time between years 1 and 9999.") from exc
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = _UtcDateTimeField
+
+
 class UpdatedSinceFilterSet(filters.FilterSet):
-    updated_since = filters.IsoDateTimeFilter(
+    updated_since = UtcDateTimeFilter(
         field_name="updated_at",
         lookup_expr="gte",
         help_text="Only rows changed at or after this time (ISO 8601).",

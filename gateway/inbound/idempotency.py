@@ -113,8 +113,15 @@ def idempotency_complete(*, record: IdempotencyRecord, status: int, body: Any) -
         state=IdempotencyState.COMPLETED,
         response_status=status,
         # Through orjson so dates, decimals and lazy strings are stored as the client saw them.
-        response_body=orjson.loads(orjson.dumps(body, default=str)),
+        response_body=_storable(body),
     )
+
+
+def _storable(body: Any) -> Any:
+    """The body as JSON types (dates, decimals, lazy strings as the client saw them). PostgreSQL
+    jsonb cannot hold U+0000, which an error message may echo from the request."""
+    encoded = orjson.dumps(body, default=str, option=orjson.OPT_NON_STR_KEYS)
+    return orjson.loads(encoded.replace(b"\\u0000", b"\\ufffd"))
 
 
 def idempotency_purge(*, now: dt.datetime | None = None) -> int:

@@ -33,7 +33,10 @@ class FastJSONRenderer(JSONRenderer):
     ) -> bytes:
         if data is None:
             return b""
-        return orjson.dumps(data, default=_orjson_default)
+        # Non-string keys: DRF keys list-item errors by index.
+        return orjson.dumps(
+            data, default=_orjson_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+        )
 
 
 class ApiCursorPagination(CursorPagination):

@@ -62,7 +62,11 @@ def make_tenant(prefix: str, scopes=ALL_SCOPES) -> Tenant:
     )
     grade = ParticipationGradeFactory(section=section, student=students[0])
     code = AttendanceCodeFactory(district=district, code="T", status="tardy")
-    key = api_key_create(district=district, name=f"{prefix} LMS", scopes=scopes).plaintext
+    key = api_key_create(
+        district=district,  # type: ignore[arg-type]
+        name=f"{prefix} LMS",
+        scopes=scopes,
+    ).plaintext
     return Tenant(
         district, school, term, section, students, guardian, enrollment, record, grade, code, key
     )

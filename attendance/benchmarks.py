@@ -1,0 +1,263 @@
+"""API latency under load (``make bench``): gunicorn with 2 workers on loopback, a threaded
+load generator, and a district generated with set-based inserts.
+
+Measured: a page of 100 students of one school (target p99 < 50 ms at 16 concurrent clients,
+>= 300 requests/s), a deep page (cursor near the end), and a bulk attendance post of 1,000
+records (target < 1 s). ``full=False`` uses 5,000 students instead of 100,000.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import requests
+from django.conf import settings
+from django.db import connection
+
+from attendance.models import District, School, Student
+from attendance.services import attendance_record
+from core.bench import BenchResult, benchmark
+from gateway.inbound.api_keys import api_key_create
+
+SCHOOLS = 20
+CONCURRENCY = 16
+DURATION_S = 8.0
+
+
+def _generate(students: int) -> tuple[District, list[int]]:
+    slug = f"bench-api-{students}"
+    district = District.objects.filter(slug=slug).first()
+    if district is not None and Student.objects.filter(district=district).count() == students:
+        return district, list(district.schools.values_list("pk", flat=True))
+    if district is not None:
+        _drop(district)
+    district = District.objects.create(name=f"Bench API {students}", slug=slug)
+    schools = School.objects.bulk_create(
+        School(district=district, name=f"Bench School {n}", local_id=f"BS{n}")
+        for n in range(SCHOOLS)
+    )
+    school_ids = [s.pk for s in schools]
+    with connection.cursor() as cursor:
+        # One INSERT … SELECT for the students, one for their enrollments: seconds, not minutes.
+        cursor.execute(
+            """
+            INSERT INTO attendance_student (district_id, local_id, state_id, legal_first_name,
+                legal_middle_name, legal_last_name, preferred_first_name, preferred_last_name,
+                birth_date, grade_level, gender, races, primary_language, school_id, active,
+                created_at, updated_at)
+            SELECT %s, 'S' || g, '', 'First' || g, '', 'Last' || (g %% 997), '', '',
+                DATE '2015-01-01', '05', '', '[]'::jsonb, 'en', (%s::bigint[])[(g %% %s) + 1],
+                true, now(), now()
+            FROM generate_series(1, %s) AS g
+            """,
+            [district.pk, school_ids, SCHOOLS, students],
+        )
+        cursor.execute(
+            """
+            INSERT INTO attendance_enrollment (student_id, school_id, entry_date, exit_reason,
+                grade_level, is_primary, created_at, updated_at)
+            SELECT id, school_id, DATE '2026-08-17', '', '05', true, now(), now()
+            FROM attendance_student WHERE district_id = %s
+            """,
+            [district.pk],
+        )
+        cursor.execute("ANALYZE attendance_student; ANALYZE attendance_enrollment")
+    return district, school_ids
+
+
+def _drop(district: District) -> None:
+    with connection.cursor() as cursor:
+        for sql in (
+            "DELETE FROM attendance_historicalattendancerecord WHERE student_id IN "
+            "(SELECT id FROM attendance_student WHERE district_id = %s)",
+            "DELETE FROM attendance_attendancerecord WHERE student_id IN "
+            "(SELECT id FROM attendance_student WHERE district_id = %s)",
+            "DELETE FROM attendance_enrollment WHERE student_id IN "
+            "(SELECT id FROM attendance_student WHERE district_id = %s)",
+            "DELETE FROM attendance_apiaccesslog WHERE district_id = %s",
+            "DELETE FROM gateway_historicalapikey WHERE district_id = %s",
+            "DELETE FROM gateway_apikey WHERE district_id = %s",
+            "DELETE FROM attendance_student WHERE district_id = %s",
+            "DELETE FROM attendance_school WHERE district_id = %s",
+            "DELETE FROM attendance_district WHERE id = %s",
+        ):
+            cursor.execute(sql, [district.pk])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_gunicorn(port: int) -> subprocess.Popen[bytes]:
+    # Production settings (the test settings re-scan static files on every request), pointed at
+    # this run's database and cache, with the pepper the benchmark's key was hashed with.
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": "bench-only-" + "x" * 50,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": str(settings.REDIS_URL),
+        "API_KEY_PEPPER": settings.API_KEY_PEPPER,
+        "API_RATE_LIMIT": "10000000/m",
+        "LOG_LEVEL": "WARNING",
+    }
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    process = subprocess.Popen(  # noqa: S603 - our own server on loopback
+        [
+            str(gunicorn),
+            "config.wsgi",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=str(settings.BASE_DIR),
+        # Not our pipes: a server left behind must not keep a caller's pipeline open.
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            return process
+        except requests.RequestException:
+            time.sleep(0.2)
+    process.kill()
+    process.wait(timeout=10)
+    raise RuntimeError("gunicorn did not start")
+
+
+def _naive_bulk(district: District, local_ids: list[str], *, sample: int) -> float:
+    """The naive way, in-process: the per-record service once per record (a few queries
+    each), scaled to the number of records in the bulk post."""
+    students = list(Student.objects.filter(district=district, local_id__in=local_ids[:sample]))
+    began = time.perf_counter()
+    for student in students:
+        attendance_record(student=student, date=dt.date(2026, 9, 9), status="present")
+    return (time.perf_counter() - began) * len(local_ids) / max(1, len(students))
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def _load(url: str, headers: dict[str, str]) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) over DURATION_S with CONCURRENCY threads."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    stop = time.monotonic() + DURATION_S
+
+    def worker() -> None:
+        nonlocal errors
+        session = requests.Session()
+        mine: list[float] = []
+        bad = 0
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            response = session.get(url, headers=headers, timeout=10)
+            mine.append((time.perf_counter() - started) * 1000)
+            bad += response.status_code != 200
+        with lock:
+            latencies.extend(mine)
+            errors += bad
+
+    threads = [threading.Thread(target=worker) for _ in range(CONCURRENCY)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    if errors:
+        raise RuntimeError(f"{errors} requests failed during the load run")
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return len(latencies) / elapsed, statistics.median(latencies), p99
+
+
+@benchmark("api_load")
+def api_benchmark(full: bool) -> list[BenchResult]:
+    students = 100_000 if full else 5_000
+    started = time.perf_counter()
+    district, school_ids = _generate(students)
+    generated_s = time.perf_counter() - started
+    key = api_key_create(
+        district=district, name="bench", scopes=["roster:read", "attendance:write"]
+    ).plaintext
+    headers = {"X-API-Key": key}
+    port = _free_port()
+    server = _start_gunicorn(port)
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        page_url = f"{base}/students/?school={school_ids[0]}&page_size=100"
+        requests.get(page_url, headers=headers, timeout=10).raise_for_status()
+        rps, p50, p99 = _load(page_url, headers)
+        ids = list(
+            Student.objects.filter(school_id=school_ids[0])
+            .order_by("id")
+            .values_list("pk", flat=True)
+        )
+        deep_position = ids[int(len(ids) * 0.9)]
+        cursor = base64.b64encode(urlencode({"p": str(deep_position)}).encode()).decode()
+        deep_url = f"{page_url}&{urlencode({'cursor': cursor})}"
+        requests.get(deep_url, headers=headers, timeout=10).raise_for_status()
+        deep_rps, deep_p50, deep_p99 = _load(deep_url, headers)
+
+        local_ids = list(
+            Student.objects.filter(district=district)
+            .order_by("id")
+            .values_list("local_id", flat=True)[:1000]
+        )
+        bulk_times = []
+        for round_ in range(4):
+            status = "absent" if round_ % 2 else "present"
+            body = {
+                "records": [
+                    {"student_local_id": lid, "date": "2026-09-08", "status": status}
+                    for lid in local_ids
+                ]
+            }
+            began = time.perf_counter()
+            response = requests.post(
+                f"{base}/attendance/bulk/", json=body, headers=headers, timeout=30
+            )
+            bulk_times.append(time.perf_counter() - began)
+            response.raise_for_status()
+        bulk_s = statistics.median(bulk_times)
+        naive_s = _naive_bulk(district, local_ids, sample=1000 if full else 200)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    label = f"{students:,} students"
+    return [
+        BenchResult(f"generate {label} (set-based)", generated_s, "s"),
+        BenchResult(f"student page of 100, {label}: req/s", rps, "req/s",
+                    target=">= 300", passed=rps >= 300),
+        BenchResult("student page: p50", p50, "ms"),
+        BenchResult("student page: p99 (16 clients)", p99, "ms", target="< 50", passed=p99 < 50),
+        BenchResult("deep page: req/s", deep_rps, "req/s"),
+        BenchResult("deep page: p50", deep_p50, "ms"),
+        BenchResult("deep page: p99", deep_p99, "ms"),
+        BenchResult(f"bulk attendance post, {len(local_ids)} records (median of 4)", bulk_s, "s",
+                    baseline=naive_s, target="< 1", passed=bulk_s < 1),
+    ]  # fmt: skip
