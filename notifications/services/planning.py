@@ -27,6 +27,7 @@ from notifications.models import (
 )
 from notifications.providers import provider_for_channel
 from notifications.resolution import Decision, Step, guardian_decide
+from notifications.services.digest import digest_build
 from notifications.services.templates import message_render
 
 
@@ -363,7 +364,7 @@ def notification_dispatch(*, notification_id: int, now: dt.datetime | None = Non
                 notification.save(update_fields=["status", "updated_at"])
                 return []
         if notification.digest:
-            notification = _digest_build(notification, now)
+            notification = digest_build(first=notification, now=now)
         ids = _deliveries_create(notification, notification.plan)
         notification.status = NotificationStatus.DISPATCHED
         notification.save(update_fields=["status", "updated_at"])
@@ -432,76 +433,6 @@ def _deliveries_create_many(notifications: list[Notification]) -> list[int]:
             idempotency_key__in=[r.idempotency_key for r in rows], status="pending"
         ).values_list("pk", flat=True)
     )
-
-
-def _digest_build(first: Notification, now: dt.datetime) -> Notification:
-    """Merge the guardian's due digest notifications into one digest notification."""
-    parts = list(
-        Notification.objects.select_for_update()
-        .filter(
-            guardian_id=first.guardian_id,
-            status=NotificationStatus.PENDING,
-            digest=True,
-            deferred_until__lte=now,
-        )
-        .order_by("created_at", "id")
-    )
-    local_day = timezone.localtime(now, timezone=dt.UTC).date()
-    digest_key = f"digest:{first.guardian_id}:{local_day.isoformat()}:{first.pk}"
-    content: dict[str, Any] = {}
-    plan: dict[str, dict[str, Any]] = {}
-    for part in parts:
-        for item in part.plan:
-            plan.setdefault(item["channel"], item)
-        for channel, entry in part.content.items():
-            merged = content.setdefault(channel, {"subject": "", "bodies": []})
-            merged["bodies"].append(entry["body"])
-    general = Category.objects.get(code=Category.GENERAL)
-    rendered: dict[str, Any] = {}
-    for channel, merged in content.items():
-        separator = "\n" if channel == "sms" else "\n\n---\n\n"
-        result = message_render(
-            district=first.district,
-            code="digest",
-            channel=channel,
-            language=first.language,
-            context={
-                "body": separator.join(merged["bodies"]),
-                "district_name": first.district.name,
-            },
-        )
-        if result is None:
-            continue
-        rendered[channel] = {
-            "subject": result.subject,
-            "body": result.body,
-            "language": result.language,
-        }
-        if result.length is not None:
-            rendered[channel]["segments"] = result.length.segments
-    digest = Notification.objects.create(
-        event_key=digest_key,
-        district=first.district,
-        guardian_id=first.guardian_id,
-        category=general,
-        language=first.language,
-        content=rendered,
-        plan=list(plan.values()),
-        status=NotificationStatus.PENDING,
-        explanation=[
-            {
-                "step": "digest",
-                "ok": True,
-                "detail": f"Daily digest of {len(parts)} message(s): "
-                + ", ".join(p.event_key for p in parts),
-            }
-        ],
-        summary=f"Digest of {len(parts)} message(s)",
-    )
-    Notification.objects.filter(pk__in=[p.pk for p in parts]).update(
-        status=NotificationStatus.MERGED, merged_into=digest, updated_at=now
-    )
-    return digest
 
 
 def notifications_due(*, now: dt.datetime, limit: int = 1000) -> list[int]:
