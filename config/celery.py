@@ -31,6 +31,7 @@ app.conf.update(
         "sis.tasks.*": {"queue": "sync"},
         "syncing.tasks.writeback_*": {"queue": "writeback"},
         "notifications.tasks.*": {"queue": "notify"},
+        "portal.tasks.*": {"queue": "notify"},
     },
     task_acks_late=True,
     task_reject_on_worker_lost=True,

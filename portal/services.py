@@ -101,9 +101,7 @@ def signin_start(*, contact: Contact) -> SignInChallenge:
         expires_at=timezone.now() + dt.timedelta(seconds=settings.PORTAL_CODE_TTL_SECONDS),
     )
     # The notify queue: a code must not wait behind a roster sync.
-    transaction.on_commit(
-        lambda: tasks.signin_challenge_send.apply_async((challenge.pk,), queue="notify")
-    )
+    transaction.on_commit(lambda: tasks.signin_challenge_send.delay(challenge.pk))
     return challenge
 
 

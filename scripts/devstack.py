@@ -50,6 +50,7 @@ def main() -> int:
     for folder in ("broker/queue", "broker/processed"):
         (var / folder).mkdir(parents=True, exist_ok=True)
     manage("migrate", "--noinput")
+    manage("install_schedules")
     manage("ensure_admin")
     manage("load_demo_district")
 
