@@ -101,3 +101,26 @@ def test_api_rate_limit_answers_429_with_retry_after(client, settings):
     assert response.status_code == 429
     assert 1 <= int(response["Retry-After"]) <= 60
     assert response.json()["error"]["code"] == "throttled"
+
+
+def test_purge_deletes_only_expired_idempotency_records(client):
+    from django.core.management import call_command
+
+    client.post("/api/v1/attendance/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k-old")
+    client.post("/api/v1/attendance/", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k-new")
+    IdempotencyRecord.objects.filter(key="k-old").update(expires_at=timezone.now())
+    call_command("purge_idempotency_keys")
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["k-new"]
+
+
+def test_schema_and_documentation_pages_are_served(client):
+    from rest_framework.test import APIClient
+
+    anonymous = APIClient()
+    schema = anonymous.get("/api/schema/?format=json")
+    assert schema.status_code == 200
+    spec = schema.json()
+    assert {"ApiKey", "OAuth2"} <= set(spec["components"]["securitySchemes"])
+    assert "/api/v1/attendance/bulk/" in spec["paths"]
+    assert anonymous.get("/api/docs/").status_code == 200
+    assert anonymous.get("/api/redoc/").status_code == 200
