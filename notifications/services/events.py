@@ -126,8 +126,8 @@ def attendance_changes_handle(
     notifications = notifications_plan_many(
         events=events, now=now, update_pending=True, enqueue=enqueue
     )
-    for student, on in absent_students:
-        notifications += chronic_absence_check(student=student, on=on, now=now)
+    if absent_students:
+        notifications += chronic_absences_check(students=absent_students, now=now)
     return notifications
 
 
@@ -162,10 +162,10 @@ def category_by_code(code: str) -> Category:
     return category
 
 
-def _school_year(student: Student, on: dt.date) -> tuple[str, dt.date]:
+def _school_year(district_id: int, on: dt.date) -> tuple[str, dt.date]:
     term = (
         Term.objects.filter(
-            district_id=student.district_id,
+            district_id=district_id,
             kind=TermKind.SCHOOL_YEAR,
             start_date__lte=on,
             end_date__gte=on,
@@ -185,34 +185,54 @@ def chronic_absence_check(
     """Crossing ``NOTIFY_CHRONIC_ABSENCE_COUNT`` unexcused absence days, and
     ``NOTIFY_CHRONIC_ABSENCE_PERCENT`` % of days with attendance taken, each send one escalation
     notice per school year (the event key makes a second crossing a no-op)."""
+    return chronic_absences_check(students=[(student, on)], now=now)
+
+
+def chronic_absences_check(
+    *, students: list[tuple[Student, dt.date]], now: dt.datetime | None = None
+) -> list[Notification]:
+    """:func:`chronic_absence_check` for many students: one grouped count per school year."""
     now = now or timezone.now()
-    year_key, start = _school_year(student, on)
-    days = AttendanceRecord.objects.filter(
-        student=student, date__gte=start, date__lte=on
-    ).aggregate(
-        taken=Count("date", distinct=True),
-        absent=Count("date", distinct=True, filter=Q(status=AttendanceStatus.ABSENT)),
-    )
-    taken, absent = int(days["taken"] or 0), int(days["absent"] or 0)
-    percent = round(100 * absent / taken) if taken else 0
-    thresholds: list[str] = []
-    if absent >= settings.NOTIFY_CHRONIC_ABSENCE_COUNT:
-        thresholds.append(f"count{settings.NOTIFY_CHRONIC_ABSENCE_COUNT}")
-    if (
-        taken >= MIN_DAYS_FOR_PERCENT
-        and 100 * absent >= settings.NOTIFY_CHRONIC_ABSENCE_PERCENT * taken
-    ):
-        thresholds.append(f"percent{settings.NOTIFY_CHRONIC_ABSENCE_PERCENT}")
-    if not thresholds:
+    groups: dict[tuple[int, dt.date], list[Student]] = {}
+    for student, on in students:
+        groups.setdefault((student.district_id, on), []).append(student)
+    crossing: list[tuple[Student, str, str, int, int]] = []
+    for (district_id, on), members in groups.items():
+        year_key, start = _school_year(district_id, on)
+        counts: dict[int, dict[str, Any]] = {
+            row["student_id"]: dict(row)
+            for row in AttendanceRecord.objects.filter(
+                student_id__in=[m.pk for m in members], date__gte=start, date__lte=on
+            )
+            .values("student_id")
+            .annotate(
+                taken=Count("date", distinct=True),
+                absent=Count("date", distinct=True, filter=Q(status=AttendanceStatus.ABSENT)),
+            )
+        }
+        for student in members:
+            row: dict[str, Any] = counts.get(student.pk) or {}
+            taken, absent = int(row.get("taken") or 0), int(row.get("absent") or 0)
+            if absent >= settings.NOTIFY_CHRONIC_ABSENCE_COUNT:
+                threshold = f"count{settings.NOTIFY_CHRONIC_ABSENCE_COUNT}"
+                crossing.append((student, year_key, threshold, absent, taken))
+            if (
+                taken >= MIN_DAYS_FOR_PERCENT
+                and 100 * absent >= settings.NOTIFY_CHRONIC_ABSENCE_PERCENT * taken
+            ):
+                threshold = f"percent{settings.NOTIFY_CHRONIC_ABSENCE_PERCENT}"
+                crossing.append((student, year_key, threshold, absent, taken))
+    if not crossing:
         return []
+    keys = {f"chronic:{s.pk}:{year}:{t}" for s, year, t, _, _ in crossing}
+    done = set(Notification.objects.filter(event_key__in=keys).values_list("event_key", flat=True))
     category = category_by_code(Category.CHRONIC_ABSENCE)
-    recipients = recipients_for_student(student=student)
-    school = student.school
     result: list[Notification] = []
-    for threshold in thresholds:
+    for student, year_key, threshold, absent, taken in crossing:
         event_key = f"chronic:{student.pk}:{year_key}:{threshold}"
-        if Notification.objects.filter(event_key=event_key).exists():
+        if event_key in done:
             continue
+        school = student.school
         spec = EventSpec(
             event_key=event_key,
             category=category,
@@ -223,11 +243,13 @@ def chronic_absence_check(
                 "student_first_name": student.display_first_name,
                 "school_name": school.name if school else student.district.name,
                 "absences": absent,
-                "percent": percent,
+                "percent": round(100 * absent / taken) if taken else 0,
                 "threshold": threshold,
             },
         )
-        result += notifications_plan(spec=spec, recipients=recipients, now=now)
+        result += notifications_plan(
+            spec=spec, recipients=recipients_for_student(student=student), now=now
+        )
     return result
 
 
