@@ -440,9 +440,19 @@ def _max_lengths(model: type[models.Model]) -> dict[str, int]:
 _MAX_LENGTHS = {name: _max_lengths(spec.model) for name, spec in SPECS.items()}
 
 
+def warnings(spec: EntitySpec, values: Values) -> list[Invalid]:
+    """Problems that do not block a record (it is applied without the bad value) but are
+    reported in the quarantine for someone to fix at the SIS."""
+    email = values.get("email")
+    if email and not _EMAIL.match(email):
+        return [Invalid("invalid_email", "email is not a valid address; applied without it.")]
+    return []
+
+
 def validate(spec: EntitySpec, values: Values, region: str) -> None:
     """Raise :class:`Invalid` for a value we cannot store or trust (references are checked
-    separately, against the crosswalk)."""
+    separately, against the crosswalk). Non-blocking problems are cleared from ``values``;
+    call :func:`warnings` first to report them."""
     for name in spec.required:
         if values.get(name) in (None, ""):
             raise Invalid("missing_field", f"Required field {name} is empty.")
@@ -464,7 +474,9 @@ def validate(spec: EntitySpec, values: Values, region: str) -> None:
         raise Invalid("bad_date", "end_date is before start_date.")
     email = values.get("email")
     if email and not _EMAIL.match(email):
-        raise Invalid("invalid_email", "email is not a valid address.")
+        # Not worth losing a person over: the record is applied without the address and the
+        # problem is reported (see warnings()).
+        values["email"] = ""
     if spec.name == "guardian":
         for name in ("mobile_phone", "home_phone", "work_phone"):
             raw = values.get(f"{name}_raw")

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 
 from attendance import bulk
-from syncing.entities import SPECS, EntitySpec, Invalid, record_values, validate
+from syncing.entities import SPECS, EntitySpec, Invalid, record_values, validate, warnings
 from syncing.models import (
     ChangeAction,
     IdentityMatch,
@@ -176,6 +176,16 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
             try:
                 values = record_values(record)
                 if not _is_deleted(record):
+                    for warning in warnings(spec, values):
+                        quarantine_record(
+                            run=run,
+                            entity=spec.name,
+                            source_id=source_id,
+                            payload=_raw_of(record),
+                            reason_code=warning.code,
+                            message=warning.message,
+                        )
+                        ctx.count(spec.name, "warning")
                     validate(spec, values, ctx.region)
             except Invalid as exc:
                 quarantine_record(
@@ -434,6 +444,8 @@ def stage_deactivations(ctx: StageContext, spec: EntitySpec) -> int:
     (set-based: nothing is loaded into memory)."""
     run = ctx.run
     with transaction.atomic(), db.cursor() as cursor:
+        # Enough memory for NOT IN to hash the seen ids (one pass), not rescan them per link.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute(
             """
             INSERT INTO syncing_syncchange

@@ -11,7 +11,9 @@ from sis.services import sis_connection_connector, sis_connection_create
 
 
 def connection_for(sandbox: RunningSandbox, district: Any, name: str = "Sandbox") -> Any:
-    options = {"auth": "oauth1"} if sandbox.state.oauth1 else {}
+    options: dict[str, Any] = {"auth": "oauth1"} if sandbox.state.oauth1 else {}
+    if sandbox.state.provider.startswith("oneroster"):
+        options["page_size"] = 1000
     return sis_connection_create(
         district=district,
         name=name,
