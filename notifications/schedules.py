@@ -1,24 +1,15 @@
-"""Periodic tasks of the notifications app, defined in code and installed into
-django-celery-beat by ``manage.py notify_install_schedules`` (idempotent)."""
+"""Periodic tasks of the notifications app (installed by ``manage.py install_schedules``)."""
 
 from __future__ import annotations
 
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from core.periodic import SystemSchedule
 
-# name → (task, every N seconds)
-PERIODIC: dict[str, tuple[str, int]] = {
-    "notifications: dispatch due notifications": ("notifications.tasks.dispatch_due", 60),
-}
-
-
-def schedules_install() -> list[str]:
-    installed = []
-    for name, (task, seconds) in PERIODIC.items():
-        interval, _ = IntervalSchedule.objects.get_or_create(
-            every=seconds, period=IntervalSchedule.SECONDS
-        )
-        PeriodicTask.objects.update_or_create(
-            name=name, defaults={"task": task, "interval": interval, "enabled": True}
-        )
-        installed.append(name)
-    return installed
+SCHEDULES: list[SystemSchedule] = [
+    SystemSchedule(
+        name="notifications-dispatch-due",
+        task="notifications.tasks.dispatch_due",
+        every_seconds=60,
+        description="Send notifications whose deferral ended (hold, quiet hours, digest) and "
+        "mark deliveries stuck in 'sending' for review.",
+    ),
+]

@@ -36,10 +36,12 @@ def test_a_bad_address_is_a_clear_error():
         call_command("notify_test", "--to", "not-a-number")
 
 
-def test_schedules_install_is_idempotent():
+def test_the_due_sweep_is_installed_as_a_system_schedule():
     from django_celery_beat.models import PeriodicTask
 
-    call_command("notify_install_schedules", stdout=StringIO())
-    call_command("notify_install_schedules", stdout=StringIO())
-    task = PeriodicTask.objects.get(task="notifications.tasks.dispatch_due")
-    assert task.interval.every == 60 and task.enabled
+    from core.periodic import schedules_install
+    from notifications.schedules import SCHEDULES
+
+    schedules_install(schedules=SCHEDULES)
+    task = PeriodicTask.objects.get(name="system:notifications-dispatch-due")
+    assert task.task == "notifications.tasks.dispatch_due" and task.interval.every == 60
