@@ -35,7 +35,7 @@ from notifications.models import (
 )
 from notifications.segments import sms_length
 from notifications.services import bulk
-from notifications.services.templates import template_render_text
+from notifications.services.templates import template_render_text, templates_cache_clear
 
 SAMPLE_CONTEXT = {
     "student_first_name": "Alex",
@@ -81,6 +81,11 @@ class TemplateAdmin(ScopedAdmin):
     search_fields = ["subject", "body"]
     readonly_fields = ["preview"]
     fields = ["district", "category", "channel", "language", "subject", "body", "active", "preview"]
+
+    def save_model(self, request: HttpRequest, obj: Template, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Other processes pick the change up within the cache's 30 seconds.
+        templates_cache_clear()
 
     @admin.display(description="SMS length")
     def length(self, obj: Template) -> str:

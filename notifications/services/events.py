@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import zoneinfo
 from typing import Any
 
@@ -149,17 +148,9 @@ def _attendance_context(
     }
 
 
-_categories: dict[str, tuple[float, Category]] = {}
-
-
 def category_by_code(code: str) -> Category:
-    """Categories change only in the admin, rarely: cached per process for 60 s."""
-    hit = _categories.get(code)
-    if hit is not None and time.monotonic() - hit[0] < 60:
-        return hit[1]
-    category = Category.objects.get(code=code)
-    _categories[code] = (time.monotonic(), category)
-    return category
+    # Not cached: tests (and admins) recreate categories, and it is one query per batch.
+    return Category.objects.get(code=code)
 
 
 def _school_year(district_id: int, on: dt.date) -> tuple[str, dt.date]:
@@ -251,7 +242,3 @@ def chronic_absences_check(
             spec=spec, recipients=recipients_for_student(student=student), now=now
         )
     return result
-
-
-def categories_cache_clear() -> None:
-    _categories.clear()

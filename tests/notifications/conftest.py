@@ -8,7 +8,6 @@ from config.celery import app as celery_app
 from notifications.models import Category
 from notifications.providers import providers_reset
 from notifications.providers.test import TestProvider
-from notifications.services.events import categories_cache_clear
 from notifications.services.templates import templates_cache_clear
 from tests.factories import (
     DistrictFactory,
@@ -49,12 +48,10 @@ def notify_settings(settings):
     providers_reset()
     TestProvider.reset()
     templates_cache_clear()
-    categories_cache_clear()
     yield settings
     providers_reset()
     TestProvider.reset()
     templates_cache_clear()
-    categories_cache_clear()
 
 
 @pytest.fixture
