@@ -1,6 +1,8 @@
 """System periodic tasks, defined in code and installed as django-celery-beat rows.
 
-Each app may have a ``schedules.py`` module with ``SCHEDULES: list[SystemSchedule]``.
+Each app may list them as ``SCHEDULES: list[SystemSchedule]`` in its ``schedules.py`` module
+(a ``schedules.py`` without ``SCHEDULES`` is ignored: the sync engine's module of that name
+manages per-connection schedules).
 ``python manage.py install_schedules`` (run by ``make run`` and on every deploy) creates or
 updates one ``PeriodicTask`` per entry, named ``system:<name>``, and deletes ``system:`` rows
 whose entry is gone. Admins see them in the admin and may pause one; a re-install keeps a pause.
@@ -43,7 +45,8 @@ def discover() -> list[SystemSchedule]:
     schedules: list[SystemSchedule] = []
     for config in apps.get_app_configs():
         if module_has_submodule(config.module, "schedules"):
-            schedules.extend(import_module(f"{config.name}.schedules").SCHEDULES)
+            module = import_module(f"{config.name}.schedules")
+            schedules.extend(getattr(module, "SCHEDULES", []))
     names = [schedule.name for schedule in schedules]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
