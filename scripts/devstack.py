@@ -1,5 +1,6 @@
-"""`make run`: migrate, create the admin login, load the demo district, then run web, worker
-and beat together until Ctrl-C stops them all.
+"""`make run`: migrate, install the periodic schedules, create the admin login, start the
+sandbox SIS (a simulated PowerSchool) and sync the demo district from it, then run web, worker
+and beat together until Ctrl-C stops them all (the sandbox included).
 
 With no DATABASE_URL / REDIS_URL everything runs on local files (SQLite and kombu's filesystem
 broker under ./var); with them set, PostgreSQL and Redis are used.
@@ -17,18 +18,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-BIN = Path(PYTHON).parent
+CELERY = str(Path(PYTHON).parent / "celery")
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = os.environ.get("PORT", "8000")
+SANDBOX_PORT = os.environ.get("SANDBOX_PORT", "8765")
+DEMO_STUDENTS = os.environ.get("DEMO_STUDENTS", "600")
+DEMO_DISTRICT = "Demo Unified School District"
+DEMO_CONNECTION = "Demo PowerSchool"
 
 
-def manage(*args: str) -> None:
-    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
+def manage(*args: str, check: bool = True) -> int:
+    return subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=check).returncode
 
 
 def start(name: str, command: list[str]) -> subprocess.Popen[bytes]:
     print(f"starting {name}: {' '.join(command)}", flush=True)
-    # Own process group, so Ctrl-C handling below stops each child and its own children.
+    # Own process group, so stopping it also stops its children (celery's pool, for example).
     return subprocess.Popen(command, cwd=ROOT, start_new_session=True)
 
 
@@ -44,6 +49,31 @@ def wait_healthy(url: str, timeout: float = 60) -> bool:
     return False
 
 
+def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes.values():
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def connect_demo_district(sandbox_url: str) -> None:
+    """Connect the demo district to the sandbox (on the first run) and sync it in the
+    foreground, so the admin shows a roster that came through a PowerSchool-style API."""
+    connection = [
+        "--name", DEMO_CONNECTION, "--district", DEMO_DISTRICT, "--provider", "powerschool",
+        "--base-url", sandbox_url, "--client-id", "sandbox-client",
+        "--client-secret", "sandbox-secret",
+    ]  # fmt: skip
+    if manage("sis_connection", "add", *connection, check=False) != 0:
+        manage("sis_connection", "update", *connection)
+    if manage("sync", DEMO_CONNECTION, "--full", "--district", DEMO_DISTRICT, check=False) != 0:
+        print("The demo sync did not complete; see its summary above.", file=sys.stderr)
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
     var = Path(os.environ.get("VAR_DIR", ROOT / "var"))
@@ -52,53 +82,34 @@ def main() -> int:
     manage("migrate", "--noinput")
     manage("install_schedules")
     manage("ensure_admin")
-    manage("load_demo_district")
 
-    celery = str(BIN / "celery")
-    processes = {
-        "web": start("web", [PYTHON, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"]),
-        "worker": start(
-            "worker",
-            [
-                celery,
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                "default,sync,writeback,notify",
-                "--concurrency",
-                "2",
-                "--loglevel",
-                "INFO",
-            ],
-        ),  # fmt: skip
-        "beat": start(
-            "beat",
-            [
-                celery,
-                "-A",
-                "config",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--scheduler",
-                "django_celery_beat.schedulers:DatabaseScheduler",
-            ],
-        ),  # fmt: skip
-    }
-
-    def stop(*_: object) -> None:
-        for process in processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
+        processes["sandbox"] = start(
+            "sandbox SIS",
+            [PYTHON, "manage.py", "sis_sandbox", "--provider", "powerschool",
+             "--students", DEMO_STUDENTS, "--port", SANDBOX_PORT],
+        )  # fmt: skip
+        sandbox_url = f"http://127.0.0.1:{SANDBOX_PORT}"
+        if not wait_healthy(f"{sandbox_url}/ws/v1/time"):
+            print("The sandbox SIS did not start (port taken? set SANDBOX_PORT)", file=sys.stderr)
+            return 1
+        connect_demo_district(sandbox_url)
+
+        processes["web"] = start(
+            "web", [PYTHON, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload"]
+        )
+        processes["worker"] = start(
+            "worker",
+            [CELERY, "-A", "config", "worker", "-Q", "default,sync,writeback,notify",
+             "--concurrency", "2", "--loglevel", "INFO"],
+        )  # fmt: skip
+        processes["beat"] = start(
+            "beat",
+            [CELERY, "-A", "config", "beat", "--loglevel", "INFO",
+             "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
+        )  # fmt: skip
         if wait_healthy(f"http://{HOST}:{PORT}/healthz"):
             print(f"\nReady: http://{HOST}:{PORT}/admin/  (Ctrl-C stops everything)\n", flush=True)
             manage("ensure_admin")
@@ -110,7 +121,7 @@ def main() -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        stop()
+        stop_all(processes)
 
 
 if __name__ == "__main__":
