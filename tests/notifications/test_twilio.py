@@ -327,3 +327,24 @@ def test_stop_wins_against_sends_racing_it(twilio, family, categories):
     cancelled = Delivery.objects.filter(to=point.value, status="cancelled").count()
     sent = len(twilio.received)
     assert sent + cancelled == 20
+
+
+@pytest.mark.django_db
+def test_the_sender_rate_counts_segments(twilio, family, settings, categories):
+    """4 segments/s per sender: three 2-segment messages take at least ~1.25 s to arrive."""
+    import uuid as uuid_module
+
+    from notifications.services.direct import contact_point_message_send
+
+    settings.TWILIO_SEGMENTS_PER_SECOND = 4
+    # A sender of its own, so no earlier test's pacing state applies.
+    settings.TWILIO_MESSAGING_SERVICE_SID = "MG" + uuid_module.uuid4().hex
+    providers_reset()
+    point = ContactPoint.objects.get(guardian=family["mother"], kind="sms")
+    body = "Attendance reminder. " * 9  # ~190 GSM-7 characters: 2 segments
+    for _ in range(3):
+        delivery, _outcome = contact_point_message_send(contact_point=point, body=body)
+        assert delivery.segments == 2
+    times = sorted(r.at for r in twilio.received)
+    assert len(times) == 3
+    assert times[-1] - times[0] >= 1.0
