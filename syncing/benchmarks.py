@@ -125,14 +125,16 @@ def _naive_students(connection: Any, district: District) -> float:
                 district=district, name=values["name"], defaults={"local_id": values["local_id"]}
             )
             schools[record.source_id] = school.pk
-    for page in source.fetch("student"):
-        for record in page.records:
-            values = record_values(record)
-            school_source = values.pop("school_id", None)
-            values["school_id"] = schools.get(school_source) if school_source else None
-            Student.objects.update_or_create(
-                district=district, local_id=values.pop("local_id"), defaults=values
-            )
+    # Read everything first: per-row writes take long enough for the sandbox to drop an idle
+    # keep-alive connection between pages.
+    students = [record for page in source.fetch("student") for record in page.records]
+    for student in students:
+        values = record_values(student)
+        school_source = values.pop("school_id", None)
+        values["school_id"] = schools.get(school_source) if school_source else None
+        Student.objects.update_or_create(
+            district=district, local_id=values.pop("local_id"), defaults=values
+        )
     return time.perf_counter() - start
 
 
