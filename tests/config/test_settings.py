@@ -16,6 +16,8 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/attendance",
     "REDIS_URL": "redis://127.0.0.1:6379/15",
     "PUBLIC_BASE_URL": "https://attendance.example.org",
+    "FIELD_ENCRYPTION_KEYS": "4Bq0b6fJ7c0W1cG0m5c2o8n3f8w4Yx1mVQn2Yb7lK9E=",
+    "API_KEY_PEPPER": "test-pepper-not-a-real-secret-0123456789",
 }
 
 
@@ -41,6 +43,12 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = _manage("check", env=env)
     assert result.returncode != 0
     assert "SECRET_KEY is required" in result.stderr
+
+
+def test_production_refuses_to_start_without_encryption_keys():
+    result = _manage("check", env={**PRODUCTION_ENV, "FIELD_ENCRYPTION_KEYS": ""})
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEYS is required" in result.stderr
 
 
 def test_a_bad_value_stops_start_up_with_a_clear_message():
