@@ -12,6 +12,7 @@ import json
 import resource
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -57,6 +58,8 @@ def _sandbox(students: int) -> Iterator[dict[str, Any]]:
     )
     try:
         info = json.loads(process.stdout.readline() if process.stdout else "{}")
+        # Keep draining its output: a full pipe would block the sandbox's request threads.
+        threading.Thread(target=lambda: [None for _ in process.stdout or ()], daemon=True).start()
         yield info
     finally:
         process.terminate()
