@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q
-from django.utils import timezone
+from django.utils import formats, timezone, translation
 
 from attendance.models import (
     AttendanceRecord,
@@ -34,6 +34,9 @@ STATUS_TEXT = {
     "en": {AttendanceStatus.ABSENT: "absent", AttendanceStatus.TARDY: "tardy"},
     "es": {AttendanceStatus.ABSENT: "ausente", AttendanceStatus.TARDY: "tarde"},
 }
+# How each language writes "Nov 25" (Django date format syntax, month names from its locale).
+DATE_FORMATS = {"en": "M j", "es": r"j \d\e F"}
+AND_WORDS = {"en": " and ", "es": " y "}
 MIN_DAYS_FOR_PERCENT = 10
 
 
@@ -115,6 +118,7 @@ def attendance_changes_handle(
                     school=record.school,
                     student=student,
                     context=_attendance_context(student, record, marks),
+                    localized=_attendance_localized(record, marks),
                     not_before=not_before,
                 ),
                 links.get(student.pk, []),
@@ -146,6 +150,21 @@ def _attendance_context(
         "status_text": " and ".join(text[s] for s in NOTIFYING if s in statuses),
         "periods": "" if whole_day else ", ".join(sorted({p for p in periods if p})),
     }
+
+
+def _attendance_localized(
+    record: AttendanceRecord, marks: list[AttendanceRecord]
+) -> dict[str, dict[str, Any]]:
+    statuses = {r.status for r in marks}
+    localized: dict[str, dict[str, Any]] = {}
+    for language, words in STATUS_TEXT.items():
+        with translation.override(language):
+            date_text = formats.date_format(record.date, DATE_FORMATS[language])
+        localized[language] = {
+            "status_text": AND_WORDS[language].join(words[s] for s in NOTIFYING if s in statuses),
+            "date": date_text,
+        }
+    return localized
 
 
 def category_by_code(code: str) -> Category:

@@ -47,6 +47,9 @@ class EventSpec:
     bulk_notice: BulkNotice | None = None
     texts: dict[str, dict[str, str]] | None = None
     allow_digest: bool = True
+    # Per-language values that override ``context`` (status words, dates written the way
+    # that language writes them).
+    localized: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def code(self) -> str:
@@ -74,6 +77,7 @@ def _render_content(
     content: dict[str, Any] = {}
     for channel, _cp in decision.channels:
         language = decision.language
+        context = {**context, **spec.localized.get(language, {})}
         if spec.texts is not None:
             text = spec.texts.get(language) or spec.texts.get(spec.district.default_language)
             if text is None:

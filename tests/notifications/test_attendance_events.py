@@ -188,3 +188,28 @@ def test_the_batch_path_sends_each_message_once_even_when_run_twice_at_once(fami
     assert len(TestProvider.outbox) == 4
     assert len({(m.to, m.channel) for m in TestProvider.outbox}) == 4
     assert set(Notification.objects.values_list("status", flat=True)) == {NotificationStatus.SENT}
+
+
+def test_a_spanish_message_uses_spanish_status_words_and_dates(family):
+    from notifications.models import Preference
+
+    Preference.objects.create(guardian=family["mother"], language="es")
+    record = _record(family["student"], AttendanceStatus.ABSENT)
+    attendance_change_handle(record_id=record.pk, now=NOW)
+    _send_due(NOW)
+    to_mother = [
+        m.body
+        for m in TestProvider.outbox
+        if m.channel == "sms" and m.to == family["mother"].mobile_phone
+    ]
+    to_father = [
+        m.body
+        for m in TestProvider.outbox
+        if m.channel == "sms" and m.to == family["father"].mobile_phone
+    ]
+    assert len(to_mother) == 1 and len(to_father) == 1
+    months = "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre"
+    spanish_month = [*months.split(), "diciembre"][TODAY.month - 1]
+    assert "ausente" in to_mother[0] and f"{TODAY.day} de {spanish_month}" in to_mother[0]
+    assert "absent" not in to_mother[0]
+    assert "absent" in to_father[0] and TODAY.strftime("%b") in to_father[0]
