@@ -29,7 +29,7 @@ from attendance.models import (
     StudentGuardian,
 )
 from attendance.phones import phone_to_e164
-from attendance.signals import attendance_changed
+from attendance.signals import AttendanceChange, attendance_changed
 from core.errors import ApplicationError, ConflictError
 
 _STUDENT_FIELDS = {
@@ -402,12 +402,7 @@ def attendance_record(
 
 
 def _announce_attendance_change(record: AttendanceRecord, *, previous_status: str | None) -> None:
-    record_id, status = record.pk, record.status
+    change = AttendanceChange(record.pk, previous_status, record.status)
     transaction.on_commit(
-        lambda: attendance_changed.send(
-            sender=AttendanceRecord,
-            record_id=record_id,
-            previous_status=previous_status,
-            status=status,
-        )
+        lambda: attendance_changed.send(sender=AttendanceRecord, changes=[change])
     )

@@ -34,7 +34,7 @@ from attendance.models import (
     Section,
     Student,
 )
-from attendance.signals import attendance_changed
+from attendance.signals import AttendanceChange, attendance_changed
 from core.errors import ApplicationError
 
 MAX_BULK_RECORDS = 1000
@@ -333,10 +333,6 @@ def _write(resolved: list[_Resolved], *, source: str, recorded_by: User | None) 
 
 
 def _announce(changes: Sequence[tuple[int, str | None, str]]) -> None:
-    for record_id, previous_status, status in changes:
-        attendance_changed.send(
-            sender=AttendanceRecord,
-            record_id=record_id,
-            previous_status=previous_status,
-            status=status,
-        )
+    attendance_changed.send(
+        sender=AttendanceRecord, changes=[AttendanceChange(*change) for change in changes]
+    )

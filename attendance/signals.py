@@ -6,8 +6,17 @@ row that was rolled back and can hand the ids to a Celery task as they are.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import django.dispatch
 
-# kwargs: record_id (int), previous_status (str | None: None when the record is new),
-# status (str). Sent only when something was written.
+
+class AttendanceChange(NamedTuple):
+    record_id: int
+    previous_status: str | None  # None when the record is new
+    status: str
+
+
+# kwargs: changes (list[AttendanceChange]) — every record one commit wrote, in one send, so a
+# bulk post of 1,000 records costs receivers one call, not 1,000.
 attendance_changed = django.dispatch.Signal()

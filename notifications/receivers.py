@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from attendance.signals import AttendanceChange
 from core.tasks import enqueue_on_commit
 
+# Records per task: a bulk post of 1,000 absences becomes a few batch tasks, each reading the
+# day's records, links and preferences once (events.attendance_changes_handle).
+ATTENDANCE_BATCH = 250
 
-def on_attendance_changed(sender: Any, *, record_id: int, **kwargs: Any) -> None:
+
+def on_attendance_changed(sender: Any, *, changes: list[AttendanceChange], **kwargs: Any) -> None:
     from notifications import tasks
 
-    # attendance_changed is sent after commit already; enqueue_on_commit runs at once then.
-    enqueue_on_commit(tasks.attendance_changed_handle, record_id)
+    record_ids = [change.record_id for change in changes]
+    for start in range(0, len(record_ids), ATTENDANCE_BATCH):
+        # attendance_changed is sent after commit already; enqueue_on_commit runs at once then.
+        enqueue_on_commit(
+            tasks.attendance_changed_handle, record_ids[start : start + ATTENDANCE_BATCH]
+        )
 
 
 def on_anymail_tracking(sender: Any, *, event: Any, esp_name: str, **kwargs: Any) -> None:

@@ -13,8 +13,8 @@ from notifications.services import bulk, events, planning, sending
 
 
 @shared_task(base=BaseTask, name="notifications.tasks.attendance_changed_handle")
-def attendance_changed_handle(record_id: int) -> int:
-    return len(events.attendance_change_handle(record_id=record_id))
+def attendance_changed_handle(record_ids: list[int]) -> int:
+    return len(events.attendance_changes_handle(record_ids=record_ids))
 
 
 @shared_task(base=BaseTask, name="notifications.tasks.notification_dispatch")

@@ -40,8 +40,11 @@ def test_bulk_post_of_1000_records_writes_history_only_for_changes(
     ]
     announced = []
 
+    sends = []
+
     def receiver(sender, **kwargs):
-        announced.append(kwargs["record_id"])
+        sends.append(len(kwargs["changes"]))
+        announced.extend(change.record_id for change in kwargs["changes"])
 
     attendance_changed.connect(receiver)
     try:
@@ -50,6 +53,7 @@ def test_bulk_post_of_1000_records_writes_history_only_for_changes(
         assert first.status_code == 200, first.content[:500]
         assert first.json()["created"] == 1000
         assert len(announced) == 1000
+        assert sends == [1000]  # one signal for the whole commit, not one per record
         history = AttendanceRecord.history.filter(date="2026-09-08")
         assert history.filter(history_type="+").count() == 1000
 

@@ -254,7 +254,7 @@ def test_a_written_record_is_announced_after_commit(enrolled, django_capture_on_
     seen = []
 
     def receiver(**kwargs):
-        seen.append((kwargs["previous_status"], kwargs["status"]))
+        seen.extend((change.previous_status, change.status) for change in kwargs["changes"])
 
     attendance_changed.connect(receiver)
     try:
