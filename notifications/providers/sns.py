@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 
 from gateway.client import Route, RoutePolicy
+from gateway.limiter import route_block
 from notifications.providers.base import (
     ContactProblem,
     OutboundMessage,
@@ -30,6 +31,7 @@ from notifications.providers.base import (
 )
 
 THROTTLE_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException"})
+THROTTLE_PAUSE_SECONDS = 1.0
 INVALID_CODES = frozenset({"InvalidParameter", "InvalidParameterValue"})
 OPTED_OUT_CODES = frozenset({"OptedOut", "OptedOutException"})
 
@@ -102,6 +104,9 @@ class SnsProvider(Provider):
         # Raises CircuitOpen (transient, see Provider.send) without calling SNS.
         admission = breaker.admit() if breaker is not None else None
         failure: str | None = None
+        # 4xx answers and throttles say nothing about SNS's health: they must neither trip nor
+        # reset the breaker (a run of them would otherwise hide an outage).
+        counted = True
         try:
             opted = client.check_if_phone_number_is_opted_out(phoneNumber=message.to)
             if opted.get("isOptedOut"):
@@ -126,6 +131,7 @@ class SnsProvider(Provider):
             code = str(error.get("Code", "ClientError"))
             text = str(error.get("Message", ""))[:300] or code
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400))
+            counted = status >= 500
             if code in OPTED_OUT_CODES:
                 raise PermanentSendError(
                     text, code=code, contact_problem=ContactProblem.OPTED_OUT
@@ -135,6 +141,8 @@ class SnsProvider(Provider):
                     text, code=code, contact_problem=ContactProblem.INVALID
                 ) from exc
             if code in THROTTLE_CODES or status == 429:
+                # SNS sends no Retry-After: pause the sender everywhere for a moment.
+                route_block(self.route, THROTTLE_PAUSE_SECONDS)
                 raise TransientSendError(text, code=code) from exc
             if status >= 500:
                 failure = f"HTTP {status}"
@@ -146,6 +154,6 @@ class SnsProvider(Provider):
         finally:
             if breaker is not None and admission is not None:
                 # Only outages count (5xx, connection errors); 4xx answers never trip it.
-                breaker.record(admission, failure=failure)
+                breaker.record(admission, failure=failure, counted=counted)
         message_id = str(answer.get("MessageId", ""))
         return SendResult(message_id, "accepted", "accepted", {"MessageId": message_id})
