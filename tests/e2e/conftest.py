@@ -16,16 +16,23 @@ from config.celery import app as celery_app
 from notifications.providers import providers_reset
 from notifications.providers.test import TestProvider
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
-# browser steps are ordinary synchronous calls, so Django's async-safety guard is lifted here.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(django_settings.BASE_DIR) / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "portal"
 AXE_DIR = ARTIFACTS / "axe"
 AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 PHONE = {"width": 360, "height": 740}
+
+
+@pytest.fixture(scope="module")
+def _allow_orm_beside_playwright():
+    """Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    between browser steps are ordinary synchronous calls, so Django's async-safety guard is
+    lifted while a browser module runs — never process-wide: later tests, and the production
+    check they start as a subprocess, must keep it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +60,8 @@ def axe_script() -> Path:
     return AXE_JS
 
 
-@pytest.fixture(scope="session")
-def chromium():
+@pytest.fixture(scope="module")
+def chromium(_allow_orm_beside_playwright):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: run `make browser` (Debian's chromium).")
     from playwright.sync_api import sync_playwright
