@@ -54,8 +54,14 @@ pytest: $(VENV)/.installed-dev services-check browser
 
 test: lint typecheck pytest
 
-bench: $(VENV)/.installed-dev services-check
-	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py bench
+# Benchmarks work in a real database (default attendance_bench; TEST_DATABASE_URL overrides).
+BENCH_ENV := DJANGO_SETTINGS_MODULE=config.settings.test \
+	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/attendance_bench}
+
+bench: $(VENV)/.installed-dev
+	$(BENCH_ENV) $(PY) scripts/check_services.py --ensure-database
+	$(BENCH_ENV) $(PY) manage.py migrate --noinput -v 0
+	$(BENCH_ENV) $(PY) manage.py bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var

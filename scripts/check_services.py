@@ -7,10 +7,24 @@ import sys
 from urllib.parse import urlparse
 
 import psycopg
+import psycopg.sql
 import redis
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/attendance")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def database_ensure() -> None:
+    """Create the database TEST_DATABASE_URL names when it is missing (for `make bench`, which
+    works in a real database rather than pytest's throwaway one)."""
+    parsed = urlparse(DATABASE_URL)
+    name = parsed.path.lstrip("/")
+    admin_url = parsed._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_url, connect_timeout=3, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+            print(f"created database {name}")
 
 
 def main() -> int:
@@ -39,6 +53,8 @@ def main() -> int:
         )
     for problem in problems:
         print(problem, file=sys.stderr)
+    if not problems and "--ensure-database" in sys.argv:
+        database_ensure()
     return 1 if problems else 0
 
 
