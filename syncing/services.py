@@ -151,15 +151,20 @@ def run_cancel(*, run: SyncRun) -> SyncRun:
 # --- conflicts ----------------------------------------------------------------------------------
 
 
-def conflict_resolve(*, conflict: Conflict, user: Any, choice: str, value: Any = None) -> Conflict:
+def conflict_resolve(
+    *, conflict: Conflict, user: Any, choice: str, value: Any = None, actor: str = ""
+) -> Conflict:
     """Settle an open conflict with the SIS value, the local value, or an edited value.
 
     The chosen value is written to the object (with history) and the baseline becomes the SIS
     value, the one agreed with the SIS; when the local side wins and the connector can write
-    the field, the local value is queued for write-back.
+    the field, the local value is queued for write-back. ``actor`` names who decided when it is
+    not a user (an API client): it goes into the history row's reason.
     """
     if choice not in ("sis", "local", "edit"):
         raise ApplicationError("Choose sis, local or edit.", code="invalid_choice")
+    if choice == "edit":
+        _edited_value_check(conflict, value)
     with transaction.atomic():
         conflict = Conflict.objects.select_for_update().select_related("link").get(pk=conflict.pk)
         if conflict.status != ConflictStatus.OPEN:
@@ -178,7 +183,8 @@ def conflict_resolve(*, conflict: Conflict, user: Any, choice: str, value: Any =
             spec.model,
             [row],
             fields=[k for k in row if k != "id"],
-            change_reason=f"Conflict {conflict.pk} resolved",
+            # simple-history keeps at most 100 characters of a reason.
+            change_reason=f"Conflict {conflict.pk} resolved{f' by {actor}' if actor else ''}"[:100],
             user_id=getattr(user, "pk", None),
         )
         baseline = dict(link.baseline)
@@ -210,6 +216,26 @@ def conflict_resolve(*, conflict: Conflict, user: Any, choice: str, value: Any =
         conflict.resolved_at = timezone.now()
         conflict.save()
     return conflict
+
+
+def _edited_value_check(conflict: Conflict, value: Any) -> None:
+    """An edited value must fit the field (a date for a date, at most max_length characters):
+    the database would refuse it otherwise, in the middle of the write."""
+    from django.core.exceptions import FieldDoesNotExist, ValidationError
+
+    try:
+        field = SPECS[conflict.entity].model._meta.get_field(conflict.field)
+        field.clean(value, None)  # type: ignore[union-attr]
+    except FieldDoesNotExist:  # pragma: no cover - conflicts name fields of their entity
+        raise ApplicationError(
+            "This conflict cannot take an edited value.", code="invalid_value"
+        ) from None
+    except ValidationError as exc:
+        raise ApplicationError(
+            "The value does not fit the field.",
+            code="invalid_value",
+            details={"value": exc.messages},
+        ) from exc
 
 
 def conflicts_resolve_bulk(*, conflicts: Any, user: Any, choice: str) -> int:

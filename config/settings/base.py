@@ -289,6 +289,14 @@ SPECTACULAR_SETTINGS.update(
     {
         "COMPONENT_SPLIT_REQUEST": True,
         "SCHEMA_PATH_PREFIX": r"/api/v1",
+        # Several resources have a "status": one named enum each.
+        "ENUM_NAME_OVERRIDES": {
+            "AttendanceStatusEnum": "attendance.models.AttendanceStatus",
+            "SyncRunStatusEnum": "syncing.models.RunStatus",
+            "ConflictStatusEnum": "syncing.models.ConflictStatus",
+            "NotificationStatusEnum": "notifications.models.NotificationStatus",
+            "DeliveryStatusEnum": "notifications.models.DeliveryStatus",
+        },
     }
 )
 # Inbound throttling (django-ratelimit on the shared cache), keyed by credential or user, not by

@@ -108,6 +108,9 @@ class IntegratorAutoSchema(AutoSchema):
         errors = dict(_ERRORS)
         if self.method == "POST":
             errors.update(_POST_ERRORS)
+            if "{" in self.path:
+                # An action on one row (``conflicts/{id}/resolve/``): the row may not exist.
+                errors.update(_DETAIL_ERRORS)
         elif not self._is_list_view():
             errors.update(_DETAIL_ERRORS)
             responses["304"] = {"description": "Not modified (the ETag still matches)."}
