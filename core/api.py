@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -59,6 +60,9 @@ def error_response(
     return JsonResponse(error_body(code, message, details), status=status_code)
 
 
+# CSRF-exempt: API clients send no CSRF token, and a POST to an unknown URL (an action on a
+# malformed id) must be a JSON 404, not Django's HTML 403. It reads and writes nothing.
+@csrf_exempt
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Unknown URLs under ``/api/`` answer in the API's shape, not with an HTML page."""
     return error_response("not_found", "Not found.", status_code=404)

@@ -35,8 +35,8 @@ MAX_AUDIENCE_IDS = 1000
 
 class BulkNoticeOutput(serializers.ModelSerializer[BulkNotice]):
     category = serializers.CharField(source="category.code", read_only=True)
-    schools = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
-    sections = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    schools = serializers.PrimaryKeyRelatedField[School](many=True, read_only=True)
+    sections = serializers.PrimaryKeyRelatedField[Section](many=True, read_only=True)
     grade_levels = serializers.ListField(child=serializers.CharField(), read_only=True)
     texts = serializers.DictField(
         child=serializers.DictField(child=serializers.CharField()), read_only=True

@@ -90,8 +90,9 @@ class ConflictOutput(serializers.ModelSerializer[Conflict]):
 class _ConflictReads:
     """FERPA: log the students behind a page of conflicts in one pass."""
 
-    def _log_rows(self, rows: Sequence[Conflict]) -> None:
-        self.log_student_access(conflict_student_ids(rows))  # type: ignore[attr-defined]
+    def _log_rows(self, rows: Sequence[Model]) -> None:
+        conflicts = [row for row in rows if isinstance(row, Conflict)]
+        self.log_student_access(conflict_student_ids(conflicts))  # type: ignore[attr-defined]
 
     def base_queryset(self) -> QuerySet[Conflict]:
         return Conflict.objects.select_related("link")
