@@ -239,11 +239,11 @@ API_SCOPES = {
     "roster:read": "Read schools, sections, students, guardians and enrollments",
     "attendance:read": "Read attendance records and participation grades",
     "attendance:write": "Record attendance",
-    "sync:read": "Read SIS connections and sync runs",
+    "sync:read": "Read SIS connections, sync runs and conflicts",
     "sync:run": "Start roster syncs",
     "conflicts:resolve": "Resolve sync conflicts",
-    "notifications:read": "Read notifications and deliveries",
-    "notifications:send": "Create bulk notices",
+    "notifications:read": "Read notifications, deliveries and bulk notices",
+    "notifications:send": "Create, start and cancel bulk notices",
 }
 OAUTH2_PROVIDER = {
     "SCOPES": API_SCOPES,
