@@ -417,8 +417,51 @@ class IdentityMatchAdmin(ReadOnlyScopedAdmin):
 
 @admin.register(WriteBackItem)
 class WriteBackItemAdmin(ReadOnlyScopedAdmin):
-    list_display = ["entity", "object_id", "target", "value", "status", "attempts", "updated_at"]
-    list_filter = ["status", "entity", "target", "district"]
+    """The write-back outbox: state, attempts and the last error per item; failed and
+    mismatched items can be sent again."""
+
+    list_display = [
+        "entity",
+        "object_id",
+        "target",
+        "value",
+        "status",
+        "attempts",
+        "last_error",
+        "sis_value",
+        "next_attempt_at",
+        "updated_at",
+    ]
+    list_filter = ["status", "entity", "target", "district", "connection"]
+    search_fields = ["source_id", "target"]
+    readonly_fields = [
+        "connection",
+        "entity",
+        "object_id",
+        "source_id",
+        "target",
+        "value",
+        "status",
+        "attempts",
+        "last_error",
+        "sis_value",
+        "next_attempt_at",
+        "claimed_at",
+        "sent_at",
+        "verified_at",
+    ]
+    fields = readonly_fields
+    actions = ["retry"]
+
+    @admin.action(description="Retry (send again)")
+    def retry(self, request: HttpRequest, queryset: QuerySet[WriteBackItem]) -> None:
+        if not self._can_write(request):
+            messages.error(request, "You may not retry write-backs.")
+            return
+        from syncing.writeback import writeback_retry
+
+        done = writeback_retry(items=queryset)
+        messages.success(request, f"Write-backs queued again: {done}.")
 
 
 @admin.register(FieldPolicy)

@@ -454,13 +454,22 @@ class QuarantinedRecord(TimeStampedModel):
 
 class OutboxStatus(models.TextChoices):
     PENDING = "pending", "Pending"
-    SENT = "sent", "Sent"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent, not verified yet"
+    VERIFIED = "verified", "Verified"
+    MISMATCH = "mismatch", "SIS holds another value"
     FAILED = "failed", "Failed"
 
 
 class WriteBackItem(TimeStampedModel):
     """A local value to write back to the SIS: one row per (object, target), with a hash of the
-    value so queuing the same value again is a no-op and a newer value replaces an unsent one."""
+    value so queuing the same value again is a no-op and a newer value replaces an unsent one.
+
+    The sender (``syncing.writeback``) moves it pending → sending → sent → verified, or to
+    failed (a permanent refusal, or too many transient failures) or mismatch (the SIS holds
+    another value after the write). ``value_hash`` guards every transition, so a newer value
+    queued while an older one is on the wire is never marked done by the older write.
+    """
 
     district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
     connection = models.ForeignKey(
@@ -477,6 +486,15 @@ class WriteBackItem(TimeStampedModel):
     )
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # When the sender may take it next (backoff after a transient failure); null: now.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When a sender took it; a "sending" row older than the lease was abandoned by a dead
+    # worker and is checked against the SIS before anything is sent again.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    # What the SIS answered when read back (kept for the mismatch review).
+    sis_value = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -484,9 +502,36 @@ class WriteBackItem(TimeStampedModel):
                 fields=["connection", "entity", "object_id", "target"], name="writeback_unique"
             ),
         ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="writeback_due"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.entity} {self.object_id} {self.target}"
+
+
+class PendingEvent(models.Model):
+    """A SIS change event that arrived while a run of its connection was active: kept here
+    (one row per record, so repeats coalesce) and run as one targeted sync once the active
+    run is over."""
+
+    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        "sis.SISConnection", on_delete=models.CASCADE, related_name="pending_events"
+    )
+    entity = models.CharField(max_length=32)
+    source_id = models.CharField(max_length=255)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "entity", "source_id"], name="pendingevent_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.source_id}"
 
 
 class MatchStatus(models.TextChoices):

@@ -18,9 +18,26 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from core import encryption
 from core.errors import ApplicationError
+from core.periodic import SystemSchedule
 from syncing.models import Mode, ScheduleKind, SyncRun, SyncSchedule, Trigger
 
 TASK = "syncing.tasks.sync_scheduled"
+
+#: System schedules of the sync engine (installed by ``install_schedules``).
+SCHEDULES = [
+    SystemSchedule(
+        name="writeback-send",
+        task="syncing.tasks.writeback_send_due",
+        every_seconds=60,
+        description="Send and verify due write-back items (retries back off per item).",
+    ),
+    SystemSchedule(
+        name="sync-events-drain",
+        task="syncing.tasks.sync_events_drain",
+        every_seconds=60,
+        description="Sync the SIS events that arrived while a run was active.",
+    ),
+]
 
 
 def _name(connection_id: int, role: str) -> str:

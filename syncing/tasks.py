@@ -16,9 +16,31 @@ from core.tasks import BaseTask
 @shared_task(base=BaseTask, name="syncing.tasks.sync_run_execute")
 def sync_run_execute(run_id: int) -> dict[str, Any]:
     from syncing.engine.run import run_execute
+    from syncing.events import sync_events_drain
+    from syncing.models import FINISHED_STATUSES
 
     run = run_execute(run_id)
+    if run.status in FINISHED_STATUSES:
+        # Events that arrived during the run wait for it; run them now.
+        sync_events_drain(connection_id=run.connection_id)
     return {"run": run.pk, "status": run.status}
+
+
+@shared_task(base=BaseTask, name="syncing.tasks.sync_events_drain")
+def sync_events_drain() -> int:
+    """Periodic: start the kept events of connections whose active run ended without the
+    task above (rejected, cancelled, run from the command line)."""
+    from syncing.events import sync_events_drain_all
+
+    return sync_events_drain_all()
+
+
+@shared_task(base=BaseTask, name="syncing.tasks.writeback_send_due")
+def writeback_send_due() -> dict[str, int]:
+    """Send and verify the write-back items that are due (the ``writeback`` queue)."""
+    from syncing.writeback import writeback_send_due as send
+
+    return send()
 
 
 @shared_task(base=BaseTask, name="syncing.tasks.sync_scheduled")

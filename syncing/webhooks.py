@@ -3,8 +3,8 @@ changed; we re-fetch that record in a targeted run.
 
 Authenticated with an HMAC-SHA256 of the raw body under the connection's own secret
 (``X-Sync-Signature: sha256=<hex>``); a bad or missing signature is a 403 and is logged without
-the body. If a run of the connection is already active the event is not queued separately: the
-real-time schedule's frequent delta picks the change up.
+the body. If a run of the connection is already active the records are kept and synced in one
+targeted run after it (``syncing.events``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from django.views.decorators.http import require_POST
 
 from core.errors import ApplicationError
 from syncing.entities import SPECS
-from syncing.models import Mode, Trigger
 from syncing.schedules import schedule_webhook_secret
 
 logger = logging.getLogger(__name__)
@@ -39,6 +38,7 @@ ENTITY_ALIASES = {
     "schools": "school",
     "sections": "section",
     "cc": "section_enrollment",
+    "section_enrollment": "section_enrollment",
     "reenrollments": "enrollment",
 }
 MAX_TARGETS = 500
@@ -68,7 +68,7 @@ def _targets(payload: Any) -> list[list[str]]:
 @require_POST
 def sis_events(request: HttpRequest, connection_id: int) -> JsonResponse:
     from sis.models import SISConnection
-    from syncing.services import sync_start
+    from syncing.events import sync_events_receive
 
     secret = schedule_webhook_secret(connection_id=connection_id)
     given = request.headers.get("X-Sync-Signature", "")
@@ -86,14 +86,9 @@ def sis_events(request: HttpRequest, connection_id: int) -> JsonResponse:
     if connection is None:
         return JsonResponse({"error": {"code": "not_found"}}, status=404)
     try:
-        run, created = sync_start(
-            connection=connection,
-            mode=Mode.TARGETED,
-            trigger=Trigger.EVENT,
-            target_entity=targets[0][0],
-            target_source_id=targets[0][1],
-            targets=targets,
-        )
+        run, created, kept = sync_events_receive(connection=connection, targets=targets)
     except ApplicationError as exc:
         return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=409)
-    return JsonResponse({"run": run.pk, "queued": created, "targets": len(targets)}, status=202)
+    return JsonResponse(
+        {"run": run.pk, "queued": created, "kept": kept, "targets": len(targets)}, status=202
+    )

@@ -47,7 +47,7 @@ from sis.connectors.errors import (
     UnsupportedOperation,
 )
 from sis.connectors.options import NoOptions, options_parse
-from sis.connectors.records import Entity, Page, Quarantined, Record
+from sis.connectors.records import Entity, GradeWrite, Page, Quarantined, Record
 from sis.connectors.tokens import MemoryTokenStore, Token, TokenStore
 
 
@@ -191,6 +191,31 @@ class Connector:
         """Seconds the SIS asks us to wait when ``response`` is a vendor-specific throttle
         answer (not a plain 429, which the gateway handles); None when it is not one."""
         return None
+
+    # ----------------------------------------------------------------- write-back hooks --------
+
+    def write_fields(
+        self, entity: Entity, source_id: str, values: dict[str, Any], *, idempotency_key: str
+    ) -> None:
+        """Write field values of one record to the SIS (the ``write_demographics`` capability
+        for students). ``values`` uses the canonical record's field names (``last_name``,
+        ``birth_date`` as an ISO date, ...). Sending the same ``idempotency_key`` and values
+        again must not write twice (an update to the same values, or a key the SIS dedupes).
+        Raise a permanent :class:`ConnectorError` when the SIS refuses (a field it does not let
+        us write, a record it does not know) and a transient error when it may pass. The write
+        is verified afterwards by reading the record back with :meth:`fetch_one`."""
+        raise UnsupportedOperation(f"{self.label or self.key} cannot write {entity} fields.")
+
+    def write_grade(self, grade: GradeWrite, *, idempotency_key: str) -> None:
+        """Write one participation grade to the SIS gradebook (``write_grades``): create or
+        replace the column ``grade.line_item_id`` and the cell ``grade.result_id``. Same
+        contract as :meth:`write_fields` for errors and idempotency."""
+        raise UnsupportedOperation(f"{self.label or self.key} cannot write grades.")
+
+    def read_grade(self, grade: GradeWrite) -> float | None:
+        """The score the SIS now holds for ``grade``'s cell (None when it has none): how a
+        grade write is verified."""
+        raise UnsupportedOperation(f"{self.label or self.key} cannot read grades back.")
 
     # ----------------------------------------------------------------- public API --------------
 

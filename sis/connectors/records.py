@@ -227,6 +227,27 @@ class Page:
     delta: bool = False
 
 
+@dataclass(slots=True, kw_only=True)
+class GradeWrite:
+    """One participation grade to write to a SIS gradebook, in canonical terms.
+
+    ``line_item_id`` and ``result_id`` are *our* ids for the gradebook column (one per section
+    and grading period) and the cell (one per student and column): SIS APIs that let the client
+    name what it writes (OneRoster PUT) make a repeated write an idempotent replace.
+    """
+
+    line_item_id: str
+    result_id: str
+    section_id: str
+    student_id: str
+    term_id: str = ""
+    school_id: str = ""
+    title: str = "Participation"
+    score: float
+    score_max: float = 100.0
+    date: dt.date
+
+
 def parse_date(value: Any) -> dt.date | None:
     """ISO dates and date-times to a date; empty to ``None``; anything else raises ValueError."""
     if value is None or value == "":

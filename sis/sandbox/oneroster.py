@@ -62,6 +62,10 @@ BODY_KEYS = {
     "students": "users",
     "teachers": "users",
 }
+GRADEBOOK_PATH = re.compile(
+    r"^/(lineItems|results|categories|classes)(?:/([^/]+))?(?:/lineItems)?$"
+)
+GRADEBOOK_SINGULAR = {"lineItems": "lineItem", "results": "result", "categories": "category"}
 CLAUSE = re.compile(r"^\s*([\w.]+)\s*(>=|<=|!=|=|>|<|~)\s*'([^']*)'\s*$")
 
 
@@ -94,6 +98,9 @@ class OneRosterDialect:
             "/ims/oneroster/v1p1" if self.version == "1.1" else ("/ims/oneroster/gradebook/v1p2")
         )
         self._teachers: list[int] | None = None
+        self._administrators: list[int] | None = None
+        # Gradebook objects written with PUT: (collection, sourcedId) → the object.
+        self.gradebook: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ---------------------------------------------------------------- auth ---------------------
     def is_token_path(self, path: str) -> bool:
@@ -223,6 +230,14 @@ class OneRosterDialect:
             ]
         return self._teachers
 
+    def administrators(self) -> list[int]:
+        if self._administrators is None:
+            d = self.district
+            self._administrators = [
+                i for i in range(d.count("staff")) if d.item("staff", i)["role"] == "administrator"
+            ]
+        return self._administrators
+
     def expected_counts(self) -> dict[str, int]:
         d = self.district
         return {
@@ -230,7 +245,7 @@ class OneRosterDialect:
             "term": d.count("term"),
             "course": d.count("course"),
             "section": d.count("section"),
-            "staff": len(self.teachers()),
+            "staff": len(self.teachers()) + len(self.administrators()),
             "student": d.count("student"),
             "enrollment": d.count("student"),
             "guardian": d.count("guardian"),
@@ -253,7 +268,17 @@ class OneRosterDialect:
     ) -> None:
         body = handler.body()
         if method in ("PUT", "POST", "DELETE") and path.startswith(self.gradebook_base):
-            self.record_write(handler, method, path, body)
+            self.record_write(handler, method, path, body, fault)
+            return
+        gradebook = GRADEBOOK_PATH.match(path[len(self.gradebook_base) :])
+        if (
+            method == "GET"
+            and path.startswith(self.gradebook_base)
+            and gradebook
+            and gradebook.group(2)
+            and gradebook.group(1) in GRADEBOOK_SINGULAR
+        ):
+            self.gradebook_read(handler, gradebook.group(1), gradebook.group(2))
             return
         if method != "GET" or not path.startswith(self.base + "/"):
             handler.send_json(404, self.error_body(404, f"No resource at {path}"))
@@ -330,6 +355,16 @@ class OneRosterDialect:
                         teachers
                         if since is None
                         else [t for t in teachers if d.item("staff", t)["modified"] > since],
+                    )
+                )
+            elif "staff" in wanted and roles and roles <= {"administrator"}:
+                administrators = self.administrators()
+                parts.append(
+                    (
+                        "staff",
+                        administrators
+                        if since is None
+                        else [a for a in administrators if d.item("staff", a)["modified"] > since],
                     )
                 )
             elif "staff" in wanted:
@@ -605,7 +640,14 @@ class OneRosterDialect:
             return
         handler.send_json(200, {singular: rendered})
 
-    def record_write(self, handler: SandboxHandler, method: str, path: str, body: bytes) -> None:
+    def record_write(
+        self,
+        handler: SandboxHandler,
+        method: str,
+        path: str,
+        body: bytes,
+        fault: str | None = None,
+    ) -> None:
         try:
             payload = json.loads(body) if body else {}
         except ValueError:
@@ -613,7 +655,23 @@ class OneRosterDialect:
             return
         with self.state.lock:
             self.state.writes.append({"method": method, "path": path, "body": payload})
+            match = GRADEBOOK_PATH.match(path[len(self.gradebook_base) :])
+            # PUT creates or replaces the object under the client's sourcedId; the
+            # ``ignore_write`` fault answers as usual but keeps nothing (a silent failure).
+            if method == "PUT" and match and match.group(2) and fault != "ignore_write":
+                singular = GRADEBOOK_SINGULAR.get(match.group(1))
+                if singular and isinstance(payload.get(singular), dict):
+                    self.gradebook[(match.group(1), match.group(2))] = payload[singular]
         handler.send_json(201 if method == "POST" else 200, payload or {})
+
+    def gradebook_read(self, handler: SandboxHandler, collection: str, sid: str) -> None:
+        with self.state.lock:
+            stored = self.gradebook.get((collection, sid))
+        singular = GRADEBOOK_SINGULAR.get(collection, collection)
+        if stored is None:
+            handler.send_json(404, self.error_body(404, f"Unknown {singular} {sid}"))
+            return
+        handler.send_json(200, {singular: stored})
 
 
 def _has_multi(district: District) -> bool:

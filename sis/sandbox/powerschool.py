@@ -9,17 +9,35 @@
 - the per-plugin throttle answered as HTTP 403 with a "wait N seconds" message (PowerSchool
   publishes no status for it), errors as ``{"message", "errors": [{resource, field, code}]}``.
 
-The sandbox uses the same number for a student's DCID and ID (``CC.studentid`` refers to it).
+A student's DCID (``/ws/v1`` ids) and ID (``CC.studentid``, data-version answers) differ, as in
+PowerSchool; ``com.pearson.core.student.student_dcid_id_map`` maps one to the other.
+
+Data versions: the district's data version is ``1000 + day``; a PowerQuery called with
+``$dataversion`` answers ``{"$dataversion": current, "tables": {table: [changed ids]}}``.
+Event subscriptions (``/ws/v1/event_subscription``) are kept, and each change the script makes
+is POSTed to the subscription's callback URL, signed like our webhook expects.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
 import json
 import re
+import threading
 import time
+import urllib.request
 from typing import Any
 
-from sis.sandbox.district import Compacted, changed_positions, school_positions
+from sis.sandbox.district import (
+    BASE_MODIFIED,
+    Change,
+    Compacted,
+    changed_positions,
+    day_timestamp,
+    school_positions,
+)
 from sis.sandbox.server import SandboxHandler, SandboxState, basic_credentials, bearer_token
 
 STATUS_CODES = {"A": 0, "P": -1, "T": 2, "G": 3, "H": 4, "I": 1}
@@ -32,6 +50,38 @@ STATUS_TEXT = {
     "I": "Inactive",
 }
 GUARDIAN_QUERY = "com.pearson.core.guardian.student_guardian_detail"
+DCID_ID_QUERY = "com.pearson.core.student.student_dcid_id_map"
+SECTION_ENROLLMENT_QUERY = "com.pearson.core.teachers.sectionEnrollments"
+#: data-version query → (table it reports, district kind)
+DATA_VERSION_TABLES = {
+    DCID_ID_QUERY: ("students", "student"),
+    GUARDIAN_QUERY: ("studentcontactassoc", "guardian"),
+    SECTION_ENROLLMENT_QUERY: ("cc", "section_enrollment"),
+}
+BASE_DATA_VERSION = 1000
+ID_OFFSET = 3_000_000  # a student's ID is its DCID plus this (numeric DCIDs)
+WRITABLE = {  # POST /ws/v1/student block.field → district item field
+    ("name", "first_name"): "first",
+    ("name", "middle_name"): "middle",
+    ("name", "last_name"): "last",
+    ("demographics", "gender"): "gender",
+    ("demographics", "birth_date"): "birth_date",
+}
+
+
+def student_number_id(dcid: Any) -> str:
+    """The students table ID of the student with this DCID."""
+    text = str(dcid)
+    return str(int(text) + ID_OFFSET) if text.isdigit() else f"id-{text}"
+
+
+def student_dcid(student_id: Any) -> str:
+    text = str(student_id)
+    if text.startswith("id-"):
+        return text[3:]
+    return str(int(text) - ID_OFFSET) if text.isdigit() else text
+
+
 LIST_ROUTE = re.compile(r"^/ws/v1/school/(\d+)/(staff|course|term|section)(/count)?$")
 ONE_ROUTE = re.compile(
     r"^/ws/v1/(student|staff|section|course|term|school|section_enrollment)"
@@ -44,6 +94,8 @@ class PowerSchoolDialect:
         self.state = state
         self.district = state.district
         self._links: list[tuple[int, Any]] | None = None
+        self.subscription: dict[str, Any] | None = None
+        self.events_delivered: list[dict[str, Any]] = []
 
     # ---------------------------------------------------------------- auth ---------------------
     def is_token_path(self, path: str) -> bool:
@@ -195,8 +247,19 @@ class PowerSchoolDialect:
             self.listing(handler, path, query, resource, positions, plural, resource, fault)
         elif method == "GET" and path.startswith("/ws/schema/table/cc"):
             self.table_cc(handler, path, query, fault)
-        elif method == "POST" and path.startswith(f"/ws/schema/query/{GUARDIAN_QUERY}"):
-            self.guardian_query(handler, path, query, fault)
+        elif method == "POST" and (m := re.match(r"^/ws/schema/query/([\w.]+?)(/count)?$", path)):
+            name = m.group(1)
+            arguments = _json(body)
+            if name in DATA_VERSION_TABLES and "$dataversion" in arguments:
+                self.data_version(handler, name, arguments)
+            elif name == GUARDIAN_QUERY:
+                self.guardian_query(handler, path, query, fault)
+            elif name == DCID_ID_QUERY:
+                self.dcid_id_query(handler, path, query)
+            else:
+                handler.send_json(404, self.error_body(404, f"No PowerQuery {name}"))
+        elif path == "/ws/v1/event_subscription":
+            self.event_subscription(handler, method, body)
         elif method == "GET" and (m := re.match(r"^/ws/contacts/student/(\d+)$", path)):
             self.contacts(handler, m.group(1))
         elif method == "GET" and (m := ONE_ROUTE.match(path)):
@@ -208,7 +271,7 @@ class PowerSchoolDialect:
             "/ws/xte/section/assignment",
             "/ws/xte/section/assignment/",
         ):
-            self.record_write(handler, method, path, query, body)
+            self.record_write(handler, method, path, query, body, fault)
         else:
             handler.send_json(404, self.error_body(404, f"No resource at {path}"))
 
@@ -407,6 +470,12 @@ class PowerSchoolDialect:
         self, handler: SandboxHandler, path: str, query: dict[str, str], fault: str | None
     ) -> None:
         positions: Any = range(self.district.count("section_enrollment"))
+        wanted = _fiql_values(query.get("q", ""), "id")
+        if wanted is not None:
+            found = (self.district.index_of("section_enrollment", i) for i in sorted(wanted))
+            positions = [
+                p for p in found if p is not None and p < self.district.count("section_enrollment")
+            ]
         if path.endswith("/count"):
             handler.send_json(200, {"count": len(positions)})
             return
@@ -430,7 +499,8 @@ class PowerSchoolDialect:
                             "cc": {
                                 "dcid": str(item["id"]),
                                 "id": str(item["id"]),
-                                "studentid": str(item["student"]),
+                                # CC names the student by ID, not DCID.
+                                "studentid": student_number_id(item["student"]),
                                 "sectionid": str(item["section"]),
                                 "schoolid": str(item["school"]),
                                 "dateenrolled": str(item["entry_date"]),
@@ -476,6 +546,9 @@ class PowerSchoolDialect:
         self, handler: SandboxHandler, path: str, query: dict[str, str], fault: str | None
     ) -> None:
         positions = self._guardian_positions()
+        wanted = _fiql_values(query.get("$q", ""), "contactdcid")
+        if wanted is not None:
+            positions = [p for p in positions if self._guardian_id(p) in wanted]
         if path.endswith("/count"):
             handler.send_json(200, {"count": len(positions)})
             return
@@ -484,7 +557,7 @@ class PowerSchoolDialect:
             handler.send_json(400, self.error_body(400, paged))
             return
         page, size = paged
-        key = "guardians"
+        key = f"guardians:{query.get('$q', '')}"
         if fault == "duplicate_page" and key in self.state.last_pages:
             records = self.state.last_pages[key]
         else:
@@ -529,7 +602,13 @@ class PowerSchoolDialect:
         handler.send_json(200, {kind: self.render(kind, item, expansions)})
 
     def record_write(
-        self, handler: SandboxHandler, method: str, path: str, query: dict[str, str], body: bytes
+        self,
+        handler: SandboxHandler,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: bytes,
+        fault: str | None = None,
     ) -> None:
         try:
             payload = json.loads(body) if body else {}
@@ -544,27 +623,169 @@ class PowerSchoolDialect:
             students = payload.get("students", {}).get("student", [])
             if isinstance(students, dict):
                 students = [students]
-            results = [
-                {
-                    "client_uid": s.get("client_uid"),
-                    "status": "SUCCESS",
-                    "action": s.get("action", "UPDATE"),
-                    "success_message": {"id": s.get("id")},
-                }
-                for s in students
-            ]
+            results = [self._student_update(s, apply=fault != "ignore_write") for s in students]
             handler.send_json(
                 200,
                 {
                     "results": {
                         "insert_count": 0,
-                        "update_count": len(results),
+                        "update_count": sum(1 for r in results if r["status"] == "SUCCESS"),
                         "result": _one_or_many_list(results),
                     }
                 },
             )
         else:
             handler.send_json(200, {"status": "ok"})
+
+    def _student_update(self, student: dict[str, Any], *, apply: bool) -> dict[str, Any]:
+        """Apply one UPDATE of ``POST /ws/v1/student`` to the district (so a read-back sees
+        it), unless the ``ignore_write`` fault asks for a write that silently does nothing."""
+        dcid = str(student.get("id", ""))
+        result = {"client_uid": student.get("client_uid"), "action": "UPDATE"}
+        if self.district.get("student", dcid) is None:
+            return {**result, "status": "ERROR", "error_message": f"No student with id {dcid}"}
+        changes: dict[str, Any] = {}
+        for (block, name), field in WRITABLE.items():
+            value = (student.get(block) or {}).get(name)
+            if value is None:
+                continue
+            changes[field] = dt.date.fromisoformat(value) if field == "birth_date" else value
+        if apply and changes:
+            with self.state.lock:
+                self.district.overrides["student"].setdefault(dcid, {}).update(changes)
+        return {**result, "status": "SUCCESS", "success_message": {"id": dcid}}
+
+    # ---------------------------------------------------------------- ids, data versions ------
+    def _guardian_id(self, position: Any) -> str:
+        g = position[0] if isinstance(position, tuple) else position
+        return str(self.district.item("guardian", g)["id"])
+
+    def dcid_id_query(self, handler: SandboxHandler, path: str, query: dict[str, str]) -> None:
+        total = self.district.count("student")
+        if path.endswith("/count"):
+            handler.send_json(200, {"count": total})
+            return
+        paged = self._page(query, total)
+        if isinstance(paged, str):
+            handler.send_json(400, self.error_body(400, paged))
+            return
+        page, size = paged
+        records = []
+        for k in range((page - 1) * size, min(page * size, total)):
+            dcid = self.district.item("student", k)["id"]
+            records.append(
+                {
+                    "name": "students",
+                    "tables": {"students": {"dcid": str(dcid), "id": student_number_id(dcid)}},
+                }
+            )
+        handler.send_json(200, {"name": DCID_ID_QUERY, "record": records})
+
+    def current_data_version(self) -> int:
+        return BASE_DATA_VERSION + self.district.day
+
+    def data_version(self, handler: SandboxHandler, name: str, arguments: dict[str, Any]) -> None:
+        if not arguments.get("$dataversion_applicationname"):
+            handler.send_json(400, self.error_body(400, "$dataversion_applicationname is required"))
+            return
+        try:
+            since_version = int(str(arguments["$dataversion"]))
+        except ValueError:
+            handler.send_json(400, self.error_body(400, "$dataversion must be a number"))
+            return
+        table, kind = DATA_VERSION_TABLES[name]
+        since = max(BASE_MODIFIED, day_timestamp(since_version - BASE_DATA_VERSION))
+        ids = []
+        for position in changed_positions(self.district, kind, since):
+            item = self.district.item(kind, position)
+            ids.append(student_number_id(item["id"]) if kind == "student" else str(item["id"]))
+        handler.send_json(
+            200, {"$dataversion": str(self.current_data_version()), "tables": {table: ids}}
+        )
+
+    # ---------------------------------------------------------------- event subscriptions -----
+    def event_subscription(self, handler: SandboxHandler, method: str, body: bytes) -> None:
+        if method == "GET":
+            if self.subscription is None:
+                handler.send_json(404, self.error_body(404, "No event subscription"))
+            else:
+                public = {k: v for k, v in self.subscription.items() if k != "secret"}
+                handler.send_json(200, {"event_subscriptions": public})
+        elif method == "PUT":
+            wanted = _json(body).get("event_subscriptions")
+            if not isinstance(wanted, dict) or not wanted.get("callback_url"):
+                handler.send_json(400, self.error_body(400, "callback_url is required"))
+                return
+            self.subscription = dict(wanted)
+            public = {k: v for k, v in wanted.items() if k != "secret"}
+            handler.send_json(200, {"event_subscriptions": public})
+        elif method == "DELETE":
+            self.subscription = None
+            handler.send_json(200, {})
+        else:
+            handler.send_json(405, self.error_body(405, "Method not allowed"))
+
+    def after_advance(self, changes: list[Change]) -> None:
+        """Tell the subscriber what the change script changed (one event per record), from
+        a thread so the advance call does not wait on the subscriber."""
+        subscription = self.subscription
+        if subscription is None or not changes:
+            return
+        resources = {"student": "students", "guardian": "person", "section_enrollment": "cc"}
+        events = [
+            {"entity": resources[c.entity], "id": c.id, "event_type": _event_type(c.kind)}
+            for c in changes
+            if c.entity in resources
+        ]
+        body = json.dumps({"events": events}).encode()
+        secret = str(subscription.get("secret", ""))
+        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        thread = threading.Thread(
+            target=self._deliver,
+            args=(str(subscription["callback_url"]), body, signature, events),
+            daemon=True,
+        )
+        thread.start()
+        self.delivery = thread
+
+    def _deliver(self, url: str, body: bytes, signature: str, events: list[Any]) -> None:
+        request = urllib.request.Request(  # noqa: S310 (the subscriber's URL, set by a test)
+            url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "X-Sync-Signature": signature},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                status = response.status
+        except Exception as exc:  # the outcome is recorded for the test to read
+            status = getattr(exc, "code", 0)
+        with self.state.lock:
+            self.events_delivered.append({"status": status, "events": events})
+
+
+def _event_type(kind: str) -> str:
+    return {"new_student": "INSERT", "delete": "DELETE"}.get(kind, "UPDATE")
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body) if body else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _fiql_values(q: str, field: str) -> set[str] | None:
+    """The values of ``field==v`` terms joined by ``,`` (FIQL "or"); None without a filter."""
+    if not q:
+        return None
+    values = set()
+    for term in q.split(","):
+        name, _, value = term.partition("==")
+        if name.strip() == field:
+            values.add(value.strip())
+    return values
 
 
 def _grade(grade: str) -> int:

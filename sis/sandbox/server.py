@@ -113,6 +113,7 @@ class SandboxState:
 class SandboxHandler(BaseHTTPRequestHandler):
     server: SandboxHTTPServer
     protocol_version = "HTTP/1.1"
+    _body: bytes | None = None  # the current request's body, once read
     disable_nagle_algorithm = True  # TCP_NODELAY: small JSON answers must not wait 40 ms
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -124,8 +125,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return self.server.state
 
     def body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        # Read once per request (cached): a fault answer must still consume the body, or the
+        # next request on the kept-alive connection would start inside it.
+        cached = self._body
+        if cached is None:
+            length = int(self.headers.get("Content-Length") or 0)
+            cached = self._body = self.rfile.read(length) if length else b""
+        return cached
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload, default=_json_default).encode()
@@ -159,6 +165,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.dispatch("DELETE")
 
     def dispatch(self, method: str) -> None:
+        self._body = None  # one handler serves every request of a connection
         split = urlsplit(self.path)
         path = split.path
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
@@ -186,6 +193,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def fault(self, fault: str, dialect: Any) -> bool:
         """Serve a transport-level fault; True when the request is answered."""
         self.state.count(f"fault_{fault}")
+        self.body()
+        if fault in ("400", "403", "409", "412"):
+            self.send_json(int(fault), dialect.error_body(int(fault), "Injected refusal"))
+            return True
         if fault in ("500", "503"):
             self.send_json(int(fault), dialect.error_body(int(fault), "Injected server error"))
             return True
@@ -217,6 +228,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             days = int(payload.get("days", query.get("days", 1)))
             with state.lock:
                 made = state.district.advance(days)
+            after = getattr(self.server.dialect, "after_advance", None)
+            if after is not None:
+                after(made)  # e.g. PowerSchool's event subscription deliveries
             self.send_json(200, {"day": state.district.day, "changes": [c.as_dict() for c in made]})
         elif name == "changes":
             day = query.get("day")
@@ -264,6 +278,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         elif name == "writes":
             with state.lock:
                 self.send_json(200, {"writes": list(state.writes)})
+        elif name == "events":
+            delivered = getattr(self.server.dialect, "events_delivered", [])
+            with state.lock:
+                self.send_json(200, {"deliveries": list(delivered)})
         else:
             self.send_json(404, {"message": f"no sandbox control {name!r}"})
 

@@ -143,6 +143,8 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
     updates: dict[str, Any] = {"counts": ctx.counts}
     if ctx.max_modified is not None:
         updates["watermark_to"] = ctx.max_modified.isoformat().replace("+00:00", "Z")
+    if getattr(source, "delta_watermark", None):  # the SIS's own counter (PowerSchool)
+        updates["watermark_to"] = str(source.delta_watermark)  # type: ignore[attr-defined]
     SyncRun.objects.filter(pk=run.pk).update(**updates)
     run.refresh_from_db()
 

@@ -9,6 +9,10 @@ servers. Facts from /work/shared/reference/sis-apis.md §2–3.
 - Deltas: ``filter=dateLastModified>'…'``; deleted records come as ``status: tobedeleted``.
 - 1.1 users carry ``role``/``orgs``; 1.2 users ``roles[]``/``primaryOrg``.
 - Guardians: users whose role is parent, guardian or relative; the links from their ``agents``.
+- Staff: ``teachers``, then the administrators from ``users`` filtered by role (1.1 ``role``,
+  1.2 ``roles.role``).
+- Gradebook write-back: PUT ``categories``/``lineItems``/``results`` under our own sourcedIds
+  (create or replace, so a repeated write is idempotent); verified by GET ``results/{id}``.
 - Errors: ``statusInfoSet`` bodies; 429 is "server busy, retry later".
 """
 
@@ -27,10 +31,13 @@ from gateway import client as gateway
 from sis.connectors.base import Capability, Connector, RawPage
 from sis.connectors.errors import AuthenticationFailed, ConfigurationError, NotFound
 from sis.connectors.oneroster import mapping
-from sis.connectors.records import Entity, Record
+from sis.connectors.records import Entity, GradeWrite, Record
 from sis.connectors.tokens import Token
 
 GUARDIAN_ROLES = ("parent", "guardian", "relative")
+ADMINISTRATOR_ROLE = "administrator"
+#: the gradebook category our participation grades are filed under (our own sourcedId)
+CATEGORY_ID = "attendance-participation"
 ENDPOINTS: dict[Entity, tuple[str, str]] = {
     # entity → (collection path, key of the list in the body)
     Entity.SCHOOL: ("schools", "orgs"),
@@ -71,6 +78,8 @@ class OneRosterOptions:
     delta: bool = True
     #: send at most this many calls at once (Infinite Campus asks for serial calls at peak)
     max_concurrency: int = 0
+    #: staff includes administrators (users with the administrator role), not only teachers
+    administrators: bool = True
 
     def validate(self) -> None:
         if not 1 <= self.page_size <= 10_000:
@@ -109,6 +118,7 @@ class OneRosterConnector(Connector):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.uses_tokens = self.options.auth == "oauth2"
+        self._category_written = False
 
     # ---------------------------------------------------------------- configuration -----------
     def validate_config(self) -> None:
@@ -194,11 +204,15 @@ class OneRosterConnector(Connector):
         return mapping.error_message(response)
 
     # ---------------------------------------------------------------- listing -----------------
-    def _filter(self, entity: Entity, since: str | None) -> str | None:
+    def _filter(
+        self, entity: Entity, since: str | None, *, roles: tuple[str, ...] = ()
+    ) -> str | None:
         clauses = []
-        if entity in (Entity.GUARDIAN, Entity.STUDENT_GUARDIAN) and self.options.guardian_filter:
+        if not roles and entity in (Entity.GUARDIAN, Entity.STUDENT_GUARDIAN):
+            roles = GUARDIAN_ROLES if self.options.guardian_filter else ()
+        if roles:
             field = "role" if self.version == "1.1" else "roles.role"
-            clauses.append(" OR ".join(f"{field}='{role}'" for role in GUARDIAN_ROLES))
+            clauses.append(" OR ".join(f"{field}='{role}'" for role in roles))
         if since is not None:
             clauses.append(f"dateLastModified>'{since}'")
         if not clauses:
@@ -207,13 +221,22 @@ class OneRosterConnector(Connector):
             return clauses[0]
         return " AND ".join(f"({c})" for c in clauses)
 
-    def fetch_raw(self, entity: Entity, *, since: str | None) -> Iterator[RawPage]:
+    def _listings(self, entity: Entity) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(collection, body key, role filter) listed for ``entity``: staff are the teachers
+        plus, when wanted, the users with the administrator role."""
         path, key = ENDPOINTS[entity]
-        params: dict[str, Any] = {}
-        filter_ = self._filter(entity, since if self.options.delta else None)
-        if filter_:
-            params["filter"] = filter_
-        yield from self.listing(path, key, params)
+        parts: list[tuple[str, str, tuple[str, ...]]] = [(path, key, ())]
+        if entity == Entity.STAFF and self.options.administrators:
+            parts.append(("users", "users", (ADMINISTRATOR_ROLE,)))
+        return parts
+
+    def fetch_raw(self, entity: Entity, *, since: str | None) -> Iterator[RawPage]:
+        for path, key, roles in self._listings(entity):
+            params: dict[str, Any] = {}
+            filter_ = self._filter(entity, since if self.options.delta else None, roles=roles)
+            if filter_:
+                params["filter"] = filter_
+            yield from self.listing(path, key, params)
 
     def listing(self, path: str, key: str, params: dict[str, Any]) -> Iterator[RawPage]:
         size = self.options.page_size
@@ -238,14 +261,18 @@ class OneRosterConnector(Connector):
         yield from self.paginate(get_page, page_size=size)
 
     def count_raw(self, entity: Entity) -> int | None:
-        path, key = ENDPOINTS[entity]
-        params: dict[str, Any] = {"limit": 1, "offset": 0}
-        filter_ = self._filter(entity, None)
-        if filter_:
-            params["filter"] = filter_
-        response = self.request("GET", path, params=params)
-        total = response.headers.get("X-Total-Count")
-        return int(total) if total and total.isdigit() else None
+        total = 0
+        for path, _key, roles in self._listings(entity):
+            params: dict[str, Any] = {"limit": 1, "offset": 0}
+            filter_ = self._filter(entity, None, roles=roles)
+            if filter_:
+                params["filter"] = filter_
+            response = self.request("GET", path, params=params)
+            header = response.headers.get("X-Total-Count")
+            if not header or not header.isdigit():
+                return None
+            total += int(header)
+        return total
 
     def map_record(self, entity: Entity, item: Any) -> Iterable[Record]:
         return mapping.map_item(entity, item, version=self.version)
@@ -256,6 +283,8 @@ class OneRosterConnector(Connector):
             source_id = source_id.split(":")[-1]
         elif entity == Entity.ENROLLMENT:
             source_id = source_id.split(":")[0]
+        elif entity == Entity.STAFF:
+            path = "users"  # an administrator is not under teachers/
         try:
             body = self.get_json(f"{path}/{source_id}", path_template=f"{path}/{{id}}")
         except NotFound:
@@ -300,6 +329,66 @@ class OneRosterConnector(Connector):
             json={"result": {"sourcedId": source_id, **result}},
         )
         return dict(response.json() or {})
+
+    def write_grade(self, grade: GradeWrite, *, idempotency_key: str) -> None:
+        # Every PUT names its object with our own sourcedId: sending twice replaces, never
+        # duplicates, so the idempotency key needs no server support.
+        self.require(Capability.WRITE_GRADES)
+        day = grade.date.isoformat()
+        if not self._category_written:
+            self.request(
+                "PUT",
+                self.gradebook_url(f"categories/{CATEGORY_ID}"),
+                path_template="categories/{id}",
+                headers=self._vendor_headers(),
+                json={
+                    "category": {
+                        "sourcedId": CATEGORY_ID,
+                        "status": "active",
+                        "title": "Participation",
+                    }
+                },
+            )
+            self._category_written = True
+        line_item: dict[str, Any] = {
+            "status": "active",
+            "title": grade.title[:50],  # gradebooks cut titles at 50 characters
+            "assignDate": day,
+            "dueDate": day,
+            "class": {"sourcedId": grade.section_id, "type": "class"},
+            "category": {"sourcedId": CATEGORY_ID, "type": "category"},
+            "resultValueMin": 0,
+            "resultValueMax": grade.score_max,
+        }
+        if grade.term_id:
+            line_item["gradingPeriod"] = {"sourcedId": grade.term_id, "type": "academicSession"}
+        if grade.school_id:
+            line_item["school"] = {"sourcedId": grade.school_id, "type": "org"}
+        self.line_item_put(source_id=grade.line_item_id, line_item=line_item)
+        self.result_put(
+            source_id=grade.result_id,
+            result={
+                "status": "active",
+                "lineItem": {"sourcedId": grade.line_item_id, "type": "lineItem"},
+                "student": {"sourcedId": grade.student_id, "type": "user"},
+                "scoreStatus": "fully graded",
+                "score": grade.score,
+                "scoreDate": day,
+            },
+        )
+
+    def read_grade(self, grade: GradeWrite) -> float | None:
+        try:
+            body = self.get_json(
+                self.gradebook_url(f"results/{grade.result_id}"),
+                path_template="results/{id}",
+                headers=self._vendor_headers(),
+            )
+        except NotFound:
+            return None
+        result = body.get("result") if isinstance(body, dict) else None
+        score = result.get("score") if isinstance(result, dict) else None
+        return None if score in (None, "") else float(score)
 
 
 class OneRoster11Connector(OneRosterConnector):

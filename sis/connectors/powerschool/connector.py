@@ -9,6 +9,12 @@ client credentials. Facts from /work/shared/reference/sis-apis.md §1.
 - Section enrollments: the ``CC`` schema table.
 - Quirks: one result comes as an object instead of a list; numbers may come as ints or strings;
   PowerQuery values are strings. The per-plugin throttle ("wait N seconds") is a transient wait.
+- IDs: ``/ws/v1`` names students by DCID, the ``CC`` table and data-version answers by the
+  students table's ID; the PowerQuery ``com.pearson.core.student.student_dcid_id_map`` maps one
+  to the other.
+- Deltas: PowerQueries called with ``$dataversion`` / ``$dataversion_applicationname`` answer
+  the changed row IDs per table and the new data version (the watermark).
+- Events: ``/ws/v1/event_subscription`` (PUT/GET/DELETE) registers our webhook.
 """
 
 from __future__ import annotations
@@ -23,12 +29,37 @@ import requests
 
 from gateway import client as gateway
 from sis.connectors.base import Capability, Connector, RawPage
-from sis.connectors.errors import AuthenticationFailed, ConfigurationError
+from sis.connectors.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    ConnectorError,
+    MalformedRecord,
+    NotFound,
+)
 from sis.connectors.powerschool import mapping
-from sis.connectors.records import Entity, Record
+from sis.connectors.records import Entity, GradeWrite, Record
 from sis.connectors.tokens import Token
 
 GUARDIAN_QUERY = "com.pearson.core.guardian.student_guardian_detail"
+DCID_ID_QUERY = "com.pearson.core.student.student_dcid_id_map"
+SECTION_ENROLLMENT_QUERY = "com.pearson.core.teachers.sectionEnrollments"
+#: which data-version PowerQuery reports the changes of which entities, and under which table
+DELTA_SOURCES: dict[Entity, tuple[str, str]] = {
+    Entity.STUDENT: (DCID_ID_QUERY, "students"),
+    Entity.ENROLLMENT: (DCID_ID_QUERY, "students"),
+    Entity.GUARDIAN: (GUARDIAN_QUERY, "studentcontactassoc"),
+    Entity.STUDENT_GUARDIAN: (GUARDIAN_QUERY, "studentcontactassoc"),
+    Entity.SECTION_ENROLLMENT: (SECTION_ENROLLMENT_QUERY, "cc"),
+}
+#: canonical student fields → where ``POST /ws/v1/student`` takes them
+STUDENT_WRITABLE = {
+    "first_name": ("name", "first_name"),
+    "middle_name": ("name", "middle_name"),
+    "last_name": ("name", "last_name"),
+    "birth_date": ("demographics", "birth_date"),
+    "gender": ("demographics", "gender"),
+}
+BY_ID_CHUNK = 50  # ids per FIQL "or" filter when fetching changed rows
 THROTTLE_MESSAGE = re.compile(r"(?i)wait\s+(\d+(?:\.\d+)?)\s+second")
 PER_SCHOOL = {
     Entity.TERM: ("term", "terms", "term"),
@@ -48,6 +79,8 @@ class PowerSchoolOptions:
     student_expansions: str = "demographics,addresses,phones,contact_info,school_enrollment"
     #: the district's "minimum time interval between API requests per plugin", if any
     min_interval_ms: int = 0
+    #: ``$dataversion_applicationname``: the name PowerSchool keeps our data versions under
+    data_version_application: str = "student-attendance-sync"
 
     def validate(self) -> None:
         if self.page_size < 0 or self.min_interval_ms < 0:
@@ -61,6 +94,8 @@ class PowerSchoolConnector(Connector):
         {
             Capability.READ_ROSTER,
             Capability.READ_GUARDIANS,
+            Capability.DELTA,
+            Capability.PUSH_EVENTS,
             Capability.WRITE_DEMOGRAPHICS,
             Capability.WRITE_GRADES,
         }
@@ -84,6 +119,12 @@ class PowerSchoolConnector(Connector):
         super().__init__(*args, **kwargs)
         self._metadata: dict[str, Any] | None = None
         self._school_ids: list[str] | None = None
+        self._dcid_of_id: dict[str, str] | None = None
+        # Data-version answers of this connector's run: query → (new version, changed ids).
+        self._changes: dict[str, tuple[str, dict[str, list[str]]]] = {}
+        #: the data version to start the next delta from (read by the sync engine after a
+        #: run); the lowest version seen, so nothing changed during the run is skipped
+        self.delta_watermark: str | None = None
 
     # ---------------------------------------------------------------- hooks -------------------
     def validate_config(self) -> None:
@@ -140,7 +181,18 @@ class PowerSchoolConnector(Connector):
             return int(self.get_json("/ws/schema/table/cc/count")["count"])
         return None
 
+    def is_delta(self, entity: Entity, *, since: str | None) -> bool:
+        # Only data versions are deltas; other entities (and a watermark from before data
+        # versions were used, such as a timestamp) list everything and the diff finds changes.
+        return data_version(since) is not None and entity in DELTA_SOURCES
+
     def fetch_raw(self, entity: Entity, *, since: str | None) -> Iterator[RawPage]:
+        # Read the data versions before listing, so what changes during the fetch is seen
+        # again by the next delta rather than skipped.
+        self.data_versions(since)
+        if self.is_delta(entity, since=since):
+            yield from self._changed_pages(entity, since or "0")
+            return
         if entity == Entity.SCHOOL:
             yield from self._listing("/ws/v1/district/school", "schools", "school", "school")
         elif entity in (Entity.STUDENT, Entity.ENROLLMENT):
@@ -170,7 +222,19 @@ class PowerSchoolConnector(Connector):
             yield from self._table_pages("cc", "section_enrollment")
 
     def map_record(self, entity: Entity, item: Any) -> Iterable[Record]:
-        return mapping.MAPPERS[entity](item)
+        records = mapping.MAPPERS[entity](item)
+        if entity != Entity.SECTION_ENROLLMENT:
+            return records
+        # CC names the student by the students table's ID; our student source id is the DCID.
+        mapped = []
+        for record in records:
+            student_id = getattr(record, "student_id", "")
+            dcid = self.student_dcid(student_id)
+            if dcid is None:
+                raise MalformedRecord(f"CC row refers to unknown student ID {student_id}")
+            record.student_id = dcid  # type: ignore[attr-defined]
+            mapped.append(record)
+        return mapped
 
     def source_id_of(self, item: Any) -> str | None:
         if isinstance(item, dict) and isinstance(item.get("tables"), dict):
@@ -195,8 +259,6 @@ class PowerSchoolConnector(Connector):
         if entity == Entity.ENROLLMENT:
             source_id = source_id.split(":")[0]
         params = {"expansions": self.options.student_expansions} if resource == "student" else {}
-        from sis.connectors.errors import NotFound
-
         try:
             data = self.get_json(
                 f"/ws/v1/{resource}/{source_id}",
@@ -208,14 +270,18 @@ class PowerSchoolConnector(Connector):
         return data.get(resource)
 
     # ---------------------------------------------------------------- writes ------------------
-    def student_write(self, *, source_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """Update a student's demographics (``POST /ws/v1/student``, action UPDATE)."""
+    def student_write(
+        self, *, source_id: str, changes: dict[str, Any], client_uid: str | None = None
+    ) -> dict[str, Any]:
+        """Update a student's demographics (``POST /ws/v1/student``, action UPDATE).
+        ``client_uid`` comes back in the per-record result; a retried write reuses it. A
+        record the SIS refuses raises a permanent :class:`ConnectorError` with its message."""
         self.require(Capability.WRITE_DEMOGRAPHICS)
         body = {
             "students": {
                 "student": [
                     {
-                        "client_uid": str(uuid.uuid4()),
+                        "client_uid": client_uid or str(uuid.uuid4()),
                         "action": "UPDATE",
                         "id": source_id,
                         **changes,
@@ -223,7 +289,42 @@ class PowerSchoolConnector(Connector):
                 ]
             }
         }
-        return dict(self.request("POST", "/ws/v1/student", json=body, retry_writes=True).json())
+        # An UPDATE to the same values is harmless, so the gateway may retry it.
+        data = dict(self.request("POST", "/ws/v1/student", json=body, retry_writes=True).json())
+        results = mapping.as_list((data.get("results") or {}).get("result"))
+        for result in results:
+            if isinstance(result, dict) and str(result.get("status", "")).upper() != "SUCCESS":
+                detail = result.get("error_message") or result.get("error") or "refused"
+                raise ConnectorError(f"{self.label} refused the student update: {detail}")
+        return data
+
+    def write_fields(
+        self, entity: Entity, source_id: str, values: dict[str, Any], *, idempotency_key: str
+    ) -> None:
+        if entity != Entity.STUDENT:
+            return super().write_fields(entity, source_id, values, idempotency_key=idempotency_key)
+        changes: dict[str, dict[str, Any]] = {}
+        for name, value in values.items():
+            if name not in STUDENT_WRITABLE:
+                raise ConnectorError(f"{self.label} does not let us write a student's {name}.")
+            block, key = STUDENT_WRITABLE[name]
+            changes.setdefault(block, {})[key] = "" if value is None else str(value)
+        try:
+            self.student_write(source_id=source_id, changes=changes, client_uid=idempotency_key)
+        except ConnectorError as exc:
+            if exc.status != 412:
+                raise
+            # 412 means "resubmit": PowerSchool asks for exactly one more try.
+            self.student_write(source_id=source_id, changes=changes, client_uid=idempotency_key)
+
+    def write_grade(self, grade: GradeWrite, *, idempotency_key: str) -> None:
+        # PowerTeacher Pro takes scores only for assignments it knows (created per section
+        # with POST /ws/xte/section/assignment, as a teacher's users_dcid); that mapping is
+        # not built yet, so refuse loudly rather than write to a guessed assignment.
+        raise ConnectorError(
+            f"{self.label} grade write-back needs a PowerTeacher Pro assignment per section; "
+            "it is not supported yet."
+        )
 
     def scores_write(
         self, *, users_dcid: str, term_id: str, assignment_scores: list[dict[str, Any]]
@@ -237,6 +338,101 @@ class PowerSchoolConnector(Connector):
             json={"assignment_scores": assignment_scores},
         )
         return dict(response.json())
+
+    # ---------------------------------------------------------------- ids, deltas, events -----
+    def student_dcid(self, student_id: str) -> str | None:
+        """The DCID of the student whose students-table ID is ``student_id``."""
+        if self._dcid_of_id is None:
+            mapping_: dict[str, str] = {}
+            for page in self._query_pages(DCID_ID_QUERY):
+                for item in page.items:
+                    row = mapping.table_row(item)
+                    if row.get("id") not in (None, "") and row.get("dcid") not in (None, ""):
+                        mapping_[mapping.text(row["id"])] = mapping.text(row["dcid"])
+            self._dcid_of_id = mapping_
+        return self._dcid_of_id.get(mapping.text(student_id))
+
+    def data_versions(self, since: str | None) -> None:
+        """Ask each data-version query what changed after ``since`` (all of it when there is
+        no data version yet); sets :attr:`delta_watermark` to the lowest new version."""
+        start = data_version(since) or "0"
+        for query in {q for q, _ in DELTA_SOURCES.values()}:
+            if query in self._changes:
+                continue
+            response = self.request(
+                "POST",
+                f"/ws/schema/query/{query}",
+                json={
+                    "$dataversion": start,
+                    "$dataversion_applicationname": self.options.data_version_application,
+                },
+                retry_writes=True,  # a query, safe to repeat
+            )
+            body = response.json() if response.content else {}
+            version = mapping.text((body or {}).get("$dataversion"))
+            tables = {
+                str(name).lower(): [mapping.text(i) for i in mapping.as_list(ids)]
+                for name, ids in ((body or {}).get("tables") or {}).items()
+            }
+            self._changes[query] = (version, tables)
+            if version.isdigit() and (
+                self.delta_watermark is None or int(version) < int(self.delta_watermark)
+            ):
+                self.delta_watermark = version
+
+    def _changed_pages(self, entity: Entity, since: str) -> Iterator[RawPage]:
+        query, table = DELTA_SOURCES[entity]
+        ids = self._changes[query][1].get(table, [])
+        for start in range(0, len(ids), BY_ID_CHUNK):
+            chunk = ids[start : start + BY_ID_CHUNK]
+            if entity in (Entity.STUDENT, Entity.ENROLLMENT):
+                items = []
+                for student_id in chunk:
+                    dcid = self.student_dcid(student_id)
+                    item = self.fetch_one_raw(Entity.STUDENT, dcid) if dcid else None
+                    if item is not None:  # gone since: the weekly full sync reconciles it
+                        items.append(item)
+                yield RawPage(items)
+            elif entity == Entity.SECTION_ENROLLMENT:
+                filter_ = ",".join(f"id=={i}" for i in chunk)  # FIQL: "," is OR
+                for page in self._table_pages("cc", "section_enrollment", q=filter_):
+                    yield page
+            else:
+                filter_ = ",".join(f"contactdcid=={i}" for i in chunk)
+                for page in self._query_pages(GUARDIAN_QUERY, q=filter_):
+                    yield page
+
+    def events_subscribe(self, *, callback_url: str, secret: str) -> dict[str, Any]:
+        """Register our webhook for student, contact and schedule changes
+        (``PUT /ws/v1/event_subscription``; needs "Data Event API Services" on)."""
+        self.require(Capability.PUSH_EVENTS)
+        body = {
+            "event_subscriptions": {
+                "key": self.config.key,
+                "callback_url": callback_url,
+                "secret": secret,
+                "resource": [
+                    {"event_type": kind, "resource": resource}
+                    for resource in ("/ws/v1/student", "/ws/v1/section_enrollment", "contacts")
+                    for kind in ("INSERT", "UPDATE", "DELETE")
+                ],
+            }
+        }
+        return dict(self.request("PUT", "/ws/v1/event_subscription", json=body).json() or {})
+
+    def events_subscription(self) -> dict[str, Any]:
+        """What PowerSchool has registered for this plugin (empty when nothing)."""
+        try:
+            return dict(self.get_json("/ws/v1/event_subscription") or {})
+        except NotFound:
+            return {}
+
+    def events_unsubscribe(self) -> None:
+        self.require(Capability.PUSH_EVENTS)
+        try:
+            self.request("DELETE", "/ws/v1/event_subscription")
+        except NotFound:
+            return
 
     # ---------------------------------------------------------------- helpers -----------------
     def metadata(self) -> dict[str, Any]:
@@ -291,15 +487,19 @@ class PowerSchoolConnector(Connector):
         yield from self.paginate(get_page, page_size=size, total=total)
 
     def _powerquery_pages(self) -> Iterator[RawPage]:
-        path = f"/ws/schema/query/{GUARDIAN_QUERY}"
-        total = int(self.request("POST", f"{path}/count", json={}).json()["count"])
+        yield from self._query_pages(GUARDIAN_QUERY)
+
+    def _query_pages(self, query: str, *, q: str | None = None) -> Iterator[RawPage]:
+        path = f"/ws/schema/query/{query}"
+        extra = {"$q": q} if q else {}
+        total = int(self.request("POST", f"{path}/count", params=extra, json={}).json()["count"])
         size = self.page_size("schema_table_query")
 
         def get_page(index: int, offset: int) -> RawPage:
             response = self.request(
                 "POST",
                 path,
-                params={"page": index + 1, "pagesize": size},
+                params={**extra, "page": index + 1, "pagesize": size},
                 json={},
                 retry_writes=True,
             )  # a query, safe to repeat
@@ -329,19 +529,29 @@ class PowerSchoolConnector(Connector):
                     )
             yield RawPage(items)
 
-    def _table_pages(self, table: str, resource: str) -> Iterator[RawPage]:
+    def _table_pages(self, table: str, resource: str, *, q: str | None = None) -> Iterator[RawPage]:
         path = f"/ws/schema/table/{table}"
-        total = int(self.get_json(f"{path}/count")["count"])
+        extra = {"q": q} if q else {}
+        total = int(self.get_json(f"{path}/count", params=extra)["count"])
         size = self.page_size("schema_table_query")
         projection = "dcid,id,studentid,sectionid,schoolid,dateenrolled,dateleft"
 
         def get_page(index: int, offset: int) -> RawPage:
             data = self.get_json(
-                path, params={"projection": projection, "page": index + 1, "pagesize": size}
+                path,
+                params={**extra, "projection": projection, "page": index + 1, "pagesize": size},
             )
             return RawPage(mapping.as_list(data.get("record")), total=total)
 
         yield from self.paginate(get_page, page_size=size, total=total)
+
+
+def data_version(watermark: str | None) -> str | None:
+    """A PowerSchool data version (digits) from a run's watermark; None for anything else (no
+    watermark yet, or a timestamp written before data versions were used)."""
+    if watermark is not None and watermark.strip().isdigit():
+        return watermark.strip()
+    return None
 
 
 def throttle_seconds(response: requests.Response) -> float | None:

@@ -297,7 +297,7 @@ def map_enrollment(item: dict[str, Any]) -> Iterable[Record]:
     )
 
 
-def _contact_row(item: dict[str, Any]) -> dict[str, Any]:
+def table_row(item: dict[str, Any]) -> dict[str, Any]:
     tables = item.get("tables")
     if isinstance(tables, dict):
         for row in tables.values():
@@ -307,7 +307,7 @@ def _contact_row(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def map_guardian(item: dict[str, Any]) -> Iterable[Record]:
-    row = _contact_row(item)
+    row = table_row(item)
     guardian_id = _require(row.get("contactdcid"), "contactdcid")
     if not guardian_id.isdigit():
         raise MalformedRecord(f"contactdcid {guardian_id!r} is not a number")
@@ -324,7 +324,7 @@ def map_guardian(item: dict[str, Any]) -> Iterable[Record]:
 
 
 def map_student_guardian(item: dict[str, Any]) -> Iterable[Record]:
-    row = _contact_row(item)
+    row = table_row(item)
     student = _require(row.get("studentsdcid"), "studentsdcid")
     guardian = _require(row.get("contactdcid"), "contactdcid")
     if not guardian.isdigit():
@@ -345,7 +345,7 @@ def map_student_guardian(item: dict[str, Any]) -> Iterable[Record]:
 
 
 def map_section_enrollment(item: dict[str, Any]) -> Iterable[Record]:
-    row = _contact_row(item)
+    row = table_row(item)
     section = _require(row.get("sectionid"), "sectionid")
     # A negative section id marks a dropped class in PowerSchool's CC table.
     dropped = section.startswith("-")
