@@ -246,3 +246,42 @@ def test_notification_scopes_are_enforced(tenant, rows):
     rows.bulk_notice.refresh_from_db()
     assert rows.bulk_notice.state == "draft"
     assert BulkNotice.objects.count() == 1
+
+
+def test_list_pages_cost_the_same_queries_for_one_row_or_many(api, rows, tenant):
+    """No per-row queries: a page of 25 costs what a page of one does."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notifications.models import Delivery
+
+    api.get("/api/v1/districts/")  # the key's first use also records last_used_at
+
+    def queries(path):
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get(path).status_code == 200
+        return len(captured)
+
+    paths = ["/api/v1/notifications/", "/api/v1/deliveries/", "/api/v1/bulk-notices/"]
+    one = {path: queries(path) for path in paths}
+    for n in range(24):
+        notification = Notification.objects.create(
+            event_key=f"extra:{n}",
+            district=tenant.district,
+            guardian=tenant.guardian,
+            student=tenant.students[n % 3],
+            category=category("general"),
+        )
+        Delivery.objects.create(
+            notification=notification,
+            channel="sms",
+            to="+15555550100",
+            body="x",
+            provider="test",
+            idempotency_key=f"extra:{n}",
+        )
+        notice = BulkNotice.objects.create(
+            district=tenant.district, title=f"N{n}", category=category("general"), texts={}
+        )
+        notice.schools.set([tenant.school])
+    assert {path: queries(path) for path in paths} == one

@@ -302,3 +302,56 @@ def test_sync_scopes_are_enforced(tenant, rows):
     assert not SyncRun.objects.filter(trigger="api").exists()
     rows.conflict.refresh_from_db()
     assert rows.conflict.status == "open"
+
+
+def test_list_pages_cost_the_same_queries_for_one_row_or_many(api, rows, tenant):
+    """No per-row queries: a page of 25 costs what a page of one does (conflicts on students,
+    guardians and enrollments need one query per entity kind for the FERPA log, not per row)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from syncing.models import SourceLink
+
+    api.get("/api/v1/districts/")  # the key's first use also records last_used_at
+
+    def queries(path):
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get(path).status_code == 200
+        return len(captured)
+
+    guardian_link = SourceLink.objects.create(
+        district=tenant.district,
+        connection=rows.connection,
+        entity="guardian",
+        source_id="g-1",
+        object_id=tenant.guardian.pk,
+        content_hash="x",
+    )
+    Conflict.objects.create(
+        district=tenant.district, link=guardian_link, entity="guardian", field="email",
+        sis_value="a@example.org", local_value="b@example.org", policy="review",
+    )  # fmt: skip
+    paths = ["/api/v1/sis-connections/", "/api/v1/sync-runs/", "/api/v1/conflicts/"]
+    few = {path: queries(path) for path in paths}
+    for n in range(24):
+        connection_n = SISConnection.objects.create(
+            district=tenant.district, name=f"SIS {n}", provider="powerschool"
+        )
+        SyncRun.objects.create(
+            district=tenant.district, connection=connection_n, mode="full", trigger="api"
+        )
+        link = SourceLink.objects.create(
+            district=tenant.district,
+            connection=connection_n,
+            entity="student",
+            source_id=f"s-{n}",
+            object_id=tenant.students[n % 3].pk,
+            content_hash="x",
+        )
+        Conflict.objects.create(
+            district=tenant.district, link=link, entity="student", field="legal_first_name",
+            sis_value="A", local_value="B", policy="review",
+        )  # fmt: skip
+    assert {path: queries(path) for path in paths} == few
+    logged = ApiAccessLog.objects.filter(endpoint="api/v1/conflicts/").latest("id")
+    assert set(logged.student_ids) == {s.pk for s in tenant.students}
