@@ -181,6 +181,14 @@ def test_post_starts_a_run_and_a_second_post_answers_the_active_one(
     assert again.json()["id"] == run["id"]
     assert queued_again == []
     assert SyncRun.objects.filter(connection=rows.connection, trigger="api").count() == 1
+    # A client retrying with its Idempotency-Key gets the first answer back, replayed.
+    SyncRun.objects.filter(pk=run["id"]).update(status=RunStatus.COMPLETED)
+    keyed = api.post("/api/v1/sync-runs/", body, format="json", HTTP_IDEMPOTENCY_KEY="start-1")
+    assert keyed.status_code == 202
+    replayed = api.post("/api/v1/sync-runs/", body, format="json", HTTP_IDEMPOTENCY_KEY="start-1")
+    assert (replayed.status_code, replayed["Idempotent-Replayed"]) == (202, "true")
+    assert replayed.json()["id"] == keyed.json()["id"] != run["id"]
+    assert SyncRun.objects.filter(connection=rows.connection, trigger="api").count() == 2
 
 
 def test_post_validates_its_body(api, rows):
