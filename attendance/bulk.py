@@ -2,9 +2,8 @@
 
 The sync engine writes rosters of hundreds of thousands of rows. Row-by-row ``save()`` is far too
 slow, and plain ``bulk_create``/``bulk_update``/raw SQL write no history at all, silently. These
-helpers send one statement per batch (values travel as typed arrays through ``unnest``) and then
-copy the rows that *really* changed into the model's history table with one
-``INSERT … SELECT``, so:
+helpers send one statement per batch and then copy the rows that *really* changed into the
+model's history table with one ``INSERT … SELECT``, so:
 
 - an insert writes one ``+`` history row per new row;
 - an update touches only rows whose values differ (``IS DISTINCT FROM``) and writes one ``~``
@@ -13,20 +12,31 @@ copy the rows that *really* changed into the model's history table with one
 History rows are snapshots taken from the table itself after the write, so they are complete
 (timestamps, untouched columns) without building model instances in Python.
 
-PostgreSQL only; callers run them inside their own transaction (each helper is atomic on its own).
+Values travel as text and are cast per column in SQL. A small batch sends them as arrays through
+``unnest``; a large one streams them with ``COPY`` into a temporary table first (Django binds
+parameters on the client, so a 2,000-row array costs more to render as SQL text than to run).
+
+PostgreSQL only (``unnest``, ``COPY``, temporary tables, ``RETURNING``): everything vendor-specific
+is in this module. Callers run the helpers inside their own transaction (each is atomic on its
+own).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 _HISTORY_EXTRA = ("history_date", "history_change_reason", "history_type", "history_user_id")
+
+# From this many rows on, values are streamed with COPY instead of bound as arrays.
+COPY_MIN_ROWS = 200
+_temp_names = itertools.count()
 
 
 def _q(name: str | None) -> str:
@@ -49,19 +59,38 @@ def _cast(field: models.Field[Any, Any]) -> str:
 
 
 def _as_text(value: Any) -> str | None:
-    """Values travel as text arrays and are cast per column in SQL: one code path for every
-    type, no per-type adapters."""
-    if value is None:
-        return None
+    """Values travel as text and are cast per column in SQL: one code path for every type, no
+    per-type adapters."""
+    if value is None or type(value) is str:
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, list | dict):
-        return json.dumps(value, sort_keys=True)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
     if isinstance(value, models.Model):
         return str(value.pk)
     return str(value)
+
+
+def copy_to_temp(cursor: Any, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """Stream ``rows`` (tuples of text or None, one per row in ``columns`` order) with ``COPY``
+    into a new temporary text table with an extra ordinal column ``n`` (the row's position);
+    returns the table's name. The table lives until :func:`temp_drop` or the transaction's end.
+    """
+    name = f"_bulk_{next(_temp_names)}"
+    definition = ", ".join(f"{_q(c)} text" for c in columns)
+    cursor.execute(f"CREATE TEMPORARY TABLE {name} (n bigint, {definition}) ON COMMIT DROP")
+    raw = getattr(cursor, "cursor", cursor)  # the psycopg cursor under Django's wrapper
+    with raw.copy(f"COPY {name} FROM STDIN") as copy:
+        for n, row in enumerate(rows):
+            copy.write_row((n, *row))
+    return name
+
+
+def temp_drop(cursor: Any, name: str) -> None:
+    cursor.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def _history_columns(model: type[models.Model]) -> list[str]:
@@ -141,25 +170,52 @@ def bulk_insert(
     columns = [fields[name].column for name in all_names]
     # A row without a key some other row has takes that field's default, not NULL.
     fallback = {name: fields[name].get_default() for name in names}
-    arrays = [
-        [_as_text(row[name] if name in row else fallback[name]) for row in rows] for name in names
-    ]
-    arrays += [[_as_text(defaults[name])] * len(rows) for name in sorted(defaults)]
-    # ``WITH ORDINALITY`` keeps the returned ids in the order of ``rows``.
-    selects = ", ".join(f"v.c{i}::{_cast(fields[name])}" for i, name in enumerate(all_names))
-    aliases = ", ".join(f"c{i}" for i in range(len(all_names)))
-    unnest = ", ".join("%s::text[]" for _ in all_names)
+    constant = [_as_text(defaults[name]) for name in sorted(defaults)]
     table = _q(model._meta.db_table)
     pk = _q(model._meta.pk.column)
     quoted = ", ".join(_q(c) for c in columns)
-    sql = (
-        f"INSERT INTO {table} ({quoted}) "  # noqa: S608
-        f"SELECT {selects} FROM unnest({unnest}) WITH ORDINALITY AS v({aliases}, n) "
-        f"ORDER BY v.n {'ON CONFLICT DO NOTHING ' if ignore_conflicts else ''}RETURNING {pk}"
-    )
+    conflict = "ON CONFLICT DO NOTHING " if ignore_conflicts else ""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
-        ids = [int(r[0]) for r in cursor.fetchall()]
+        if len(rows) >= COPY_MIN_ROWS:
+            aliases = [f"c{i}" for i in range(len(names))]
+            temp = copy_to_temp(
+                cursor,
+                aliases,
+                (
+                    [_as_text(row[name] if name in row else fallback[name]) for name in names]
+                    for row in rows
+                ),
+            )
+            selects = [f"v.c{i}::{_cast(fields[name])}" for i, name in enumerate(names)]
+            selects += [f"%s::{_cast(fields[name])}" for name in sorted(defaults)]
+            sql = (
+                f"INSERT INTO {table} ({quoted}) "  # noqa: S608
+                f"SELECT {', '.join(selects)} FROM {temp} AS v "
+                f"ORDER BY v.n {conflict}RETURNING {pk}"
+            )
+            cursor.execute(sql, constant)
+            ids = [int(r[0]) for r in cursor.fetchall()]
+            temp_drop(cursor, temp)
+        else:
+            arrays = [
+                [_as_text(row[name] if name in row else fallback[name]) for row in rows]
+                for name in names
+            ]
+            arrays += [[value] * len(rows) for value in constant]
+            # ``WITH ORDINALITY`` keeps the returned ids in the order of ``rows``.
+            selects_sql = ", ".join(
+                f"v.c{i}::{_cast(fields[name])}" for i, name in enumerate(all_names)
+            )
+            aliases_sql = ", ".join(f"c{i}" for i in range(len(all_names)))
+            unnest = ", ".join("%s::text[]" for _ in all_names)
+            sql = (
+                f"INSERT INTO {table} ({quoted}) "  # noqa: S608
+                f"SELECT {selects_sql} "
+                f"FROM unnest({unnest}) WITH ORDINALITY AS v({aliases_sql}, n) "
+                f"ORDER BY v.n {conflict}RETURNING {pk}"
+            )
+            cursor.execute(sql, arrays)
+            ids = [int(r[0]) for r in cursor.fetchall()]
         if is_audited(model):
             history_write(
                 model,
@@ -168,6 +224,59 @@ def bulk_insert(
                 change_reason=change_reason,
                 user_id=user_id,
                 when=now,
+            )
+    return ids
+
+
+def column_type(model: type[models.Model], attname: str) -> str:
+    """The SQL type a value for ``model``'s field ``attname`` is cast to."""
+    return _cast(_concrete_fields(model)[attname])
+
+
+def insert_select(
+    model: type[models.Model],
+    columns: Mapping[str, str],
+    source: str,
+    params: Sequence[Any],
+    *,
+    change_reason: str = "",
+    user_id: int | None = None,
+) -> list[int]:
+    """``INSERT … SELECT``: ``columns`` maps field attnames to SQL expressions over ``source``
+    (a ``FROM … WHERE … ORDER BY …`` clause with ``params``; expressions take no parameters
+    and are cast to the column's type here); omitted fields take their model default. Writes
+    a ``+`` history row per new row; returns the new primary keys in the source's order. For
+    set-based writes of values already in the database (staged rows): nothing travels through
+    Python."""
+    fields = _concrete_fields(model)
+    unknown = [name for name in columns if name not in fields]
+    if unknown:
+        raise ValueError(f"Unknown field(s) for {model.__name__}: {', '.join(unknown)}")
+    now = timezone.now()
+    names = list(columns)
+    selects = [f"({columns[name]})::{_cast(fields[name])}" for name in names]
+    constants: list[Any] = []
+    for name, field in fields.items():
+        if field.primary_key or name in columns:
+            continue
+        names.append(name)
+        selects.append(f"%s::{_cast(field)}")
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            constants.append(now)
+        else:
+            constants.append(_as_text(field.get_default()))
+    quoted = ", ".join(_q(fields[name].column) for name in names)
+    sql = (
+        f"INSERT INTO {_q(model._meta.db_table)} ({quoted}) "
+        f"SELECT {', '.join(selects)} {source} RETURNING {_q(model._meta.pk.column)}"
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Expressions take no parameters: the defaults come first, then the source's.
+        cursor.execute(sql, [*constants, *params])
+        ids = [int(r[0]) for r in cursor.fetchall()]
+        if is_audited(model):
+            history_write(
+                model, ids, history_type="+", change_reason=change_reason, user_id=user_id, when=now
             )
     return ids
 
@@ -195,9 +304,6 @@ def bulk_update(
     pk_field = model._meta.pk
     if pk_field is None:  # pragma: no cover - every concrete model has one
         raise ValueError(f"{model.__name__} has no primary key")
-    arrays: list[list[Any]] = [[int(row["id"]) for row in rows]]
-    arrays += [[_as_text(row[name]) for row in rows] for name in names]
-    aliases = ", ".join(["id", *[f"c{i}" for i in range(len(names))]])
     casts = [f"v.c{i}::{_cast(model_fields[name])}" for i, name in enumerate(names)]
     assignments = ", ".join(
         f"{q(model_fields[name].column)} = {cast}" for name, cast in zip(names, casts, strict=True)
@@ -213,17 +319,35 @@ def bulk_update(
     current = ", ".join(f"t.{q(model_fields[name].column)}" for name in names)
     # Compared as rows: one distinct column is enough; identical rows are not touched at all.
     distinct = f"ROW({current}) IS DISTINCT FROM ROW({', '.join(casts)})"
-    unnest = ", ".join(["%s::bigint[]", *["%s::text[]" for _ in names]])
-    sql = (
-        f"UPDATE {q(model._meta.db_table)} AS t SET {assignments} "  # noqa: S608
-        f"FROM unnest({unnest}) AS v({aliases}) "
-        f"WHERE t.{q(pk_field.column)} = v.id AND {distinct} "
-        f"RETURNING t.{q(pk_field.column)}"
-    )
-    params: list[Any] = [now] * len(touched) + arrays
+    table = q(model._meta.db_table)
+    pk = q(pk_field.column)
+    aliases = ["id", *[f"c{i}" for i in range(len(names))]]
     with transaction.atomic(), connection.cursor() as cursor:
+        if len(rows) >= COPY_MIN_ROWS:
+            temp = copy_to_temp(
+                cursor,
+                aliases,
+                ([str(int(row["id"])), *[_as_text(row[name]) for name in names]] for row in rows),
+            )
+            source = f"{temp} AS v"
+            key = "v.id::bigint"
+            params: list[Any] = [now] * len(touched)
+        else:
+            temp = ""
+            unnest = ", ".join(["%s::bigint[]", *["%s::text[]" for _ in names]])
+            source = f"unnest({unnest}) AS v({', '.join(aliases)})"
+            key = "v.id"
+            params = [now] * len(touched)
+            params.append([int(row["id"]) for row in rows])
+            params += [[_as_text(row[name]) for row in rows] for name in names]
+        sql = (
+            f"UPDATE {table} AS t SET {assignments} FROM {source} "  # noqa: S608
+            f"WHERE t.{pk} = {key} AND {distinct} RETURNING t.{pk}"
+        )
         cursor.execute(sql, params)
         ids = [int(r[0]) for r in cursor.fetchall()]
+        if temp:
+            temp_drop(cursor, temp)
         if is_audited(model):
             history_write(
                 model,

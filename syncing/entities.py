@@ -32,7 +32,6 @@ from attendance.models import (
     StudentGuardian,
     Term,
 )
-from attendance.phones import phone_to_e164
 
 # Loose but strict enough: what EmailField accepts in practice, without Django's slow validator.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z0-9-]{2,}$")
@@ -88,24 +87,27 @@ def _text(value: Any) -> str:
 
 
 @functools.lru_cache(maxsize=65536)
-def _e164(raw: str, region: str) -> str:
-    return phone_to_e164(raw, region=region)
-
-
-@functools.lru_cache(maxsize=65536)
-def _phone_possible(raw: str, region: str) -> bool:
-    """Whether ``raw`` is shaped like a phone number at all (digits, length for the region).
-    A well-formed number that is not assigned (an unknown area code) is kept with an empty
-    E.164 value, as the domain does; only garbage is quarantined."""
+def _phone(raw: str, region: str) -> tuple[bool, str]:
+    """``(possible, e164)`` from one parse (validation and the stored E.164 value both need
+    it, and parsing is the costly part). ``possible``: shaped like a phone number at all
+    (digits, length for the region). A well-formed number that is not assigned (an unknown
+    area code) is kept with an empty E.164 value, as the domain does; only garbage is
+    quarantined. ``e164`` follows ``attendance.phones.phone_to_e164``."""
+    if not raw or not raw.strip():
+        return False, ""
     try:
-        return bool(phonenumbers.is_possible_number(phonenumbers.parse(raw, region)))
+        parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        return False
+        return False, ""
+    possible = bool(phonenumbers.is_possible_number(parsed))
+    if not phonenumbers.is_valid_number(parsed):
+        return possible, ""
+    return possible, phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _guardian_phones(values: Values, region: str) -> Values:
     return {
-        name: _e164(values.get(f"{name}_raw", ""), region)
+        name: _phone(values.get(f"{name}_raw", ""), region)[1]
         for name in ("mobile_phone", "home_phone", "work_phone")
     }
 
@@ -480,7 +482,7 @@ def validate(spec: EntitySpec, values: Values, region: str) -> None:
     if spec.name == "guardian":
         for name in ("mobile_phone", "home_phone", "work_phone"):
             raw = values.get(f"{name}_raw")
-            if raw and not _phone_possible(raw, region):
+            if raw and not _phone(raw, region)[0]:
                 raise Invalid("invalid_phone", f"{name} is not a valid phone number.")
     if spec.name == "section_enrollment":
         person = values.get("student_id") or values.get("staff_id")

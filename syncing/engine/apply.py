@@ -18,12 +18,12 @@ from typing import Any
 
 import orjson
 from django.db import IntegrityError, transaction
-from django.db import connection as db
 from django.db.models import F
 from django.utils import timezone
 
 from attendance import bulk
 from attendance.models import ExitReason, Section, Student
+from syncing.engine import pgsql
 from syncing.engine.stage import quarantine_record
 from syncing.entities import SPECS, EntitySpec
 from syncing.models import (
@@ -43,6 +43,10 @@ from syncing.models import (
 # school is kept by the enrollment spans when the student record does not carry it).
 KEEP_LOCAL_WHEN_MISSING = {("student", "school_id")}
 
+# Creates that resolve references against the crosswalk refresh its statistics first once this
+# many links were added since the last refresh (see pgsql.links_analyze).
+ANALYZE_AFTER_LINKS = 5000
+
 
 @dataclass
 class ApplyContext:
@@ -52,6 +56,8 @@ class ApplyContext:
     region: str = "US"
     policies: dict[tuple[str, str], str] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
+    # Links created since the crosswalk's statistics were last refreshed.
+    links_unanalyzed: int = 0
 
     @property
     def reason(self) -> str:
@@ -207,39 +213,53 @@ def _link_row(
 
 
 def apply_creates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, Any]]) -> None:
-    refs = _resolve_refs(ctx, spec, changes)
-    ready: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for change in changes:
-        row, missing = _model_row(ctx, spec, change["values"], refs)
-        if missing:
-            _fail(ctx, change, "unknown_reference", f"{missing} refers to an unknown record.")
-            continue
-        ready.append((change, row))
-    section_schools: dict[int, int] = {}
-    if spec.name == "section_enrollment":
-        section_schools = _section_schools({row["section_id"] for _, row in ready})
+    """Set-based: the domain rows are inserted straight from the staged values (references
+    resolved by joins), then their links; nothing per row in Python."""
+    run = ctx.run
+    unresolved = dict(pgsql.creates_unresolved(spec, run.connection_id, [c["id"] for c in changes]))
+    if unresolved:
+        payloads = dict(
+            SyncChange.objects.filter(pk__in=list(unresolved)).values_list("id", "values")
+        )
+        for change in changes:
+            if change["id"] in unresolved:
+                change["values"] = payloads.get(change["id"], {})
+                _fail(
+                    ctx,
+                    change,
+                    "unknown_reference",
+                    f"{unresolved[change['id']]} refers to an unknown record.",
+                )
+    ready = sorted(c["id"] for c in changes if c["id"] not in unresolved)
 
-    def write(items: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
-        ids = bulk.bulk_insert(spec.model, [row for _, row in items], change_reason=ctx.reason)
-        links = []
-        for (change, row), object_id in zip(items, ids, strict=True):
-            school = (
-                section_schools.get(row["section_id"])
-                if spec.name == "section_enrollment"
-                else _school_of(spec, row, object_id)
-            )
-            links.append(_link_row(ctx, spec, change, object_id, school))
-        _insert_links(ctx, links)
+    def write(change_ids: list[int]) -> None:
+        object_ids = pgsql.creates_insert(
+            spec,
+            connection_id=run.connection_id,
+            district_id=run.district_id,
+            change_ids=change_ids,
+            reason=ctx.reason,
+        )
+        pgsql.links_insert_for_creates(
+            spec,
+            run_id=run.pk,
+            connection_id=run.connection_id,
+            district_id=run.district_id,
+            pairs=list(zip(change_ids, object_ids, strict=True)),
+        )
         if spec.name == "enrollment":
-            _refresh_student_schools(ctx, {row["student_id"] for _, row in items})
+            _refresh_student_schools(ctx, pgsql.enrollment_students(object_ids))
 
-    _guarded(
-        ready,
-        write,
-        lambda item, constraint: _fail(
-            ctx, item[0], "constraint_violation", f"The record breaks the rule {constraint}."
-        ),
-    )
+    by_id = {c["id"]: c for c in changes}
+
+    def fail(change_id: int, constraint: str) -> None:
+        change = by_id[change_id]
+        change["values"] = (
+            SyncChange.objects.filter(pk=change_id).values_list("values", flat=True).first() or {}
+        )
+        _fail(ctx, change, "constraint_violation", f"The record breaks the rule {constraint}.")
+
+    _guarded(ready, write, fail)
 
 
 # --- updates ------------------------------------------------------------------------------------
@@ -477,7 +497,7 @@ def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
             pk__in=[c["id"] for c in changes], state=ChangeState.FAILED
         ).values_list("link_id", flat=True)
     )
-    _update_links([lu for lu in link_updates if lu["id"] not in failed])
+    pgsql.links_update([lu for lu in link_updates if lu["id"] not in failed])
     for change, span_link, row in reopen:
         _open_new_span(ctx, spec, change, span_link, local_rows[span_link["object_id"]], row)
     if spec.name == "enrollment":
@@ -529,7 +549,7 @@ def _open_new_span(
                 if spec.name == "section_enrollment"
                 else _school_of(spec, row, object_id)
             )
-            _update_links(
+            pgsql.links_update(
                 [
                     {
                         "id": link["id"],
@@ -549,33 +569,6 @@ def _open_new_span(
             lambda item, constraint: _fail(
                 ctx, change, "constraint_violation", f"The record breaks the rule {constraint}."
             ),
-        )
-
-
-def _update_links(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    with db.cursor() as cursor:
-        cursor.execute(
-            """
-            UPDATE syncing_sourcelink AS l
-            SET object_id = v.object_id, content_hash = v.content_hash,
-                baseline = v.baseline::jsonb, active = v.active, school_id = v.school_id,
-                last_run_id = v.last_run_id, updated_at = now()
-            FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::boolean[],
-                        %s::bigint[], %s::bigint[])
-                 AS v(id, object_id, content_hash, baseline, active, school_id, last_run_id)
-            WHERE l.id = v.id
-            """,
-            [
-                [r["id"] for r in rows],
-                [r["object_id"] for r in rows],
-                [r["content_hash"] for r in rows],
-                [orjson.dumps(r["baseline"]).decode() for r in rows],
-                [r["active"] for r in rows],
-                [r["school_id"] for r in rows],
-                [r["last_run_id"] for r in rows],
-            ],
         )
 
 
@@ -625,16 +618,7 @@ def apply_deactivations(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[
         )
     # What the SIS now says about these records is "gone": the baseline records it, so a
     # return of the record reads as a change made by the SIS (not a local edit to keep).
-    with db.cursor() as cursor:
-        cursor.execute(
-            "UPDATE syncing_sourcelink SET active = false, last_run_id = %s, updated_at = now(), "
-            "baseline = baseline || %s::jsonb WHERE id = ANY(%s)",
-            [
-                ctx.run.pk,
-                orjson.dumps(dict(spec.deactivate_values or {})).decode(),
-                list(links),
-            ],
-        )
+    pgsql.links_deactivate(ctx.run.pk, list(links), dict(spec.deactivate_values or {}))
 
 
 def _transfer_entries(
@@ -667,19 +651,11 @@ def _refresh_student_schools(ctx: ApplyContext, student_ids: set[int]) -> None:
     services do); students without one keep theirs. History only for real changes."""
     if not student_ids:
         return
-    with db.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT DISTINCT ON (e.student_id) e.student_id, e.school_id
-            FROM attendance_enrollment e
-            WHERE e.student_id = ANY(%s) AND e.exit_date IS NULL AND e.is_primary
-            ORDER BY e.student_id, e.entry_date DESC
-            """,
-            [list(student_ids)],
-        )
-        open_schools = dict(cursor.fetchall())
+    open_schools = pgsql.open_primary_schools(list(student_ids))
     closed = student_ids - set(open_schools)
-    rows = [{"id": sid, "school_id": school} for sid, school in open_schools.items()]
+    rows: list[dict[str, int | None]] = [
+        {"id": sid, "school_id": school} for sid, school in open_schools.items()
+    ]
     # A student whose every span is closed is no longer at any school.
     rows += [{"id": sid, "school_id": None} for sid in closed]
     bulk.bulk_update(Student, rows, fields=["school_id"], change_reason=ctx.reason)
@@ -699,6 +675,7 @@ def apply_next_batch(ctx: ApplyContext, *, batch_size: int) -> int:
     changes it settled (0: nothing left). Atomic with the run's checkpoint."""
     run = ctx.run
     with transaction.atomic():
+        pgsql.commit_relaxed()
         head = (
             SyncChange.objects.filter(run=run, state=ChangeState.STAGED)
             .order_by("rank", "id")
@@ -707,22 +684,27 @@ def apply_next_batch(ctx: ApplyContext, *, batch_size: int) -> int:
         )
         if head is None:
             return 0
+        # Creates are written from the staged values inside the database: not loaded here.
+        columns = ["id", "entity", "source_id", "action", "link_id", "content_hash"]
+        if head["action"] != ChangeAction.CREATE:
+            columns.append("values")
         changes: list[dict[str, Any]] = [
             dict(row)
             for row in SyncChange.objects.filter(
                 run=run, state=ChangeState.STAGED, rank=head["rank"]
             )
             .order_by("id")
-            .values("id", "entity", "source_id", "action", "link_id", "values", "content_hash")[
-                :batch_size
-            ]
+            .values(*columns)[:batch_size]
         ]
         spec = SPECS[head["entity"]]
+        if head["action"] == ChangeAction.CREATE:
+            if ctx.links_unanalyzed >= ANALYZE_AFTER_LINKS and SPECS[head["entity"]].refs:
+                pgsql.links_analyze()
+                ctx.links_unanalyzed = 0
+            ctx.links_unanalyzed += len(changes)
         _APPLIERS[ChangeAction(head["action"])](ctx, spec, changes)
         ids = [c["id"] for c in changes]
-        SyncChange.objects.filter(pk__in=ids, state=ChangeState.STAGED).update(
-            state=ChangeState.APPLIED
-        )
+        pgsql.changes_settle(ids, state=ChangeState.APPLIED)
         SyncRun.objects.filter(pk=run.pk).update(
             checkpoint=max(ids),
             changes_applied=F("changes_applied") + len(ids),

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from queue import Full, Queue
 from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
+from django.db import connections as db_connections
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -33,7 +36,7 @@ from syncing.engine.stage import (
     stage_page,
     stage_reset,
 )
-from syncing.entities import SPECS
+from syncing.entities import SPECS, EntitySpec
 from syncing.locks import connection_lock
 from syncing.models import (
     ChangeAction,
@@ -85,6 +88,59 @@ def _previous_watermark(run: SyncRun) -> str:
     return previous or ""
 
 
+# Pages fetched ahead of the one being staged (each is one SIS page: memory stays flat).
+PAGES_AHEAD = 2
+
+
+def _fetched_ahead(
+    source: Source, specs: list[EntitySpec], since: str | None
+) -> Iterator[tuple[EntitySpec, Any]]:
+    """``(spec, page)`` for every page of every entity in order, then ``(spec, None)`` after an
+    entity's last page. A thread fetches up to :data:`PAGES_AHEAD` pages ahead: the download
+    (waiting on the SIS, parsing) overlaps with staging (waiting on the database). The thread
+    only talks to the SIS; an error there is raised here, in order."""
+    queue: Queue[tuple[str, Any, Any]] = Queue(maxsize=PAGES_AHEAD)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.2)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for spec in specs:
+                for page in source.fetch(spec.name, since=since):
+                    if not put(("page", spec, page)):
+                        return
+                if not put(("end", spec, None)):
+                    return
+            put(("done", None, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", None, exc))
+        finally:
+            # Connections are per thread: whatever the connector opened here is closed here.
+            db_connections.close_all()
+
+    thread = threading.Thread(target=produce, name="sync-fetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, spec, payload = queue.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise payload
+            yield spec, payload
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
 def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> None:
     district = run.district
     ctx = StageContext(run=run, region=district.phone_region)
@@ -126,20 +182,22 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
             if "delta" in source_capabilities(source):
                 since = run.watermark_from or None
         expected = 0
-        for spec in specs:
-            for page in source.fetch(spec.name, since=since):
-                if page.number == 0 and page.total is not None and page.total > 0:
-                    size = max(1, len(page.records) + len(page.quarantined))
-                    expected += -(-page.total // size)
-                    SyncRun.objects.filter(pk=run.pk).update(pages_expected=expected)
-                stage_page(ctx, spec, page)
-                if progress is not None:
-                    run.refresh_from_db(fields=["pages_done", "pages_expected", "counts"])
-                    progress(run)
-            if run.mode == Mode.FULL:
-                # What the SIS no longer returns. An empty listing stages every link for
-                # deactivation, and the safety check holds the run (empty source).
-                stage_deactivations(ctx, spec)
+        for spec, page in _fetched_ahead(source, specs, since):
+            if page is None:
+                # The entity's last page is staged.
+                if run.mode == Mode.FULL:
+                    # What the SIS no longer returns. An empty listing stages every link for
+                    # deactivation, and the safety check holds the run (empty source).
+                    stage_deactivations(ctx, spec)
+                continue
+            if page.number == 0 and page.total is not None and page.total > 0:
+                size = max(1, len(page.records) + len(page.quarantined))
+                expected += -(-page.total // size)
+                SyncRun.objects.filter(pk=run.pk).update(pages_expected=expected)
+            stage_page(ctx, spec, page)
+            if progress is not None:
+                run.refresh_from_db(fields=["pages_done", "pages_expected", "counts"])
+                progress(run)
     updates: dict[str, Any] = {"counts": ctx.counts}
     if ctx.max_modified is not None:
         updates["watermark_to"] = ctx.max_modified.isoformat().replace("+00:00", "Z")

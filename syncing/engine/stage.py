@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from django.db import connection as db
 from django.db import transaction
 from django.db.models import Count, F, Q
 
 from attendance import bulk
+from syncing.engine import pgsql
 from syncing.entities import SPECS, EntitySpec, Invalid, record_values, validate, warnings
 from syncing.models import (
     ChangeAction,
@@ -122,18 +122,10 @@ def _existing_refs(run: SyncRun, entity: str, source_ids: set[str]) -> set[str]:
     if not source_ids:
         return set()
     ids = list(source_ids)
-    found = set(
-        SourceLink.objects.filter(
-            connection_id=run.connection_id, entity=entity, source_id__in=ids
-        ).values_list("source_id", flat=True)
-    )
+    found = pgsql.linked_sources(run.connection_id, entity, ids)
     missing = [s for s in ids if s not in found]
     if missing:
-        found.update(
-            SyncChange.objects.filter(
-                run=run, entity=entity, action=ChangeAction.CREATE, source_id__in=missing
-            ).values_list("source_id", flat=True)
-        )
+        found |= pgsql.staged_creates(run.pk, entity, missing)
     return found
 
 
@@ -154,6 +146,7 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
     """Diff and stage one page, atomically with its SyncPage row."""
     run = ctx.run
     with transaction.atomic():
+        pgsql.commit_relaxed()
         if SyncPage.objects.filter(run=run, entity=spec.name, number=page.number).exists():
             return  # staged before a restart
         for item in getattr(page, "quarantined", ()) or ():
@@ -224,11 +217,7 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
         ]
         links = {
             row[1]: row
-            for row in SourceLink.objects.filter(
-                connection_id=run.connection_id,
-                entity=spec.name,
-                source_id__in=[*mapped, *unmapped],
-            ).values_list("id", "source_id", "content_hash", "active", "school_id")
+            for row in pgsql.links_of_sources(run.connection_id, spec.name, [*mapped, *unmapped])
         }
         seen = [row[0] for row in links.values()]
         creates: list[tuple[str, dict[str, Any], str, Any]] = []
@@ -288,6 +277,9 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
 
         rows: list[dict[str, Any]] = []
         for source_id, values, digest, _ in creates:
+            if spec.derive is not None:
+                # Staged with the create (not hashed): applying it is then pure SQL.
+                values = {**values, **spec.derive(values, ctx.region)}
             rows.append(
                 {
                     "run_id": run.pk,
@@ -443,35 +435,10 @@ def stage_deactivations(ctx: StageContext, spec: EntitySpec) -> int:
     """Full sync: stage a deactivation for every active link of ``spec`` this run did not see
     (set-based: nothing is loaded into memory)."""
     run = ctx.run
-    with transaction.atomic(), db.cursor() as cursor:
-        # Enough memory for NOT IN to hash the seen ids (one pass), not rescan them per link.
-        cursor.execute("SET LOCAL work_mem = '256MB'")
-        cursor.execute(
-            """
-            INSERT INTO syncing_syncchange
-                (run_id, entity, source_id, action, state, rank, link_id, school_id,
-                 "values", diff, content_hash)
-            SELECT %s, l.entity, l.source_id, 'deactivate', 'staged', %s, l.id, l.school_id,
-                   '{}'::jsonb, '{}'::jsonb, ''
-            FROM syncing_sourcelink l
-            WHERE l.connection_id = %s AND l.entity = %s AND l.active
-              -- NOT IN over a subquery becomes one hashed lookup per link.
-              AND l.id NOT IN (
-                SELECT (jsonb_array_elements_text(p.seen_link_ids))::bigint
-                FROM syncing_syncpage p WHERE p.run_id = %s AND p.entity = %s
-              )
-            ON CONFLICT DO NOTHING
-            """,
-            [
-                run.pk,
-                change_rank(spec, ChangeAction.DEACTIVATE),
-                run.connection_id,
-                spec.name,
-                run.pk,
-                spec.name,
-            ],
+    with transaction.atomic():
+        staged = pgsql.unseen_deactivations_stage(
+            run.pk, change_rank(spec, ChangeAction.DEACTIVATE), run.connection_id, spec.name
         )
-        staged = int(cursor.rowcount)
     ctx.count(spec.name, "deactivate", staged)
     return staged
 

@@ -1,0 +1,316 @@
+"""The engine's PostgreSQL-specific statements, in one place.
+
+Everything here leans on PostgreSQL: ``= ANY(array)`` lookups (one parameter instead of a
+thousand placeholders, which Django renders on the client), ``jsonb`` operators over staged
+values, ``unnest`` and ``UPDATE … FROM``. A port to another database replaces this module (and
+``attendance.bulk``); the rest of the engine only calls these functions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from django.db import connection as db
+
+from attendance import bulk
+from syncing.entities import EntitySpec
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def _name(value: str) -> str:
+    """A field name embedded in SQL: ours (from an EntitySpec), checked anyway."""
+    if not _NAME.match(value):  # pragma: no cover - spec field names are identifiers
+        raise ValueError(f"bad field name {value!r}")
+    return value
+
+
+def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def commit_relaxed() -> None:
+    """Let the current transaction's COMMIT return before its WAL reaches the disk.
+
+    A sync commits once per page and per batch; waiting for each flush costs more than the
+    batch on a busy disk. Safe here: a database crash can lose only the last fraction of a
+    second of commits, never half of one, and each lost page or batch (committed atomically
+    with its checkpoint) is simply done again when the run resumes."""
+    with db.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = off")
+
+
+# --- staging ------------------------------------------------------------------------------------
+
+
+def links_of_sources(
+    connection_id: int, entity: str, source_ids: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """``(id, source_id, content_hash, active, school_id)`` of the links of ``source_ids``."""
+    if not source_ids:
+        return []
+    return _rows(
+        "SELECT id, source_id, content_hash, active, school_id FROM syncing_sourcelink "
+        "WHERE connection_id = %s AND entity = %s AND source_id = ANY(%s)",
+        [connection_id, entity, list(source_ids)],
+    )
+
+
+def linked_sources(connection_id: int, entity: str, source_ids: Sequence[str]) -> set[str]:
+    if not source_ids:
+        return set()
+    rows = _rows(
+        "SELECT source_id FROM syncing_sourcelink "
+        "WHERE connection_id = %s AND entity = %s AND source_id = ANY(%s)",
+        [connection_id, entity, list(source_ids)],
+    )
+    return {row[0] for row in rows}
+
+
+def staged_creates(run_id: int, entity: str, source_ids: Sequence[str]) -> set[str]:
+    if not source_ids:
+        return set()
+    rows = _rows(
+        "SELECT source_id FROM syncing_syncchange "
+        "WHERE run_id = %s AND entity = %s AND action = 'create' AND source_id = ANY(%s)",
+        [run_id, entity, list(source_ids)],
+    )
+    return {row[0] for row in rows}
+
+
+def unseen_deactivations_stage(run_id: int, rank: int, connection_id: int, entity: str) -> int:
+    """Stage a deactivation for every active link of ``entity`` no page of the run saw."""
+    with db.cursor() as cursor:
+        # Enough memory for NOT IN to hash the seen ids (one pass), not rescan them per link.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute(
+            """
+            INSERT INTO syncing_syncchange
+                (run_id, entity, source_id, action, state, rank, link_id, school_id,
+                 "values", diff, content_hash)
+            SELECT %s, l.entity, l.source_id, 'deactivate', 'staged', %s, l.id, l.school_id,
+                   '{}'::jsonb, '{}'::jsonb, ''
+            FROM syncing_sourcelink l
+            WHERE l.connection_id = %s AND l.entity = %s AND l.active
+              -- NOT IN over a subquery becomes one hashed lookup per link.
+              AND l.id NOT IN (
+                SELECT (jsonb_array_elements_text(p.seen_link_ids))::bigint
+                FROM syncing_syncpage p WHERE p.run_id = %s AND p.entity = %s
+              )
+            ON CONFLICT DO NOTHING
+            """,
+            [run_id, rank, connection_id, entity, run_id, entity],
+        )
+        return int(cursor.rowcount)
+
+
+# --- applying creates ---------------------------------------------------------------------------
+
+
+def _ref_joins(spec: EntitySpec, connection_id: int) -> tuple[str, list[Any]]:
+    """Joins resolving each reference (a source id in the staged values) to our id. LATERAL
+    with LIMIT 1: one unique-index probe per row whatever the table statistics say (the links
+    of a first load are younger than the last ANALYZE, and a plain join then goes quadratic)."""
+    joins, params = [], []
+    for number, ref in enumerate(spec.refs):
+        key = f"c.\"values\" ->> '{_name(ref.attname)}'"
+        joins.append(
+            "LEFT JOIN LATERAL (SELECT l.object_id FROM syncing_sourcelink l "  # noqa: S608
+            "WHERE l.connection_id = %s AND l.entity = %s "
+            f"AND l.source_id = ({key}) LIMIT 1) r{number} ON true"
+        )
+        params += [connection_id, ref.entity]
+    return " ".join(joins), params
+
+
+def links_analyze() -> None:
+    """Refresh the crosswalk's planner statistics. A first load grows it from nothing to
+    millions of rows within one run, long before autovacuum notices; with stale statistics the
+    planner probes the wrong index and every reference lookup scans a whole entity."""
+    with db.cursor() as cursor:
+        cursor.execute("ANALYZE syncing_sourcelink")
+
+
+def creates_unresolved(
+    spec: EntitySpec, connection_id: int, change_ids: Sequence[int]
+) -> list[tuple[int, str]]:
+    """``(change id, reference)`` of staged creates whose required reference does not resolve."""
+    required = [(n, ref) for n, ref in enumerate(spec.refs) if ref.required]
+    if not required or not change_ids:
+        return []
+    joins, params = _ref_joins(spec, connection_id)
+    missing = " ".join(
+        f"WHEN r{n}.object_id IS NULL THEN '{_name(ref.attname)}'" for n, ref in required
+    )
+    rows = _rows(
+        f"SELECT c.id, CASE {missing} END FROM syncing_syncchange c {joins} "  # noqa: S608
+        f"WHERE c.id = ANY(%s) AND ({' OR '.join(f'r{n}.object_id IS NULL' for n, _ in required)})",
+        [*params, list(change_ids)],
+    )
+    return [(int(row[0]), str(row[1])) for row in rows]
+
+
+def creates_insert(
+    spec: EntitySpec,
+    *,
+    connection_id: int,
+    district_id: int,
+    change_ids: Sequence[int],
+    reason: str,
+) -> list[int]:
+    """Insert the domain rows of staged creates straight from their staged values (references
+    resolved by joins), with history; returns the new ids in ``change_ids`` order (sorted)."""
+    model = spec.model
+    fields = {f.attname for f in model._meta.concrete_fields}
+    columns: dict[str, str] = {}
+    for name in spec.fields:
+        columns[name] = f"c.\"values\" ->> '{_name(name)}'"
+    for number, ref in enumerate(spec.refs):
+        columns[ref.attname] = f"r{number}.object_id"
+    for name in _derived(spec):
+        columns[name] = f"c.\"values\" ->> '{_name(name)}'"
+    if "district_id" in fields:
+        columns["district_id"] = str(int(district_id))
+    joins, params = _ref_joins(spec, connection_id)
+    return bulk.insert_select(
+        model,
+        columns,
+        f"FROM syncing_syncchange c {joins} WHERE c.id = ANY(%s) ORDER BY c.id",
+        [*params, sorted(change_ids)],
+        change_reason=reason,
+    )
+
+
+def _derived(spec: EntitySpec) -> list[str]:
+    """Columns ``spec.derive`` computes (staged with a create's values)."""
+    if spec.derive is None:
+        return []
+    return sorted(spec.derive({}, "US"))
+
+
+def links_insert_for_creates(
+    spec: EntitySpec,
+    *,
+    run_id: int,
+    connection_id: int,
+    district_id: int,
+    pairs: Sequence[tuple[int, int]],
+) -> None:
+    """SourceLinks for applied creates: ``pairs`` of (change id, new object id). The baseline
+    is the staged values; the school comes from the new row (or its section)."""
+    if not pairs:
+        return
+    table = spec.model._meta.db_table
+    school = "NULL::bigint"
+    extra = ""
+    if spec.school_ref == "id":
+        school = "m.object_id"
+    elif spec.school_ref:
+        school = f"d.{_name(spec.school_ref)}"
+        extra = f"JOIN {table} d ON d.id = m.object_id"
+    elif spec.name == "section_enrollment":
+        school = "sec.school_id"
+        extra = (
+            f"JOIN {table} d ON d.id = m.object_id "
+            "JOIN attendance_section sec ON sec.id = d.section_id"
+        )
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO syncing_sourcelink
+                (district_id, connection_id, entity, source_id, object_id, school_id,
+                 content_hash, baseline, first_run_id, last_run_id, active, created_at, updated_at)
+            SELECT %s, %s, c.entity, c.source_id, m.object_id, {school}, c.content_hash,
+                   c."values", %s, %s, true, now(), now()
+            FROM unnest(%s::bigint[], %s::bigint[]) AS m(change_id, object_id)
+            JOIN syncing_syncchange c ON c.id = m.change_id
+            {extra}
+            """,  # noqa: S608 - table and column names from our specs
+            [
+                district_id,
+                connection_id,
+                run_id,
+                run_id,
+                [p[0] for p in pairs],
+                [p[1] for p in pairs],
+            ],
+        )
+
+
+def changes_settle(change_ids: Sequence[int], *, state: str) -> None:
+    """Move the still-staged ones of ``change_ids`` to ``state`` (a batch's bookkeeping)."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "UPDATE syncing_syncchange SET state = %s WHERE id = ANY(%s) AND state = 'staged'",
+            [state, list(change_ids)],
+        )
+
+
+def enrollment_students(enrollment_ids: Sequence[int]) -> set[int]:
+    if not enrollment_ids:
+        return set()
+    rows = _rows(
+        "SELECT DISTINCT student_id FROM attendance_enrollment WHERE id = ANY(%s)",
+        [list(enrollment_ids)],
+    )
+    return {row[0] for row in rows}
+
+
+# --- links and spans ----------------------------------------------------------------------------
+
+
+def links_update(rows: list[dict[str, Any]]) -> None:
+    """Set object, hash, baseline, state, school and last run of links (by ``id``)."""
+    if not rows:
+        return
+    with db.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE syncing_sourcelink AS l
+            SET object_id = v.object_id, content_hash = v.content_hash,
+                baseline = v.baseline::jsonb, active = v.active, school_id = v.school_id,
+                last_run_id = v.last_run_id, updated_at = now()
+            FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::boolean[],
+                        %s::bigint[], %s::bigint[])
+                 AS v(id, object_id, content_hash, baseline, active, school_id, last_run_id)
+            WHERE l.id = v.id
+            """,
+            [
+                [r["id"] for r in rows],
+                [r["object_id"] for r in rows],
+                [r["content_hash"] for r in rows],
+                [orjson.dumps(r["baseline"]).decode() for r in rows],
+                [r["active"] for r in rows],
+                [r["school_id"] for r in rows],
+                [r["last_run_id"] for r in rows],
+            ],
+        )
+
+
+def links_deactivate(run_id: int, link_ids: Sequence[int], baseline_patch: dict[str, Any]) -> None:
+    """Mark links inactive and merge ``baseline_patch`` into their baselines."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "UPDATE syncing_sourcelink SET active = false, last_run_id = %s, updated_at = now(), "
+            "baseline = baseline || %s::jsonb WHERE id = ANY(%s)",
+            [run_id, orjson.dumps(baseline_patch).decode(), list(link_ids)],
+        )
+
+
+def open_primary_schools(student_ids: Sequence[int]) -> dict[int, int]:
+    """School of each student's open primary enrollment (the latest by entry date)."""
+    rows = _rows(
+        """
+        SELECT DISTINCT ON (e.student_id) e.student_id, e.school_id
+        FROM attendance_enrollment e
+        WHERE e.student_id = ANY(%s) AND e.exit_date IS NULL AND e.is_primary
+        ORDER BY e.student_id, e.entry_date DESC
+        """,
+        [list(student_ids)],
+    )
+    return {row[0]: row[1] for row in rows}
