@@ -98,9 +98,8 @@ def deliveries_send_many(*, delivery_ids: list[int]) -> list[SendOutcome]:
         return []
     outcomes = _cancel_unsendable(delivery_ids)
     claimed = _claim(delivery_ids)
-    deliveries = list(
-        Delivery.objects.filter(pk__in=claimed).select_related("notification").order_by("pk")
-    )
+    # The notification (large JSON columns) is loaded only by the rare fallback path.
+    deliveries = list(Delivery.objects.filter(pk__in=claimed).order_by("pk"))
     while deliveries:
         done, group_outcomes = _send_group(deliveries[:SEND_GROUP])
         outcomes += group_outcomes

@@ -6,6 +6,7 @@ the built-in default; then the same again in the district's default language, th
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 from django.db.models import Q
 from django.template import Context, Engine
+from django.template import Template as DjangoTemplate
 
 from attendance.models import District
 from notifications.default_templates import DEFAULTS
@@ -86,12 +88,20 @@ def template_find(
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(source: str) -> DjangoTemplate:
+    """Compiled once per process: parsing dominated rendering a fan-out. Keyed by the text,
+    so an edited template is a new entry (compiled templates are safe to share between
+    threads, as Django's cached loader does)."""
+    return _engine.from_string(source)
+
+
 def template_render_text(
     *, subject: str, body: str, channel: str, context: dict[str, Any]
 ) -> tuple[str, str]:
     ctx = Context(context, autoescape=False)
-    rendered_subject = _engine.from_string(subject).render(ctx).strip() if subject else ""
-    rendered_body = _engine.from_string(body).render(ctx).strip()
+    rendered_subject = _compiled(subject).render(ctx).strip() if subject else ""
+    rendered_body = _compiled(body).render(ctx).strip()
     if channel == "sms":
         rendered_body = sms_clean(rendered_body)
     return " ".join(rendered_subject.split()), rendered_body
