@@ -178,12 +178,15 @@ def api_key_touch(*, api_key: ApiKey, now: dt.datetime) -> bool:
         .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=cutoff))
         .update(last_used_at=now)
     )
+    # Whoever wrote it, the row is fresh now: a cached instance must not retry every request.
+    api_key.last_used_at = now
     return bool(written)
 
 
-def api_key_authenticate(*, plaintext: str) -> ApiPrincipal | None:
-    """The principal for a presented key, or None when it is malformed, unknown, revoked,
-    expired or its district is inactive. The hash is compared in constant time."""
+def api_key_verify(*, plaintext: str) -> ApiKey | None:
+    """The key row a presented key matches (hash compared in constant time), or None when it
+    is malformed or unknown or its district is inactive. Says nothing about revocation or
+    expiry: the caller checks ``is_usable()`` at the moment of use."""
     prefix = _split(plaintext)
     if prefix is None:
         return None
@@ -208,10 +211,10 @@ def api_key_authenticate(*, plaintext: str) -> ApiPrincipal | None:
         return None
     if not hmac.compare_digest(key_hash(plaintext), api_key.key_hash):
         return None
-    now = timezone.now()
-    if not api_key.is_usable(now):
-        return None
-    api_key_touch(api_key=api_key, now=now)
+    return api_key
+
+
+def api_key_principal(api_key: ApiKey) -> ApiPrincipal:
     return ApiPrincipal(
         kind="api_key",
         district_id=api_key.district_id,
@@ -219,3 +222,16 @@ def api_key_authenticate(*, plaintext: str) -> ApiPrincipal | None:
         client_id=api_key.prefix,
         label=api_key.name,
     )
+
+
+def api_key_authenticate(*, plaintext: str) -> ApiPrincipal | None:
+    """The principal for a presented key, or None when it is malformed, unknown, revoked,
+    expired or its district is inactive."""
+    api_key = api_key_verify(plaintext=plaintext)
+    if api_key is None:
+        return None
+    now = timezone.now()
+    if not api_key.is_usable(now):
+        return None
+    api_key_touch(api_key=api_key, now=now)
+    return api_key_principal(api_key)

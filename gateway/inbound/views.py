@@ -9,12 +9,15 @@ A view subclasses :class:`IntegratorListView`, :class:`IntegratorDetailView` or
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import orjson
 from django.db.models import Model, QuerySet
+from django.http import QueryDict
+from django_filters.filters import Filter, QuerySetRequestMixin
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import generics, status
 from rest_framework.exceptions import NotAuthenticated
@@ -150,10 +153,77 @@ class _ReadMixin:
         self.log_student_access(ids)  # type: ignore[attr-defined]
 
 
+class _ReusedFilterForm:
+    """Mixed into a filter set class by :class:`IntegratorFilterBackend`: copies its filters
+    shallowly and builds its form class once, where django-filter deep-copies every filter
+    and builds a new form class on every request (together ~1 ms of a 100-row page). Only
+    used for filter sets none of whose filters depend on the request."""
+
+    base_filters: ClassVar[dict[str, Filter]]
+    _form_class: ClassVar[type[Any] | None] = None
+
+    def __init__(
+        self,
+        data: Any = None,
+        queryset: QuerySet[Any] | None = None,
+        *,
+        request: Any = None,
+        prefix: str | None = None,
+    ) -> None:
+        # django_filters.filterset.BaseFilterSet.__init__, with copy.copy for deepcopy: a
+        # filter's own state (model, parent) is set here; its configuration is read-only.
+        if queryset is None:
+            queryset = self._meta.model._default_manager.all()  # type: ignore[attr-defined]
+        self.is_bound = data is not None
+        self.data = data or QueryDict()
+        self.queryset = queryset
+        self.request = request
+        self.form_prefix = prefix
+        self.filters = {name: copy.copy(f) for name, f in self.base_filters.items()}
+        for filter_ in self.filters.values():
+            filter_.model = queryset.model
+            filter_.parent = self
+            if filter_.method is not None:
+                # A ``method=`` filter holds a FilterMethod bound to its filter: rebind it to
+                # this copy (deepcopy did that implicitly), or it looks for the wrong parent.
+                filter_.method = filter_.method
+
+    def get_form_class(self) -> type[Any]:
+        cls = type(self)
+        if cls._form_class is None:
+            # The fields are built from the filters alone (no request), so one class serves.
+            cls._form_class = super().get_form_class()  # type: ignore[misc]
+        return cls._form_class
+
+
+_reusable: dict[type[Any], type[Any]] = {}
+
+
+class IntegratorFilterBackend(DjangoFilterBackend):
+    """django-filter's backend, with each filter set's per-request set-up done once."""
+
+    def get_filterset_class(self, view: Any, queryset: QuerySet[Any] | None = None) -> Any:
+        filterset_class = super().get_filterset_class(view, queryset)
+        if filterset_class is None:
+            return None
+        reused = _reusable.get(filterset_class)
+        if reused is None:
+            depends_on_request = any(
+                isinstance(f, QuerySetRequestMixin) for f in filterset_class.base_filters.values()
+            )
+            reused = (
+                filterset_class
+                if depends_on_request
+                else type(filterset_class.__name__, (_ReusedFilterForm, filterset_class), {})
+            )
+            _reusable[filterset_class] = reused
+        return reused
+
+
 class IntegratorListView(_ReadMixin, IntegratorAPIView, generics.ListAPIView):
     """A cursor-paginated, filterable, orderable list of one district's rows."""
 
-    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
+    filter_backends = [IntegratorFilterBackend, SearchFilter, OrderingFilter]
     ordering_fields: ClassVar[list[str]] = ["id", "updated_at"]
     ordering = ["id"]
     search_fields: ClassVar[list[str]] = []

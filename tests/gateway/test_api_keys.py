@@ -3,12 +3,16 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import time
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
-from rest_framework.test import APIClient
+from rest_framework.request import Request
+from rest_framework.test import APIClient, APIRequestFactory
 
+from gateway.inbound import authentication
 from gateway.inbound.api_keys import (
     api_key_authenticate,
     api_key_create,
@@ -16,6 +20,7 @@ from gateway.inbound.api_keys import (
     api_key_rotate,
     key_hash,
 )
+from gateway.inbound.authentication import ApiKeyAuthentication
 from gateway.models import ApiKey
 from tests.factories import DistrictFactory
 
@@ -64,14 +69,12 @@ def test_revoked_expired_and_unknown_keys_get_401(district):
 
 def test_rotation_keeps_the_old_key_for_the_grace_period(district):
     old = api_key_create(district=district, name="lms", scopes=["roster:read"])
-    new = api_key_rotate(api_key=old.api_key, grace=dt.timedelta(hours=2))
+    new = api_key_rotate(api_key=old.api_key, grace=dt.timedelta(seconds=1))
     assert new.api_key.scopes == ["roster:read"]
     assert new.api_key.rotated_from_id == old.api_key.pk
     assert _status(old.plaintext) == 200
     assert _status(new.plaintext) == 200
-    ApiKey.objects.filter(pk=old.api_key.pk).update(
-        expires_at=timezone.now() - dt.timedelta(seconds=1)
-    )  # the grace period has passed
+    time.sleep(1.1)  # the grace period passes while the old key sits in the process cache
     assert _status(old.plaintext) == 401
     assert _status(new.plaintext) == 200
     reasons = list(
@@ -100,6 +103,58 @@ def test_principal_carries_district_scopes_and_label(district):
     assert principal.district_id == district.pk
     assert principal.scopes == frozenset({"roster:read", "sync:read"})
     assert principal.client_id == issued.api_key.prefix
+
+
+def _authenticate(key):
+    request = Request(APIRequestFactory().get("/api/v1/districts/", HTTP_X_API_KEY=key))
+    return ApiKeyAuthentication().authenticate(request)
+
+
+def test_a_verified_key_is_served_from_the_process_cache(district, django_assert_num_queries):
+    issued = api_key_create(district=district, name="lms", scopes=["roster:read"])
+    assert _authenticate(issued.plaintext) is not None  # verified and cached
+    with django_assert_num_queries(0):
+        _user, principal = _authenticate(issued.plaintext)
+    assert principal.client_id == issued.api_key.prefix
+    assert principal.scopes == frozenset({"roster:read"})
+
+
+def test_a_change_committed_by_another_process_reaches_cached_keys_at_once(district):
+    issued = api_key_create(district=district, name="lms", scopes=["roster:read"])
+    assert _status(issued.plaintext) == 200
+    # Revoked by another process: no signal here, this process still has the key cached...
+    ApiKey.objects.filter(pk=issued.api_key.pk).update(revoked_at=timezone.now())
+    assert _status(issued.plaintext) == 200
+    # ...until that process's commit bumps the shared generation (next test):
+    authentication._generation_bump()
+    assert _status(issued.plaintext) == 401
+
+
+def test_saving_a_key_or_a_district_bumps_the_generation_on_commit(
+    district, django_capture_on_commit_callbacks
+):
+    issued = api_key_create(district=district, name="lms", scopes=["roster:read"])
+    before = cache.get(authentication._GENERATION_KEY)
+    with django_capture_on_commit_callbacks(execute=False) as pending:
+        api_key_revoke(api_key=issued.api_key)
+    assert cache.get(authentication._GENERATION_KEY) == before  # not before the commit
+    for callback in pending:
+        callback()
+    bumped = cache.get(authentication._GENERATION_KEY)
+    assert bumped != before
+    with django_capture_on_commit_callbacks(execute=True):
+        district.name = "Renamed"
+        district.save()
+    assert cache.get(authentication._GENERATION_KEY) != bumped
+
+
+def test_a_raw_update_is_seen_within_the_cache_ttl(district, monkeypatch):
+    monkeypatch.setattr(authentication, "API_KEY_CACHE_SECONDS", 0.2)
+    issued = api_key_create(district=district, name="lms", scopes=["roster:read"])
+    assert _status(issued.plaintext) == 200
+    ApiKey.objects.filter(pk=issued.api_key.pk).update(revoked_at=timezone.now())
+    time.sleep(0.25)
+    assert _status(issued.plaintext) == 401
 
 
 def test_management_command_creates_rotates_revokes_and_lists(district):
