@@ -112,6 +112,8 @@ class Student(TimeStampedModel):
         ]
         indexes = [
             models.Index(fields=["school", "grade_level", "id"], name="student_roster_idx"),
+            # The API's hottest read: a school's students a page at a time, in id order.
+            models.Index(fields=["school", "id"], name="student_school_page_idx"),
             models.Index(fields=["district", "legal_last_name"], name="student_name_idx"),
         ]
 
