@@ -547,8 +547,20 @@ class PowerSchoolDialect:
     ) -> None:
         positions = self._guardian_positions()
         wanted = _fiql_values(query.get("$q", ""), "contactdcid")
-        if wanted is not None:
-            positions = [p for p in positions if self._guardian_id(p) in wanted]
+        if wanted is not None and not getattr(self.district, "shared_guardians", False):
+            deleted = set(getattr(self.district, "deleted_guardians", []))
+            found = (self.district.index_of("guardian", w) for w in sorted(wanted))
+            positions = [
+                g
+                for g in found
+                if g is not None and g < self.district.count("guardian") and g not in deleted
+            ]
+        elif wanted is not None:
+            positions = [
+                positions[k]
+                for k in range(len(positions))
+                if self._guardian_id(positions[k]) in wanted
+            ]
         if path.endswith("/count"):
             handler.send_json(200, {"count": len(positions)})
             return

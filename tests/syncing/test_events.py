@@ -1,0 +1,208 @@
+"""SIS change events: kept while a run is active and synced after it (coalesced per record),
+delivered by the sandbox's PowerSchool event subscription to the signed webhook, and
+PowerSchool data-version deltas through the engine."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.urls import reverse
+
+from attendance.models import SectionEnrollment, Student
+from sis.services import sis_connection_connector
+from syncing.engine.run import run_execute
+from syncing.events import sync_events_drain
+from syncing.models import (
+    Mode,
+    PendingEvent,
+    QuarantinedRecord,
+    RunStatus,
+    ScheduleKind,
+    SourceLink,
+    SyncRun,
+    SyncSchedule,
+)
+from syncing.schedules import schedule_save, schedule_webhook_secret
+from syncing.services import sync_start
+from syncing.tasks import sync_run_execute
+from syncing.webhooks import signature_for
+from tests.syncing.sandbox import connection_for, sandbox_for
+
+
+def _sync(connection, mode="full"):
+    run, created = sync_start(connection=connection, mode=mode, enqueue=False)
+    assert created
+    run = run_execute(run.pk)
+    quarantined = list(QuarantinedRecord.objects.filter(run=run).values_list("entity", "message"))
+    assert run.status == RunStatus.COMPLETED, (run.error_summary, quarantined[:3])
+    return run
+
+
+@pytest.fixture
+def ps(district):
+    with sandbox_for(provider="powerschool", students=40) as sandbox:
+        connection = connection_for(sandbox, district)
+        _sync(connection)
+        schedule_save(schedule=SyncSchedule(connection=connection, kind=ScheduleKind.REALTIME))
+        yield sandbox, connection
+
+
+def _post_events(client, connection, events):
+    body = json.dumps({"events": events}).encode()
+    secret = schedule_webhook_secret(connection_id=connection.pk)
+    return client.post(
+        reverse("syncing:sis-events", args=[connection.pk]),
+        body,
+        content_type="application/json",
+        headers={"X-Sync-Signature": signature_for(secret, body)},
+    )
+
+
+def test_events_during_an_active_run_are_kept_and_synced_after_it(ps, client):
+    sandbox, connection = ps
+    links = list(SourceLink.objects.filter(connection=connection, entity="student")[:2])
+    active, _ = sync_start(connection=connection, mode=Mode.DELTA, enqueue=False)
+
+    first = _post_events(client, connection, [{"entity": "students", "id": links[0].source_id}])
+    again = _post_events(
+        client,
+        connection,
+        [
+            {"entity": "students", "id": links[0].source_id},  # the same record again
+            {"entity": "students", "id": links[1].source_id},
+        ],
+    )
+    assert first.status_code == again.status_code == 202
+    assert first.json()["kept"] and again.json()["run"] == active.pk
+    kept = sorted(PendingEvent.objects.values_list("entity", "source_id"))
+    assert kept == sorted(("student", link.source_id) for link in links)  # coalesced
+    assert sync_events_drain(connection_id=connection.pk) is None  # still active
+    assert SyncRun.objects.filter(connection=connection).count() == 2  # full + the active
+
+    # The SIS changed one of them meanwhile; the active run ends, and the kept events run.
+    sandbox.state.district.overrides["student"].setdefault(links[1].source_id, {})["last"] = (
+        "Eventually"
+    )
+    result = sync_run_execute.apply(args=[active.pk]).get()
+    assert result["status"] == RunStatus.COMPLETED
+    follow_up = SyncRun.objects.filter(connection=connection, mode=Mode.TARGETED).get()
+    assert follow_up.trigger == "event"
+    assert sorted(map(tuple, follow_up.targets)) == kept
+    assert not PendingEvent.objects.exists()
+
+    assert run_execute(follow_up.pk).status == RunStatus.COMPLETED
+    assert Student.objects.get(pk=links[1].object_id).legal_last_name == "Eventually"
+
+
+def test_an_event_with_no_active_run_starts_a_targeted_run_at_once(ps, client):
+    _, connection = ps
+    link = SourceLink.objects.filter(connection=connection, entity="student").first()
+    response = _post_events(client, connection, [{"entity": "students", "id": link.source_id}])
+    assert response.status_code == 202 and response.json()["queued"]
+    assert not PendingEvent.objects.exists()
+    run = SyncRun.objects.get(pk=response.json()["run"])
+    assert run.mode == Mode.TARGETED and run.targets == [["student", link.source_id]]
+
+
+class _Capture(BaseHTTPRequestHandler):
+    received: list[tuple[bytes, str]] = []
+    arrived = threading.Event()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Capture.received.append((body, self.headers.get("X-Sync-Signature", "")))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        _Capture.arrived.set()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_the_powerschool_subscription_delivers_signed_events_to_the_webhook(ps, client):
+    sandbox, connection = ps
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    _Capture.received.clear()
+    _Capture.arrived.clear()
+    try:
+        connector = sis_connection_connector(connection)
+        secret = schedule_webhook_secret(connection_id=connection.pk)
+        callback = f"http://127.0.0.1:{receiver.server_address[1]}/hooks/sync/events/1"
+        connector.events_subscribe(callback_url=callback, secret=secret)
+        registered = connector.events_subscription()["event_subscriptions"]
+        assert registered["callback_url"] == callback and "secret" not in registered
+
+        changes = sandbox.control("advance", {"days": 1})["changes"]
+        assert _Capture.arrived.wait(10)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    body, signature = _Capture.received[0]
+    events = json.loads(body)["events"]
+    edited = {c["id"] for c in changes if c["kind"] == "edit"}
+    assert edited <= {e["id"] for e in events if e["entity"] == "students"}
+
+    # Replayed byte for byte, the delivery passes the webhook's signature check.
+    response = client.post(
+        reverse("syncing:sis-events", args=[connection.pk]),
+        body,
+        content_type="application/json",
+        headers={"X-Sync-Signature": signature},
+    )
+    assert response.status_code == 202
+    run = SyncRun.objects.get(pk=response.json()["run"])
+    assert {sid for entity, sid in run.targets if entity == "student"} >= edited
+    connector.events_unsubscribe()
+    assert connector.events_subscription() == {}
+
+
+def test_a_powerschool_delta_reads_data_version_changes_only(ps):
+    sandbox, connection = ps
+    full = SyncRun.objects.get(connection=connection, mode=Mode.FULL)
+    assert full.watermark_to == "1000"  # PowerSchool's data version, not a timestamp
+    changes = sandbox.control("advance", {"days": 1})["changes"]
+    sandbox.control("reset-stats", {})
+
+    run, _ = sync_start(connection=connection, mode=Mode.DELTA, enqueue=False)
+    delta = run_execute(run.pk)
+
+    # Known engine limit (reported): a delta cannot close the old span of a transfer, since
+    # the old enrollment is simply absent; the new one is parked until the weekly full sync.
+    transferred = {c["id"] for c in changes if c["kind"] == "transfer"}
+    parked = set(QuarantinedRecord.objects.filter(run=delta).values_list("entity", "source_id"))
+    assert {entity for entity, _ in parked} <= {"enrollment"}
+    assert {sid.split(":")[0] for _, sid in parked} <= transferred
+    assert (delta.watermark_from, delta.watermark_to) == ("1000", "1001")
+    for change in changes:
+        if change["kind"] == "edit":
+            student = SourceLink.objects.get(
+                connection=connection, entity="student", source_id=change["id"]
+            ).object_id
+            assert Student.objects.get(pk=student).legal_last_name == change["detail"]["new"]
+    new = [c["id"] for c in changes if c["kind"] == "new_student"]
+    assert SourceLink.objects.filter(entity="student", source_id__in=new).count() == len(new)
+    # Only the changed students were read (one by one), not the whole district again.
+    assert delta.counts["student"].get("unchanged", 0) < 10
+
+
+def test_section_enrollments_name_students_by_dcid_although_cc_uses_ids(ps):
+    sandbox, connection = ps
+    connector = sis_connection_connector(connection)
+    page = next(iter(connector.fetch("section_enrollment")))
+    record = page.records[0]
+    raw_student = record.raw["tables"]["cc"]["studentid"]
+    assert raw_student != record.student_id  # the two ids really differ
+    link = SourceLink.objects.get(
+        connection=connection, entity="section_enrollment", source_id=record.source_id
+    )
+    enrollment = SectionEnrollment.objects.get(pk=link.object_id)
+    student_link = SourceLink.objects.get(
+        connection=connection, entity="student", object_id=enrollment.student_id
+    )
+    assert student_link.source_id == record.student_id
+    assert SectionEnrollment.objects.count() == sandbox.counts()["section_enrollment"]
