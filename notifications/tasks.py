@@ -19,10 +19,26 @@ def attendance_changed_handle(record_ids: list[int]) -> int:
 
 @shared_task(base=BaseTask, name="notifications.tasks.notification_dispatch")
 def notification_dispatch(notification_id: int) -> int:
-    ids = planning.notification_dispatch(notification_id=notification_id)
-    for delivery_id in ids:
-        delivery_send.delay(delivery_id)
+    return notifications_dispatch_batch([notification_id])
+
+
+@shared_task(base=BaseTask, name="notifications.tasks.notifications_dispatch_batch")
+def notifications_dispatch_batch(notification_ids: list[int]) -> int:
+    """Create the deliveries of due notifications and send them in one batch; retries and
+    fallbacks continue as their own ``delivery_send`` tasks."""
+    ids = planning.notifications_dispatch_many(notification_ids=notification_ids)
+    _follow_up(sending.deliveries_send_many(delivery_ids=ids))
     return len(ids)
+
+
+def _follow_up(outcomes: list[sending.SendOutcome]) -> None:
+    for outcome in outcomes:
+        for follow_up in outcome.follow_up:
+            delivery_send.delay(follow_up)
+        if outcome.retry_in is not None and outcome.delivery_id is not None:
+            delivery_send.apply_async(
+                (outcome.delivery_id,), countdown=countdown_within_visibility(outcome.retry_in)
+            )
 
 
 @shared_task(base=BaseTask, bind=True, name="notifications.tasks.delivery_send", max_retries=None)
@@ -40,8 +56,8 @@ def dispatch_due() -> int:
     """Periodic sweep (every minute): notifications whose deferral ended (quiet hours, digest,
     the attendance hold) and stuck deliveries."""
     ids = planning.notifications_due(now=timezone.now())
-    for notification_id in ids:
-        notification_dispatch.delay(notification_id)
+    for start in range(0, len(ids), planning.DISPATCH_BATCH):
+        notifications_dispatch_batch.delay(ids[start : start + planning.DISPATCH_BATCH])
     sending.deliveries_reconcile_stuck()
     return len(ids)
 
@@ -58,19 +74,9 @@ def bulk_notice_plan(notice_id: int) -> int:
 @shared_task(base=BaseTask, name="notifications.tasks.bulk_notice_send_batch")
 def bulk_notice_send_batch(notice_id: int, notification_ids: list[int]) -> int:
     """Dispatch and send a batch; many of these run at once on many workers, paced by the
-    gateway's shared rate limits. Transient failures continue as their own retrying tasks."""
-    sent = 0
-    for notification_id in notification_ids:
-        for delivery_id in planning.notification_dispatch(notification_id=notification_id):
-            outcome = sending.delivery_send(delivery_id=delivery_id)
-            for follow_up in outcome.follow_up:
-                delivery_send.delay(follow_up)
-            if outcome.retry_in is not None:
-                delivery_send.apply_async(
-                    (delivery_id,), countdown=countdown_within_visibility(outcome.retry_in)
-                )
-            sent += 1
-    return sent
+    gateway's shared rate limits. A cancelled notice sends nothing more (the claim re-checks
+    its state). Transient failures continue as their own retrying tasks."""
+    return notifications_dispatch_batch(notification_ids)
 
 
 @shared_task(base=BaseTask, name="notifications.tasks.bulk_notice_progress")

@@ -261,12 +261,19 @@ def _insert_new(new: list[Notification]) -> list[Notification]:
         ]
 
 
+# Notifications per dispatch task: one task plans, claims and sends a batch in a few
+# statements (services.sending.deliveries_send_many).
+DISPATCH_BATCH = 100
+
+
 def notifications_enqueue_due(*, notifications: list[Notification], now: dt.datetime) -> None:
-    """Hand pending notifications to the dispatch task: at once when due, with a countdown when
-    due within half the broker's visibility timeout; later ones wait for the periodic sweep."""
+    """Hand pending notifications to the batch dispatch task: at once when due, with a
+    countdown when due within half the broker's visibility timeout (grouped by the second they
+    fall due); later ones wait for the periodic sweep."""
     from notifications import tasks
 
     horizon = countdown_within_visibility(10**9)
+    by_countdown: dict[int, list[int]] = {}
     for notification in notifications:
         if notification.status != NotificationStatus.PENDING:
             continue
@@ -274,17 +281,20 @@ def notifications_enqueue_due(*, notifications: list[Notification], now: dt.date
         wait = max(0.0, (due - now).total_seconds())
         if wait > horizon:
             continue
-        if wait <= 0:
-            enqueue_on_commit(tasks.notification_dispatch, notification.pk)
-        else:
-            countdown = int(wait) + 1
-            transaction.on_commit(
-                functools.partial(
-                    tasks.notification_dispatch.apply_async,
-                    (notification.pk,),
-                    countdown=countdown,
+        by_countdown.setdefault(int(wait) + 1 if wait > 0 else 0, []).append(notification.pk)
+    for countdown, ids in sorted(by_countdown.items()):
+        for start in range(0, len(ids), DISPATCH_BATCH):
+            batch = ids[start : start + DISPATCH_BATCH]
+            if countdown == 0:
+                enqueue_on_commit(tasks.notifications_dispatch_batch, batch)
+            else:
+                transaction.on_commit(
+                    functools.partial(
+                        tasks.notifications_dispatch_batch.apply_async,
+                        (batch,),
+                        countdown=countdown,
+                    )
                 )
-            )
 
 
 def notifications_cancel(*, event_key: str, reason: str) -> int:
@@ -379,8 +389,10 @@ def notifications_dispatch_many(
     *, notification_ids: list[int], now: dt.datetime | None = None
 ) -> list[int]:
     """:func:`notification_dispatch` for a batch: rows other workers hold are skipped (they are
-    dispatching them), digests and bulk notices go the single way, the rest get their
-    deliveries in one insert. Returns the ids of deliveries to send."""
+    dispatching them; anything left pending is picked up by the periodic sweep), notifications
+    of a cancelled bulk notice are cancelled, digests go the single way (they merge other
+    rows), the rest get their deliveries in one insert. Returns the ids of deliveries to
+    send."""
     now = now or timezone.now()
     delivery_ids: list[int] = []
     single: list[int] = []
@@ -392,11 +404,22 @@ def notifications_dispatch_many(
                 deferred_until__lte=now,
             )
         )
-        plain = [n for n in batch if not n.digest and n.bulk_notice_id is None]
-        single = [n.pk for n in batch if n.digest or n.bulk_notice_id is not None]
+        cancelled_notices = set(
+            BulkNotice.objects.filter(
+                pk__in={n.bulk_notice_id for n in batch if n.bulk_notice_id is not None},
+                state="cancelled",
+            ).values_list("pk", flat=True)
+        )
+        cancelled = [n.pk for n in batch if n.bulk_notice_id in cancelled_notices]
+        single = [n.pk for n in batch if n.digest and n.pk not in cancelled]
+        plain = [n for n in batch if not n.digest and n.pk not in cancelled]
         delivery_ids = _deliveries_create_many(plain)
+        stamp = timezone.now()
         Notification.objects.filter(pk__in=[n.pk for n in plain]).update(
-            status=NotificationStatus.DISPATCHED, updated_at=timezone.now()
+            status=NotificationStatus.DISPATCHED, updated_at=stamp
+        )
+        Notification.objects.filter(pk__in=cancelled).update(
+            status=NotificationStatus.CANCELLED, updated_at=stamp
         )
     for pk in single:
         delivery_ids += notification_dispatch(notification_id=pk, now=now)
@@ -406,7 +429,8 @@ def notifications_dispatch_many(
 def _deliveries_create_many(notifications: list[Notification]) -> list[int]:
     point_ids = {item["contact_point"] for n in notifications for item in n.plan}
     points = {cp.pk: cp for cp in ContactPoint.objects.filter(pk__in=point_ids)}
-    providers = {channel: provider_for_channel(channel).name for channel in ("sms", "email")}
+    channels = {item["channel"] for n in notifications for item in n.plan}
+    providers = {channel: provider_for_channel(channel).name for channel in channels}
     rows = []
     for notification in notifications:
         for item in notification.plan:

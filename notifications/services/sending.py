@@ -311,7 +311,7 @@ def _transient(delivery: Delivery, exc: TransientSendError) -> SendOutcome:
             _finish(
                 delivery, DeliveryStatus.FAILED, exc.code or "transient", f"Gave up: {exc.message}"
             )
-            outcome = SendOutcome(DeliveryStatus.FAILED)
+            outcome = SendOutcome(DeliveryStatus.FAILED, delivery_id=delivery.pk)
         else:
             wait = _backoff(delivery.attempts, exc.retry_after)
             delivery.status = DeliveryStatus.RETRYING
@@ -334,7 +334,7 @@ def _transient(delivery: Delivery, exc: TransientSendError) -> SendOutcome:
                 source="send",
                 raw={"retry_in": round(wait, 1)},
             )
-            outcome = SendOutcome(DeliveryStatus.RETRYING, retry_in=wait)
+            outcome = SendOutcome(DeliveryStatus.RETRYING, retry_in=wait, delivery_id=delivery.pk)
     if outcome.status == DeliveryStatus.FAILED:
         _notification_rollup(delivery.notification_id)
     return outcome
@@ -345,7 +345,7 @@ def _permanent(delivery: Delivery, exc: PermanentSendError) -> SendOutcome:
         _finish(delivery, DeliveryStatus.FAILED, exc.code or "permanent", exc.message)
         follow_up = _contact_problem(delivery, exc.contact_problem, exc.code, exc.message)
     _notification_rollup(delivery.notification_id)
-    return SendOutcome(DeliveryStatus.FAILED, follow_up=follow_up)
+    return SendOutcome(DeliveryStatus.FAILED, follow_up=follow_up, delivery_id=delivery.pk)
 
 
 def _contact_problem(delivery: Delivery, problem: str | None, code: str, message: str) -> list[int]:
