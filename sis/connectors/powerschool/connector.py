@@ -121,7 +121,7 @@ class PowerSchoolConnector(Connector):
         self._school_ids: list[str] | None = None
         self._dcid_of_id: dict[str, str] | None = None
         # Data-version answers of this connector's run: query → (new version, changed ids).
-        self._changes: dict[str, tuple[str, dict[str, list[str]]]] = {}
+        self._changes: dict[tuple[str, str], tuple[str, dict[str, list[str]]]] = {}
         #: the data version to start the next delta from (read by the sync engine after a
         #: run); the lowest version seen, so nothing changed during the run is skipped
         self.delta_watermark: str | None = None
@@ -191,7 +191,7 @@ class PowerSchoolConnector(Connector):
         # again by the next delta rather than skipped.
         self.data_versions(since)
         if self.is_delta(entity, since=since):
-            yield from self._changed_pages(entity, since or "0")
+            yield from self._changed_pages(entity, data_version(since) or "0")
             return
         if entity == Entity.SCHOOL:
             yield from self._listing("/ws/v1/district/school", "schools", "school", "school")
@@ -357,7 +357,7 @@ class PowerSchoolConnector(Connector):
         no data version yet); sets :attr:`delta_watermark` to the lowest new version."""
         start = data_version(since) or "0"
         for query in {q for q, _ in DELTA_SOURCES.values()}:
-            if query in self._changes:
+            if (query, start) in self._changes:
                 continue
             response = self.request(
                 "POST",
@@ -374,7 +374,7 @@ class PowerSchoolConnector(Connector):
                 str(name).lower(): [mapping.text(i) for i in mapping.as_list(ids)]
                 for name, ids in ((body or {}).get("tables") or {}).items()
             }
-            self._changes[query] = (version, tables)
+            self._changes[(query, start)] = (version, tables)
             if version.isdigit() and (
                 self.delta_watermark is None or int(version) < int(self.delta_watermark)
             ):
@@ -382,7 +382,7 @@ class PowerSchoolConnector(Connector):
 
     def _changed_pages(self, entity: Entity, since: str) -> Iterator[RawPage]:
         query, table = DELTA_SOURCES[entity]
-        ids = self._changes[query][1].get(table, [])
+        ids = self._changes[(query, since)][1].get(table, [])
         for start in range(0, len(ids), BY_ID_CHUNK):
             chunk = ids[start : start + BY_ID_CHUNK]
             if entity in (Entity.STUDENT, Entity.ENROLLMENT):
