@@ -3,8 +3,9 @@ console/locmem backends in development and tests.
 
 Our delivery id travels in anymail ``metadata`` (and an ``X-Delivery-Id`` header for SMTP), so
 tracking webhooks can be matched to the delivery whatever the ESP's message id looks like.
-Anymail's requests-based backends make their own HTTP calls, outside the gateway (documented
-gap); SMTP is a socket, not HTTP.
+Anymail's requests-based backends build their own ``requests.Session``; a
+:class:`GatewayAdapter` mounted on it sends their calls through ``gateway.client.request`` on
+the route ``email:<esp>`` (limits, breaker, call log, metrics). SMTP is a socket, not HTTP.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import socket
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.core.mail.message import make_msgid
+from requests import PreparedRequest, Response
+from requests.adapters import BaseAdapter
 
+from gateway.client import Route, policy_for, request
 from notifications.providers.base import (
     ContactProblem,
     OutboundMessage,
@@ -27,6 +31,52 @@ from notifications.providers.base import (
 )
 
 
+class GatewayAdapter(BaseAdapter):
+    """A requests transport that sends through the gateway on one route. The gateway makes the
+    call on its own pooled session (with the route's timeouts unless the caller set one) and
+    raises its transient errors (rate limited, breaker open, 5xx or no answer) instead of
+    returning them."""
+
+    def __init__(self, route: Route) -> None:
+        super().__init__()
+        self.route = route
+
+    def send(
+        self,
+        request_: PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> Response:
+        return request(
+            self.route,
+            request_.method or "POST",
+            str(request_.url),
+            data=request_.body,
+            headers=dict(request_.headers),
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        """Nothing to close: the connections belong to the gateway's pooled session."""
+
+
+def _through_gateway(connection: Any) -> None:
+    """Mount the gateway adapter on an anymail requests-based backend's session."""
+    try:
+        from anymail.backends.base_requests import AnymailRequestsBackend
+    except ImportError:  # pragma: no cover - anymail is a dependency
+        return
+    if not isinstance(connection, AnymailRequestsBackend):
+        return
+    connection.open()
+    adapter = GatewayAdapter(Route("email", connection.esp_name.lower(), policy_for("email")))
+    for prefix in ("https://", "http://"):
+        connection.session.mount(prefix, adapter)
+
+
 class EmailProvider(Provider):
     name = "email"
     channels: ClassVar[frozenset[str]] = frozenset({"email"})
@@ -34,16 +84,21 @@ class EmailProvider(Provider):
 
     def deliver(self, message: OutboundMessage) -> SendResult:
         message_id = make_msgid(domain=settings.NOTIFY_EMAIL_MESSAGE_ID_DOMAIN)
+        # A backend per message: anymail backends are not shared between threads, and the
+        # pooled connections live in the gateway anyway.
+        connection = get_connection(fail_silently=False)
         email = EmailMessage(
             subject=message.subject,
             body=message.body,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[message.to],
             headers={"X-Delivery-Id": message.delivery_uuid, "Message-ID": message_id},
+            connection=connection,
         )
         # Read by anymail backends; other backends ignore unknown attributes.
         email.metadata = {"delivery_id": message.delivery_uuid}  # type: ignore[attr-defined]
         try:
+            _through_gateway(connection)
             email.send(fail_silently=False)
         except smtplib.SMTPRecipientsRefused as exc:
             raise PermanentSendError(
@@ -59,6 +114,8 @@ class EmailProvider(Provider):
         except Exception as exc:
             self._raise_for_anymail(exc)
             raise
+        finally:
+            connection.close()
         return self._result(email, message_id)
 
     def _result(self, email: EmailMessage, message_id: str) -> SendResult:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import uuid
 
 import pytest
 import requests
@@ -230,3 +231,89 @@ def test_smtp_down_is_transient(settings, family):
     assert any(o.retry_in for o in outcomes)
     delivery = Delivery.objects.get(notification__guardian=family["mother"], channel="email")
     assert delivery.status == DeliveryStatus.RETRYING
+
+
+# --- anymail ESP calls through the gateway ----------------------------------------------------
+
+
+@pytest.fixture
+def postmark_api(settings):
+    """A real local HTTP server answering Postmark's send API (``POST /email``), with the
+    Postmark backend pointed at it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+    answers: list[int] = []  # status codes to answer, in turn (then 200)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            status = answers.pop(0) if answers else 200
+            answer = {"ErrorCode": 0, "Message": "OK", "MessageID": f"pm-{len(received)}"}
+            if status != 200:
+                answer = {"ErrorCode": 500, "Message": "Internal error"}
+            answer["To"] = body["To"]
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Breaker counts of earlier runs (the route name is fixed) must not open this one's.
+    settings.GATEWAY_KEY_PREFIX = f"gw-test-{uuid.uuid4().hex[:8]}"
+    settings.NOTIFY_EMAIL_PROVIDER = "email"
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = {
+        "POSTMARK_SERVER_TOKEN": "test-server-token",
+        "POSTMARK_API_URL": f"http://127.0.0.1:{server.server_address[1]}/",
+    }
+    providers_reset()
+    yield received, answers
+    server.shutdown()
+    server.server_close()
+
+
+def _gateway_calls(status_class):
+    from prometheus_client import REGISTRY
+
+    labels = {"provider": "email", "route": "email:postmark", "status_class": status_class}
+    return REGISTRY.get_sample_value("sas_gateway_calls_total", labels) or 0.0
+
+
+def test_anymail_esp_calls_go_through_the_gateway(postmark_api, family, caplog):
+    received, _answers = postmark_api
+    before = _gateway_calls("2xx")
+    _absence_sent(family)
+    delivery = Delivery.objects.get(notification__guardian=family["mother"], channel="email")
+    assert delivery.status == DeliveryStatus.SENT and delivery.provider_message_id.startswith("pm-")
+    to_mother = [r for r in received if r["body"]["To"] == family["mother"].email]
+    assert len(to_mother) == 1 and to_mother[0]["path"] == "/email"
+    assert to_mother[0]["headers"]["X-Postmark-Server-Token"] == "test-server-token"
+    assert to_mother[0]["body"]["Metadata"] == {"delivery_id": str(delivery.uuid)}
+    # Counted by the gateway route, like every other outbound call.
+    assert _gateway_calls("2xx") - before == len(received) == 2
+    logged = [r for r in caplog.records if r.getMessage() == "gateway call"]
+    assert [getattr(r, "route", None) for r in logged].count("email:postmark") == 2
+
+
+def test_an_esp_server_error_is_transient_through_the_gateway(postmark_api, family):
+    received, answers = postmark_api
+    answers.extend([500, 500])
+    before = _gateway_calls("5xx")
+    outcomes = _absence_sent(family)
+    retrying = Delivery.objects.filter(channel="email", status=DeliveryStatus.RETRYING)
+    assert retrying.count() == 2
+    assert {o.status for o in outcomes if o.retry_in is not None} == {"retrying"}
+    assert _gateway_calls("5xx") - before == 2
+    # The ESP recovers: the retry goes out once.
+    delivery = retrying.first()
+    assert sending.delivery_send(delivery_id=delivery.pk).status == "sent"
+    assert len([r for r in received if r["body"]["To"] == delivery.to]) == 2
