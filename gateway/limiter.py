@@ -20,7 +20,10 @@ itself alone, a documented degradation) so calls neither stop nor stampede.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import math
+import os
 import random
 import secrets
 import threading
@@ -40,6 +43,10 @@ register_script(
     """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+if #ARGV > 6 then
+  -- Leases this process gave back since its last admission on the route (see _Releases).
+  redis.call('ZREM', KEYS[3], unpack(ARGV, 7))
+end
 local breaker = {}
 if #KEYS > 3 then
   breaker = redis.call('MGET', KEYS[4], KEYS[5], KEYS[6], KEYS[7])
@@ -100,6 +107,9 @@ _REASONS = {_BLOCKED: "blocked", _CONCURRENCY: "concurrency", _RATE: "rate"}
 # While all slots are taken, poll this often: a lease is usually returned long before it
 # expires, and the script tells us nothing about when that will be.
 _LEASE_POLL = 0.02
+# The longest a returned lease stays in Redis (plus one round trip) when no admission on its
+# route comes first to remove it.
+_RELEASE_DELAY = 0.005
 # A caller that cannot get a slot within max_wait is told to come back after about this long.
 _CONCURRENCY_RETRY_AFTER = 2.0
 
@@ -204,6 +214,7 @@ def _admit_once(
                 token,
                 policy.lease_ttl * 1000,
                 policy.breaker_reset * 1000,
+                *_releases.take(route.name),
             ],
         )
         raw = list(result[2:]) if breaker_keys else None
@@ -258,18 +269,82 @@ def lease_acquire(route: Route, *, breaker_keys: list[str] | None = None) -> Lea
 
 
 def lease_release(lease: Lease) -> None:
-    """Give the concurrency slot back (a no-op for routes without a cap)."""
+    """Give the concurrency slot back (a no-op for routes without a cap).
+
+    A shared lease is not removed here, which would cost the caller a Redis round trip after
+    every call: it is queued, and removed by this process's next admission on the route (in
+    the same script) or, if none comes first, by a background thread a moment later. Either
+    way the slot is free within milliseconds of the call; a lease whose process died before
+    that expires after its TTL, as before.
+    """
     if lease.token is None:
         return
     if lease.shared:
-        try:
-            k = keys(lease.route_name)
-            token = lease.token
-            run(lambda client: client.zrem(k["leases"], token))
-            return
-        except RedisUnavailable:
-            pass  # the lease expires by itself after its TTL
+        _releases.add(lease.route_name, lease.token)
+        return
     _local.release(lease.route_name, lease.token)
+
+
+class _Releases:
+    """Lease tokens given back by this process and not yet removed from Redis."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        # After a fork the parent's thread does not exist here, and its queued tokens are the
+        # parent's to remove; start empty.
+        self._lock = threading.Lock()
+        self._tokens: dict[str, list[str]] = {}
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, route_name: str, token: str) -> None:
+        with self._lock:
+            self._tokens.setdefault(route_name, []).append(token)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="gateway-lease-release", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def take(self, route_name: str) -> list[str]:
+        """The route's queued tokens, for the caller to remove in its own round trip."""
+        if not self._tokens:
+            return []
+        with self._lock:
+            return self._tokens.pop(route_name, [])
+
+    def flush(self) -> None:
+        """Remove every queued token now (one pipelined round trip)."""
+        with self._lock:
+            batch, self._tokens = self._tokens, {}
+        if not batch:
+            return
+
+        def remove(client: redis.Redis) -> None:
+            pipe = client.pipeline(transaction=False)
+            for route_name, tokens in batch.items():
+                pipe.zrem(keys(route_name)["leases"], *tokens)
+            pipe.execute()
+
+        with contextlib.suppress(RedisUnavailable):  # the leases expire after their TTL
+            run(remove)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            # A caller that goes on calling the route hands its tokens to its next admission
+            # within this pause; this thread removes what is left, once per pause at most.
+            time.sleep(_RELEASE_DELAY)
+            self._wake.clear()
+            self.flush()
+
+
+_releases = _Releases()
+atexit.register(_releases.flush)
 
 
 def route_block(route: Route | str, seconds: float) -> float:

@@ -12,7 +12,15 @@ import pytest
 import requests
 
 from gateway import limiter
-from gateway.client import Route, RoutePolicy, request, retry_after_seconds, route_block
+from gateway.client import (
+    CallStats,
+    Route,
+    RoutePolicy,
+    request,
+    request_observed,
+    retry_after_seconds,
+    route_block,
+)
 from gateway.errors import RateLimited
 from gateway.routes import policy_for
 from tests.gateway import outbound_support
@@ -148,6 +156,34 @@ def test_a_lease_never_released_expires(server):
         limiter.lease_acquire(route)
     time.sleep(policy.lease_ttl + 0.1)
     assert request(route, "GET", server.url()).status_code == 200
+
+
+class _QueueOnly(limiter._Releases):
+    """Queues returned leases but never starts the background flush."""
+
+    def add(self, route_name, token):
+        with self._lock:
+            self._tokens.setdefault(route_name, []).append(token)
+
+
+def test_a_returned_lease_rides_on_the_next_admission(server, monkeypatch):
+    # Only the next admission can free the slot here.
+    monkeypatch.setattr(limiter, "_releases", _QueueOnly())
+    route = Route("test", unique("fold"), RoutePolicy(max_in_flight=1, max_wait=0.2))
+    for _ in range(3):
+        stats = CallStats()
+        assert request_observed(route, "GET", server.url(), stats=stats).status_code == 200
+        assert stats.waits == 0  # the previous call's lease was removed by this admission
+    assert limiter.limiter_state_read(route).in_flight == 1  # the last one, still queued
+
+
+def test_a_returned_lease_is_removed_soon_without_another_call(server):
+    route = Route("test", unique("flush"), RoutePolicy(max_in_flight=2))
+    assert request(route, "GET", server.url()).status_code == 200
+    deadline = time.monotonic() + 1.0
+    while limiter.limiter_state_read(route).in_flight and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert limiter.limiter_state_read(route).in_flight == 0
 
 
 def test_infinite_campus_is_serial_at_peak_and_five_off_peak():
