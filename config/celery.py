@@ -26,10 +26,11 @@ app.conf.update(
     task_default_exchange="default",
     task_default_routing_key="default",
     # Tasks route by the app that defines them; see docs/operations.md.
+    # First match wins: the narrower write-back pattern must come before "syncing.tasks.*".
     task_routes={
+        "syncing.tasks.writeback_*": {"queue": "writeback"},
         "syncing.tasks.*": {"queue": "sync"},
         "sis.tasks.*": {"queue": "sync"},
-        "syncing.tasks.writeback_*": {"queue": "writeback"},
         "notifications.tasks.*": {"queue": "notify"},
         "portal.tasks.*": {"queue": "notify"},
     },

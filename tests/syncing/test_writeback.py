@@ -235,3 +235,22 @@ def test_a_grade_write_that_does_not_stick_is_a_mismatch(district):
         sandbox.inject("ignore_write", path="/results/")
         assert writeback_send_due() == {"mismatch": 1}
         assert WriteBackItem.objects.get().sis_value is None
+
+
+def test_the_sender_is_a_writeback_queue_task_scheduled_every_minute(ps):
+    from django_celery_beat.models import PeriodicTask
+
+    from config.celery import app
+    from core.periodic import schedules_install
+    from syncing.tasks import writeback_send_due as task
+
+    router = app.amqp.router
+    assert router.route({}, task.name)["queue"].name == "writeback"
+    schedules_install()
+    beat = PeriodicTask.objects.get(name="system:writeback-send")
+    assert beat.task == task.name and beat.interval.every == 60
+    assert PeriodicTask.objects.filter(name="system:sync-events-drain").exists()
+
+    sandbox, connection = ps
+    _edit_and_sync(sandbox, connection)
+    assert task.apply().get() == {"verified": 1}
