@@ -254,3 +254,42 @@ def test_the_sender_is_a_writeback_queue_task_scheduled_every_minute(ps):
     sandbox, connection = ps
     _edit_and_sync(sandbox, connection)
     assert task.apply().get() == {"verified": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_senders_at_once_write_each_item_once(district):
+    import threading
+
+    from django.db import connection as db
+
+    with sandbox_for(provider="powerschool", students=40) as sandbox:
+        connection = connection_for(sandbox, district)
+        _sync(connection)
+        links = list(SourceLink.objects.filter(connection=connection, entity="student")[:6])
+        for n, link in enumerate(links):
+            sandbox.state.district.overrides["student"].setdefault(link.source_id, {})["first"] = (
+                "Ada"
+            )
+            Student.objects.filter(pk=link.object_id).update(legal_last_name=f"Parallel{n}")
+        _sync(connection)
+        assert WriteBackItem.objects.filter(status="pending").count() == len(links)
+
+        outcomes: list[dict[str, int]] = []
+        start = threading.Barrier(2)
+
+        def sender() -> None:
+            start.wait()
+            try:
+                outcomes.append(writeback_send_due())
+            finally:
+                db.close()
+
+        threads = [threading.Thread(target=sender) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+
+        assert sum(o.get("verified", 0) for o in outcomes) == len(links)
+        written = [w["body"]["students"]["student"][0]["id"] for w in _student_writes(sandbox)]
+        assert sorted(written) == sorted(link.source_id for link in links)  # once each
