@@ -32,6 +32,9 @@ from syncing.models import (
     SyncRun,
 )
 
+# Marks a record on a page whose hash matched its link's: nothing to stage.
+_UNCHANGED = object()
+
 ACTION_ORDER = {ChangeAction.DEACTIVATE: 0, ChangeAction.UPDATE: 1, ChangeAction.CREATE: 2}
 
 # The natural key a new record is matched on before it may be created: a local object with the
@@ -46,6 +49,8 @@ NATURAL_KEYS: dict[str, str] = {
 
 
 def content_hash(values: dict[str, Any]) -> str:
+    """Hash of a record as mapped from the SIS (before validation cleans it), so an unchanged
+    record is recognised before anything else is done with it."""
     return hashlib.md5(
         orjson.dumps(values, option=orjson.OPT_SORT_KEYS), usedforsecurity=False
     ).hexdigest()
@@ -159,8 +164,24 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
                 message=str(item.reason),
             )
             ctx.count(spec.name, "quarantined")
-        # Map and validate; the last copy of a source id on a page wins.
-        mapped: dict[str, tuple[dict[str, Any], bool, Any]] = {}
+        # Records that failed to map are still "seen": the SIS returned them, so they must not
+        # be deactivated because they are malformed.
+        unmapped = [
+            str(item.source_id) for item in getattr(page, "quarantined", ()) or () if item.source_id
+        ]
+        links = {
+            row[1]: row
+            for row in pgsql.links_of_sources(
+                run.connection_id,
+                spec.name,
+                list({*(str(r.source_id) for r in page.records), *unmapped}),
+            )
+        }
+        seen = [row[0] for row in links.values()]
+        # Map, compare, validate; the last copy of a source id on a page wins. An unchanged
+        # record (same hash as its active link) costs the mapping and the hash, nothing more:
+        # it was validated when it was staged.
+        mapped: dict[str, tuple[dict[str, Any], bool, Any, str]] = {}
         for record in page.records:
             source_id = str(record.source_id)
             modified = getattr(record, "modified_at", None)
@@ -168,7 +189,13 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
                 ctx.max_modified = modified
             try:
                 values = record_values(record)
-                if not _is_deleted(record):
+                deleted = _is_deleted(record)
+                digest = "" if deleted else content_hash(values)
+                link = links.get(source_id)
+                if link is not None and link[3] and link[2] == digest:
+                    mapped[source_id] = (values, False, _UNCHANGED, digest)
+                    continue
+                if not deleted:
                     for warning in warnings(spec, values):
                         quarantine_record(
                             run=run,
@@ -192,7 +219,7 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
                 ctx.count(spec.name, "quarantined")
                 mapped.pop(source_id, None)
                 # Still "seen": a malformed record must not be deactivated.
-                mapped[source_id] = ({}, False, None)
+                mapped[source_id] = ({}, False, None, "")
                 continue
             except (TypeError, ValueError, AttributeError, KeyError) as exc:
                 quarantine_record(
@@ -204,40 +231,28 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
                     message=f"{type(exc).__name__}: {exc}"[:500],
                 )
                 ctx.count(spec.name, "quarantined")
-                mapped[source_id] = ({}, False, None)
+                mapped[source_id] = ({}, False, None, "")
                 continue
-            mapped[source_id] = (values, _is_deleted(record), record)
+            mapped[source_id] = (values, deleted, record, digest)
 
-        # Records that failed to map are still "seen": the SIS returned them, so they must not
-        # be deactivated because they are malformed.
-        unmapped = [
-            str(item.source_id)
-            for item in getattr(page, "quarantined", ()) or ()
-            if item.source_id and str(item.source_id) not in mapped
-        ]
-        links = {
-            row[1]: row
-            for row in pgsql.links_of_sources(run.connection_id, spec.name, [*mapped, *unmapped])
-        }
-        seen = [row[0] for row in links.values()]
         creates: list[tuple[str, dict[str, Any], str, Any]] = []
         updates: list[tuple[str, dict[str, Any], str, tuple[Any, ...]]] = []
         deactivations: list[tuple[str, tuple[Any, ...]]] = []
-        for source_id, (values, deleted, record) in mapped.items():
+        for source_id, (values, deleted, record, digest) in mapped.items():
             if record is None:
                 continue  # quarantined
+            if record is _UNCHANGED:
+                ctx.count(spec.name, "unchanged")
+                continue
             link = links.get(source_id)
             if deleted:
                 if link is not None and link[3]:
                     deactivations.append((source_id, link))
                 continue
-            digest = content_hash(values)
             if link is None:
                 creates.append((source_id, values, digest, record))
-            elif link[2] != digest or not link[3]:
-                updates.append((source_id, values, digest, link))
             else:
-                ctx.count(spec.name, "unchanged")
+                updates.append((source_id, values, digest, link))
 
         # References must resolve (to a linked record or one created in this run). A record
         # that refers to one waiting for an identity decision waits too (not an error).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from attendance import bulk
 from attendance.models import Enrollment, ExitReason, Guardian, Student, StudentGuardian
 from sis.connectors.records import EnrollmentRecord, StudentRecord
 from syncing.models import RunStatus, SourceLink
@@ -112,3 +113,40 @@ def test_a_transfer_closes_one_span_and_opens_another(connection, source):
     assert spans[0].exit_reason == ExitReason.TRANSFERRED
     assert spans[1].exit_date is None
     assert student.school.name == "School 1"
+
+
+def test_large_batches_stream_through_copy_with_the_same_result(connection, source, monkeypatch):
+    """Batches from COPY_MIN_ROWS rows on go through COPY and a temporary table: same rows,
+    same history, an identical re-sync still writes nothing."""
+    monkeypatch.setattr(bulk, "COPY_MIN_ROWS", 1)
+    copies: list[str] = []
+    real_copy = bulk.copy_to_temp
+
+    def counting_copy(*args, **kwargs):
+        name = real_copy(*args, **kwargs)
+        copies.append(name)
+        return name
+
+    monkeypatch.setattr(bulk, "copy_to_temp", counting_copy)
+    run = sync(connection, source)
+    assert run.status == RunStatus.COMPLETED, run.error_summary
+    assert copies, "the COPY path did not run"
+    assert row_counts() == {
+        "School": 2,
+        "Student": 60,
+        "Guardian": 60,
+        "StudentGuardian": 60,
+        "Enrollment": 60,
+    }
+    assert history_counts() == row_counts()
+    assert Guardian.objects.get(email="parent7@example.org").mobile_phone == "+13125550107"
+    assert SourceLink.objects.filter(connection=connection).count() == 2 + 4 * 60
+    history = history_counts()
+    assert sync(connection, source).counts["student"] == {"unchanged": 60}
+    assert history_counts() == history
+    source.get("student", "stu-3").last_name = "Renamed"
+    copies.clear()
+    run = sync(connection, source)
+    assert copies, "the update did not go through COPY"
+    assert Student.objects.get(local_id="S00003").legal_last_name == "Renamed"
+    assert history_counts()["Student"] == history["Student"] + 1
