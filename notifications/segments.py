@@ -28,9 +28,13 @@ class SmsLength:
         return f"{self.units} {self.encoding} units, {self.segments} segment(s)"
 
 
+GSM7 = GSM7_BASIC | GSM7_EXTENSION
+
+
 def sms_length(text: str) -> SmsLength:
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
-        units = sum(2 if ch in GSM7_EXTENSION else 1 for ch in text)
+    used = set(text)  # per distinct character, not per character: every message is measured
+    if used <= GSM7:
+        units = len(text) + sum(text.count(ch) for ch in used & GSM7_EXTENSION)
         single, multi, encoding = 160, 153, "GSM-7"
     else:
         units = len(text.encode("utf-16-le")) // 2
