@@ -274,7 +274,7 @@ def test_two_senders_at_once_write_each_item_once(district):
         _sync(connection)
         assert WriteBackItem.objects.filter(status="pending").count() == len(links)
 
-        outcomes: list[dict[str, int]] = []
+        outcomes = []
         start = threading.Barrier(2)
 
         def sender() -> None:
