@@ -1,0 +1,138 @@
+"""Kill-and-resume machinery shared by the test (small district) and the ``sync`` benchmark
+(20,000 students): a real Celery worker for the ``sync`` queue, SIGKILLs of the process running
+the task at random points, and table digests that must equal a clean run's."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.db import connection as db
+
+from config.celery import app as celery_app
+from syncing.models import RunStatus, SyncRun
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+# Content of every synced table for one district, without ids or timestamps: two districts
+# synced from the same SIS data must have equal digests.
+DIGESTS = {
+    "school": "SELECT name, local_id, active FROM attendance_school WHERE district_id = %s",
+    "student": """
+        SELECT s.local_id, s.legal_first_name, s.legal_last_name, s.birth_date, s.grade_level,
+               s.active, sc.local_id
+        FROM attendance_student s LEFT JOIN attendance_school sc ON sc.id = s.school_id
+        WHERE s.district_id = %s""",
+    "guardian": """
+        SELECT first_name, last_name, email, mobile_phone_raw, mobile_phone, active
+        FROM attendance_guardian WHERE district_id = %s""",
+    "student_guardian": """
+        SELECT s.local_id, g.email, sg.relationship, sg.contact_allowed, sg.active
+        FROM attendance_studentguardian sg JOIN attendance_student s ON s.id = sg.student_id
+        JOIN attendance_guardian g ON g.id = sg.guardian_id WHERE s.district_id = %s""",
+    "enrollment": """
+        SELECT s.local_id, sc.local_id, e.entry_date, e.exit_date, e.exit_reason
+        FROM attendance_enrollment e JOIN attendance_student s ON s.id = e.student_id
+        JOIN attendance_school sc ON sc.id = e.school_id WHERE s.district_id = %s""",
+    "section_enrollment": """
+        SELECT s.local_id, sec.section_number, c.code, se.entry_date, se.exit_date
+        FROM attendance_sectionenrollment se JOIN attendance_student s ON s.id = se.student_id
+        JOIN attendance_section sec ON sec.id = se.section_id
+        JOIN attendance_course c ON c.id = sec.course_id WHERE s.district_id = %s""",
+    "student_history": """
+        SELECT h.local_id, h.history_type, h.legal_last_name, h.active
+        FROM attendance_historicalstudent h WHERE h.district_id = %s""",
+}
+
+
+def district_digest(district_id: int) -> dict[str, tuple[int, str]]:
+    """(row count, md5 of the sorted rows) per synced table of one district."""
+    result = {}
+    with db.cursor() as cursor:
+        for name, sql in DIGESTS.items():
+            cursor.execute(
+                f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM ({sql}) t",  # noqa: S608
+                [district_id],
+            )
+            result[name] = tuple(cursor.fetchone())
+    return result
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+@contextmanager
+def sync_worker(log_path: Path, *, batch_size: int = 500) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker (one prefork child) for the ``sync`` queue, on this process's
+    database and broker; stopped on exit."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "TEST_DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db.settings_dict['NAME']}",
+        "CELERY_MAX_DELIVERIES": "10",
+        "CELERY_VISIBILITY_TIMEOUT": "60",
+        "SYNC_BATCH_SIZE": str(batch_size),
+    }
+    celery_app.control.purge()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "sync",
+             "--concurrency", "1", "--pool", "prefork", "--loglevel", "WARNING",
+             "--hostname", f"sync-kill-{uuid.uuid4().hex[:8]}@%h"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+
+
+def kill_while_running(
+    run: SyncRun,
+    worker: subprocess.Popen[Any],
+    *,
+    kills: int,
+    rng: random.Random,
+    pause: tuple[float, float] = (0.5, 3.0),
+    timeout: float = 240,
+) -> tuple[int, set[str]]:
+    """SIGKILL the process running ``run`` ``kills`` times, each after a random pause while it
+    runs, then wait for the run to come to rest (the broker redelivers after each kill).
+    Returns the kills made and the phases they hit."""
+    made, phases = 0, set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
+            break
+        if made < kills and run.status == RunStatus.RUNNING:
+            time.sleep(rng.uniform(*pause))
+            run.refresh_from_db()
+            if run.status != RunStatus.RUNNING:
+                continue
+            children = _children(worker.pid)
+            if children:
+                phases.add(run.phase)
+                os.kill(children[0], signal.SIGKILL)
+                made += 1
+                time.sleep(0.5)
+            continue
+        time.sleep(0.3)
+    run.refresh_from_db()
+    return made, phases
