@@ -28,7 +28,7 @@ from typing import Any, Literal
 import requests
 
 from gateway import client as gateway
-from sis.connectors.base import Capability, Connector, RawPage
+from sis.connectors.base import Capability, RawPage
 from sis.connectors.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -37,20 +37,15 @@ from sis.connectors.errors import (
     NotFound,
 )
 from sis.connectors.powerschool import mapping
+from sis.connectors.powerschool.queries import (
+    DELTA_SOURCES,
+    GUARDIAN_QUERY,
+    PowerSchoolQueries,
+    data_version,
+)
 from sis.connectors.records import Entity, GradeWrite, Record
 from sis.connectors.tokens import Token
 
-GUARDIAN_QUERY = "com.pearson.core.guardian.student_guardian_detail"
-DCID_ID_QUERY = "com.pearson.core.student.student_dcid_id_map"
-SECTION_ENROLLMENT_QUERY = "com.pearson.core.teachers.sectionEnrollments"
-#: which data-version PowerQuery reports the changes of which entities, and under which table
-DELTA_SOURCES: dict[Entity, tuple[str, str]] = {
-    Entity.STUDENT: (DCID_ID_QUERY, "students"),
-    Entity.ENROLLMENT: (DCID_ID_QUERY, "students"),
-    Entity.GUARDIAN: (GUARDIAN_QUERY, "studentcontactassoc"),
-    Entity.STUDENT_GUARDIAN: (GUARDIAN_QUERY, "studentcontactassoc"),
-    Entity.SECTION_ENROLLMENT: (SECTION_ENROLLMENT_QUERY, "cc"),
-}
 #: canonical student fields → where ``POST /ws/v1/student`` takes them
 STUDENT_WRITABLE = {
     "first_name": ("name", "first_name"),
@@ -59,7 +54,6 @@ STUDENT_WRITABLE = {
     "birth_date": ("demographics", "birth_date"),
     "gender": ("demographics", "gender"),
 }
-BY_ID_CHUNK = 50  # ids per FIQL "or" filter when fetching changed rows
 THROTTLE_MESSAGE = re.compile(r"(?i)wait\s+(\d+(?:\.\d+)?)\s+second")
 PER_SCHOOL = {
     Entity.TERM: ("term", "terms", "term"),
@@ -87,7 +81,7 @@ class PowerSchoolOptions:
             raise ConfigurationError("page_size and min_interval_ms may not be negative.")
 
 
-class PowerSchoolConnector(Connector):
+class PowerSchoolConnector(PowerSchoolQueries):
     key = "powerschool"
     label = "PowerSchool"
     capabilities = frozenset(
@@ -117,14 +111,7 @@ class PowerSchoolConnector(Connector):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._metadata: dict[str, Any] | None = None
         self._school_ids: list[str] | None = None
-        self._dcid_of_id: dict[str, str] | None = None
-        # Data-version answers of this connector's run: query → (new version, changed ids).
-        self._changes: dict[tuple[str, str], tuple[str, dict[str, list[str]]]] = {}
-        #: the data version to start the next delta from (read by the sync engine after a
-        #: run); the lowest version seen, so nothing changed during the run is skipped
-        self.delta_watermark: str | None = None
 
     # ---------------------------------------------------------------- hooks -------------------
     def validate_config(self) -> None:
@@ -339,112 +326,7 @@ class PowerSchoolConnector(Connector):
         )
         return dict(response.json())
 
-    # ---------------------------------------------------------------- ids, deltas, events -----
-    def student_dcid(self, student_id: str) -> str | None:
-        """The DCID of the student whose students-table ID is ``student_id``."""
-        if self._dcid_of_id is None:
-            mapping_: dict[str, str] = {}
-            for page in self._query_pages(DCID_ID_QUERY):
-                for item in page.items:
-                    row = mapping.table_row(item)
-                    if row.get("id") not in (None, "") and row.get("dcid") not in (None, ""):
-                        mapping_[mapping.text(row["id"])] = mapping.text(row["dcid"])
-            self._dcid_of_id = mapping_
-        return self._dcid_of_id.get(mapping.text(student_id))
-
-    def data_versions(self, since: str | None) -> None:
-        """Ask each data-version query what changed after ``since`` (all of it when there is
-        no data version yet); sets :attr:`delta_watermark` to the lowest new version."""
-        start = data_version(since) or "0"
-        for query in {q for q, _ in DELTA_SOURCES.values()}:
-            if (query, start) in self._changes:
-                continue
-            response = self.request(
-                "POST",
-                f"/ws/schema/query/{query}",
-                json={
-                    "$dataversion": start,
-                    "$dataversion_applicationname": self.options.data_version_application,
-                },
-                retry_writes=True,  # a query, safe to repeat
-            )
-            body = response.json() if response.content else {}
-            version = mapping.text((body or {}).get("$dataversion"))
-            tables = {
-                str(name).lower(): [mapping.text(i) for i in mapping.as_list(ids)]
-                for name, ids in ((body or {}).get("tables") or {}).items()
-            }
-            self._changes[(query, start)] = (version, tables)
-            if version.isdigit() and (
-                self.delta_watermark is None or int(version) < int(self.delta_watermark)
-            ):
-                self.delta_watermark = version
-
-    def _changed_pages(self, entity: Entity, since: str) -> Iterator[RawPage]:
-        query, table = DELTA_SOURCES[entity]
-        ids = self._changes[(query, since)][1].get(table, [])
-        for start in range(0, len(ids), BY_ID_CHUNK):
-            chunk = ids[start : start + BY_ID_CHUNK]
-            if entity in (Entity.STUDENT, Entity.ENROLLMENT):
-                items = []
-                for student_id in chunk:
-                    dcid = self.student_dcid(student_id)
-                    item = self.fetch_one_raw(Entity.STUDENT, dcid) if dcid else None
-                    if item is not None:  # gone since: the weekly full sync reconciles it
-                        items.append(item)
-                yield RawPage(items)
-            elif entity == Entity.SECTION_ENROLLMENT:
-                filter_ = ",".join(f"id=={i}" for i in chunk)  # FIQL: "," is OR
-                for page in self._table_pages("cc", "section_enrollment", q=filter_):
-                    yield page
-            else:
-                filter_ = ",".join(f"contactdcid=={i}" for i in chunk)
-                for page in self._query_pages(GUARDIAN_QUERY, q=filter_):
-                    yield page
-
-    def events_subscribe(self, *, callback_url: str, secret: str) -> dict[str, Any]:
-        """Register our webhook for student, contact and schedule changes
-        (``PUT /ws/v1/event_subscription``; needs "Data Event API Services" on)."""
-        self.require(Capability.PUSH_EVENTS)
-        body = {
-            "event_subscriptions": {
-                "key": self.config.key,
-                "callback_url": callback_url,
-                "secret": secret,
-                "resource": [
-                    {"event_type": kind, "resource": resource}
-                    for resource in ("/ws/v1/student", "/ws/v1/section_enrollment", "contacts")
-                    for kind in ("INSERT", "UPDATE", "DELETE")
-                ],
-            }
-        }
-        return dict(self.request("PUT", "/ws/v1/event_subscription", json=body).json() or {})
-
-    def events_subscription(self) -> dict[str, Any]:
-        """What PowerSchool has registered for this plugin (empty when nothing)."""
-        try:
-            return dict(self.get_json("/ws/v1/event_subscription") or {})
-        except NotFound:
-            return {}
-
-    def events_unsubscribe(self) -> None:
-        self.require(Capability.PUSH_EVENTS)
-        try:
-            self.request("DELETE", "/ws/v1/event_subscription")
-        except NotFound:
-            return
-
     # ---------------------------------------------------------------- helpers -----------------
-    def metadata(self) -> dict[str, Any]:
-        if self._metadata is None:
-            self._metadata = dict(self.get_json("/ws/v1/metadata").get("metadata") or {})
-        return self._metadata
-
-    def page_size(self, resource: str) -> int:
-        maximum = int(self.metadata().get(f"{resource}_max_page_size") or 100)
-        wanted = self.options.page_size or maximum
-        return max(1, min(wanted, maximum))
-
     def school_ids(self) -> list[str]:
         if self._school_ids is None:
             ids: list[str] = []
@@ -489,24 +371,6 @@ class PowerSchoolConnector(Connector):
     def _powerquery_pages(self) -> Iterator[RawPage]:
         yield from self._query_pages(GUARDIAN_QUERY)
 
-    def _query_pages(self, query: str, *, q: str | None = None) -> Iterator[RawPage]:
-        path = f"/ws/schema/query/{query}"
-        extra = {"$q": q} if q else {}
-        total = int(self.request("POST", f"{path}/count", params=extra, json={}).json()["count"])
-        size = self.page_size("schema_table_query")
-
-        def get_page(index: int, offset: int) -> RawPage:
-            response = self.request(
-                "POST",
-                path,
-                params={**extra, "page": index + 1, "pagesize": size},
-                json={},
-                retry_writes=True,
-            )  # a query, safe to repeat
-            return RawPage(mapping.as_list(response.json().get("record")), total=total)
-
-        yield from self.paginate(get_page, page_size=size, total=total)
-
     def _contacts_pages(self) -> Iterator[RawPage]:
         for page in self._listing("/ws/v1/district/student", "students", "student", "student"):
             items: list[Any] = []
@@ -528,30 +392,6 @@ class PowerSchoolConnector(Connector):
                         }
                     )
             yield RawPage(items)
-
-    def _table_pages(self, table: str, resource: str, *, q: str | None = None) -> Iterator[RawPage]:
-        path = f"/ws/schema/table/{table}"
-        extra = {"q": q} if q else {}
-        total = int(self.get_json(f"{path}/count", params=extra)["count"])
-        size = self.page_size("schema_table_query")
-        projection = "dcid,id,studentid,sectionid,schoolid,dateenrolled,dateleft"
-
-        def get_page(index: int, offset: int) -> RawPage:
-            data = self.get_json(
-                path,
-                params={**extra, "projection": projection, "page": index + 1, "pagesize": size},
-            )
-            return RawPage(mapping.as_list(data.get("record")), total=total)
-
-        yield from self.paginate(get_page, page_size=size, total=total)
-
-
-def data_version(watermark: str | None) -> str | None:
-    """A PowerSchool data version (digits) from a run's watermark; None for anything else (no
-    watermark yet, or a timestamp written before data versions were used)."""
-    if watermark is not None and watermark.strip().isdigit():
-        return watermark.strip()
-    return None
 
 
 def throttle_seconds(response: requests.Response) -> float | None:
