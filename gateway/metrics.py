@@ -14,7 +14,7 @@ connection or credential, never a URL, a person or a secret.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -83,13 +83,28 @@ def status_class(status: int | None) -> str:
     return f"{status // 100}xx"
 
 
+# The labelled children of the per-call metrics, by labels: ``labels()`` takes a lock and
+# validates its arguments each time, and these run on every outbound call.
+_call_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_state_children: dict[tuple[str, str], Any] = {}
+
+
 def call_observed(route: Route, status: int | None, duration: float) -> None:
-    CALLS.labels(route.provider, route.name, status_class(status)).inc()
-    LATENCY.labels(route.provider, route.name).observe(duration)
+    labels = (route.provider, route.name, status_class(status))
+    children = _call_children.get(labels)
+    if children is None:
+        children = (CALLS.labels(*labels), LATENCY.labels(route.provider, route.name))
+        _call_children[labels] = children
+    children[0].inc()
+    children[1].observe(duration)
 
 
 def breaker_state(route: Route, state: str) -> None:
-    BREAKER_STATE.labels(route.provider, route.name).set(_STATE_VALUES.get(state, 0))
+    labels = (route.provider, route.name)
+    child = _state_children.get(labels)
+    if child is None:
+        child = _state_children[labels] = BREAKER_STATE.labels(*labels)
+    child.set(_STATE_VALUES.get(state, 0))
 
 
 def breaker_rejected(route: Route) -> None:
