@@ -10,33 +10,26 @@
   publishes no status for it), errors as ``{"message", "errors": [{resource, field, code}]}``.
 
 A student's DCID (``/ws/v1`` ids) and ID (``CC.studentid``, data-version answers) differ, as in
-PowerSchool; ``com.pearson.core.student.student_dcid_id_map`` maps one to the other.
-
-Data versions: the district's data version is ``1000 + day``; a PowerQuery called with
-``$dataversion`` answers ``{"$dataversion": current, "tables": {table: [changed ids]}}``.
-Event subscriptions (``/ws/v1/event_subscription``) are kept, and each change the script makes
-is POSTed to the subscription's callback URL, signed like our webhook expects.
+PowerSchool. The ID map, data versions and event subscriptions are in ``powerschool_changes``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import re
-import threading
 import time
-import urllib.request
 from typing import Any
 
-from sis.sandbox.district import (
-    BASE_MODIFIED,
-    Change,
-    Compacted,
-    changed_positions,
-    day_timestamp,
-    school_positions,
+from sis.sandbox.district import Compacted, changed_positions, school_positions
+from sis.sandbox.powerschool_changes import (
+    DATA_VERSION_TABLES,
+    DCID_ID_QUERY,
+    GUARDIAN_QUERY,
+    PowerSchoolChanges,
+    fiql_values,
+    json_object,
+    student_number_id,
 )
 from sis.sandbox.server import SandboxHandler, SandboxState, basic_credentials, bearer_token
 
@@ -49,17 +42,6 @@ STATUS_TEXT = {
     "H": "Historical",
     "I": "Inactive",
 }
-GUARDIAN_QUERY = "com.pearson.core.guardian.student_guardian_detail"
-DCID_ID_QUERY = "com.pearson.core.student.student_dcid_id_map"
-SECTION_ENROLLMENT_QUERY = "com.pearson.core.teachers.sectionEnrollments"
-#: data-version query → (table it reports, district kind)
-DATA_VERSION_TABLES = {
-    DCID_ID_QUERY: ("students", "student"),
-    GUARDIAN_QUERY: ("studentcontactassoc", "guardian"),
-    SECTION_ENROLLMENT_QUERY: ("cc", "section_enrollment"),
-}
-BASE_DATA_VERSION = 1000
-ID_OFFSET = 3_000_000  # a student's ID is its DCID plus this (numeric DCIDs)
 WRITABLE = {  # POST /ws/v1/student block.field → district item field
     ("name", "first_name"): "first",
     ("name", "middle_name"): "middle",
@@ -69,19 +51,6 @@ WRITABLE = {  # POST /ws/v1/student block.field → district item field
 }
 
 
-def student_number_id(dcid: Any) -> str:
-    """The students table ID of the student with this DCID."""
-    text = str(dcid)
-    return str(int(text) + ID_OFFSET) if text.isdigit() else f"id-{text}"
-
-
-def student_dcid(student_id: Any) -> str:
-    text = str(student_id)
-    if text.startswith("id-"):
-        return text[3:]
-    return str(int(text) - ID_OFFSET) if text.isdigit() else text
-
-
 LIST_ROUTE = re.compile(r"^/ws/v1/school/(\d+)/(staff|course|term|section)(/count)?$")
 ONE_ROUTE = re.compile(
     r"^/ws/v1/(student|staff|section|course|term|school|section_enrollment)"
@@ -89,7 +58,7 @@ ONE_ROUTE = re.compile(
 )
 
 
-class PowerSchoolDialect:
+class PowerSchoolDialect(PowerSchoolChanges):
     def __init__(self, state: SandboxState) -> None:
         self.state = state
         self.district = state.district
@@ -249,7 +218,7 @@ class PowerSchoolDialect:
             self.table_cc(handler, path, query, fault)
         elif method == "POST" and (m := re.match(r"^/ws/schema/query/([\w.]+?)(/count)?$", path)):
             name = m.group(1)
-            arguments = _json(body)
+            arguments = json_object(body)
             if name in DATA_VERSION_TABLES and "$dataversion" in arguments:
                 self.data_version(handler, name, arguments)
             elif name == GUARDIAN_QUERY:
@@ -470,7 +439,7 @@ class PowerSchoolDialect:
         self, handler: SandboxHandler, path: str, query: dict[str, str], fault: str | None
     ) -> None:
         positions: Any = range(self.district.count("section_enrollment"))
-        wanted = _fiql_values(query.get("q", ""), "id")
+        wanted = fiql_values(query.get("q", ""), "id")
         if wanted is not None:
             found = (self.district.index_of("section_enrollment", i) for i in sorted(wanted))
             positions = [
@@ -546,7 +515,7 @@ class PowerSchoolDialect:
         self, handler: SandboxHandler, path: str, query: dict[str, str], fault: str | None
     ) -> None:
         positions = self._guardian_positions()
-        wanted = _fiql_values(query.get("$q", ""), "contactdcid")
+        wanted = fiql_values(query.get("$q", ""), "contactdcid")
         if wanted is not None and not getattr(self.district, "shared_guardians", False):
             deleted = set(getattr(self.district, "deleted_guardians", []))
             found = (self.district.index_of("guardian", w) for w in sorted(wanted))
@@ -649,6 +618,10 @@ class PowerSchoolDialect:
         else:
             handler.send_json(200, {"status": "ok"})
 
+    def _guardian_id(self, position: Any) -> str:
+        g = position[0] if isinstance(position, tuple) else position
+        return str(self.district.item("guardian", g)["id"])
+
     def _student_update(self, student: dict[str, Any], *, apply: bool) -> dict[str, Any]:
         """Apply one UPDATE of ``POST /ws/v1/student`` to the district (so a read-back sees
         it), unless the ``ignore_write`` fault asks for a write that silently does nothing."""
@@ -666,138 +639,6 @@ class PowerSchoolDialect:
             with self.state.lock:
                 self.district.overrides["student"].setdefault(dcid, {}).update(changes)
         return {**result, "status": "SUCCESS", "success_message": {"id": dcid}}
-
-    # ---------------------------------------------------------------- ids, data versions ------
-    def _guardian_id(self, position: Any) -> str:
-        g = position[0] if isinstance(position, tuple) else position
-        return str(self.district.item("guardian", g)["id"])
-
-    def dcid_id_query(self, handler: SandboxHandler, path: str, query: dict[str, str]) -> None:
-        total = self.district.count("student")
-        if path.endswith("/count"):
-            handler.send_json(200, {"count": total})
-            return
-        paged = self._page(query, total)
-        if isinstance(paged, str):
-            handler.send_json(400, self.error_body(400, paged))
-            return
-        page, size = paged
-        records = []
-        for k in range((page - 1) * size, min(page * size, total)):
-            dcid = self.district.item("student", k)["id"]
-            records.append(
-                {
-                    "name": "students",
-                    "tables": {"students": {"dcid": str(dcid), "id": student_number_id(dcid)}},
-                }
-            )
-        handler.send_json(200, {"name": DCID_ID_QUERY, "record": records})
-
-    def current_data_version(self) -> int:
-        return BASE_DATA_VERSION + self.district.day
-
-    def data_version(self, handler: SandboxHandler, name: str, arguments: dict[str, Any]) -> None:
-        if not arguments.get("$dataversion_applicationname"):
-            handler.send_json(400, self.error_body(400, "$dataversion_applicationname is required"))
-            return
-        try:
-            since_version = int(str(arguments["$dataversion"]))
-        except ValueError:
-            handler.send_json(400, self.error_body(400, "$dataversion must be a number"))
-            return
-        table, kind = DATA_VERSION_TABLES[name]
-        since = max(BASE_MODIFIED, day_timestamp(since_version - BASE_DATA_VERSION))
-        ids = []
-        for position in changed_positions(self.district, kind, since):
-            item = self.district.item(kind, position)
-            ids.append(student_number_id(item["id"]) if kind == "student" else str(item["id"]))
-        handler.send_json(
-            200, {"$dataversion": str(self.current_data_version()), "tables": {table: ids}}
-        )
-
-    # ---------------------------------------------------------------- event subscriptions -----
-    def event_subscription(self, handler: SandboxHandler, method: str, body: bytes) -> None:
-        if method == "GET":
-            if self.subscription is None:
-                handler.send_json(404, self.error_body(404, "No event subscription"))
-            else:
-                public = {k: v for k, v in self.subscription.items() if k != "secret"}
-                handler.send_json(200, {"event_subscriptions": public})
-        elif method == "PUT":
-            wanted = _json(body).get("event_subscriptions")
-            if not isinstance(wanted, dict) or not wanted.get("callback_url"):
-                handler.send_json(400, self.error_body(400, "callback_url is required"))
-                return
-            self.subscription = dict(wanted)
-            public = {k: v for k, v in wanted.items() if k != "secret"}
-            handler.send_json(200, {"event_subscriptions": public})
-        elif method == "DELETE":
-            self.subscription = None
-            handler.send_json(200, {})
-        else:
-            handler.send_json(405, self.error_body(405, "Method not allowed"))
-
-    def after_advance(self, changes: list[Change]) -> None:
-        """Tell the subscriber what the change script changed (one event per record), from
-        a thread so the advance call does not wait on the subscriber."""
-        subscription = self.subscription
-        if subscription is None or not changes:
-            return
-        resources = {"student": "students", "guardian": "person", "section_enrollment": "cc"}
-        events = [
-            {"entity": resources[c.entity], "id": c.id, "event_type": _event_type(c.kind)}
-            for c in changes
-            if c.entity in resources
-        ]
-        body = json.dumps({"events": events}).encode()
-        secret = str(subscription.get("secret", ""))
-        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        thread = threading.Thread(
-            target=self._deliver,
-            args=(str(subscription["callback_url"]), body, signature, events),
-            daemon=True,
-        )
-        thread.start()
-        self.delivery = thread
-
-    def _deliver(self, url: str, body: bytes, signature: str, events: list[Any]) -> None:
-        request = urllib.request.Request(  # noqa: S310 (the subscriber's URL, set by a test)
-            url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "X-Sync-Signature": signature},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                status = response.status
-        except Exception as exc:  # the outcome is recorded for the test to read
-            status = getattr(exc, "code", 0)
-        with self.state.lock:
-            self.events_delivered.append({"status": status, "events": events})
-
-
-def _event_type(kind: str) -> str:
-    return {"new_student": "INSERT", "delete": "DELETE"}.get(kind, "UPDATE")
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body) if body else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _fiql_values(q: str, field: str) -> set[str] | None:
-    """The values of ``field==v`` terms joined by ``,`` (FIQL "or"); None without a filter."""
-    if not q:
-        return None
-    values = set()
-    for term in q.split(","):
-        name, _, value = term.partition("==")
-        if name.strip() == field:
-            values.add(value.strip())
-    return values
 
 
 def _grade(grade: str) -> int:
