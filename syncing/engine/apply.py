@@ -43,9 +43,9 @@ from syncing.models import (
 # school is kept by the enrollment spans when the student record does not carry it).
 KEEP_LOCAL_WHEN_MISSING = {("student", "school_id")}
 
-# Creates that resolve references against the crosswalk refresh its statistics first once this
-# many links were added since the last refresh (see pgsql.links_analyze).
-ANALYZE_AFTER_LINKS = 5000
+# Creates that resolve references against the crosswalk refresh its statistics first (see
+# pgsql.links_analyze) when a new entity starts, and within one entity every this many links.
+ANALYZE_AFTER_LINKS = 20000
 
 
 @dataclass
@@ -56,8 +56,10 @@ class ApplyContext:
     region: str = "US"
     policies: dict[tuple[str, str], str] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
-    # Links created since the crosswalk's statistics were last refreshed.
+    # Links created since the crosswalk's statistics were last refreshed, and the entity rank
+    # they were last refreshed for.
     links_unanalyzed: int = 0
+    analyzed_rank: int | None = None
 
     @property
     def reason(self) -> str:
@@ -698,9 +700,15 @@ def apply_next_batch(ctx: ApplyContext, *, batch_size: int) -> int:
         ]
         spec = SPECS[head["entity"]]
         if head["action"] == ChangeAction.CREATE:
-            if ctx.links_unanalyzed >= ANALYZE_AFTER_LINKS and SPECS[head["entity"]].refs:
+            # Creates resolve their references through the crosswalk: its statistics must know
+            # the links created by the entities before (and by earlier batches of a big one).
+            stale = ctx.links_unanalyzed >= ANALYZE_AFTER_LINKS or (
+                ctx.links_unanalyzed > 0 and ctx.analyzed_rank != head["rank"]
+            )
+            if stale and SPECS[head["entity"]].refs:
                 pgsql.links_analyze()
                 ctx.links_unanalyzed = 0
+                ctx.analyzed_rank = head["rank"]
             ctx.links_unanalyzed += len(changes)
         _APPLIERS[ChangeAction(head["action"])](ctx, spec, changes)
         ids = [c["id"] for c in changes]
