@@ -5,9 +5,11 @@ fake's recorded arrival times. ``full=False`` uses 500 absences.
 
 Every absence goes the real way, in batches of 100 as a bulk attendance import would:
 ``attendance_changes_handle`` (resolution → Notification rows) → ``notifications_dispatch_many``
-(Delivery rows) → ``deliveries_send_many`` (claim, contact point lock, provider call). The
-baseline is the per-record path (``attendance_change_handle`` with Celery eager, one record at
-a time) on one thread, on a tenth of the records.
+(Delivery rows) → ``deliveries_send_many`` (claim, contact point locks per group, provider
+calls, outcomes recorded in bulk), in ``PROCESSES`` worker processes like Celery's prefork pool
+(the Twilio fake answers from this process). The baseline is the per-record path
+(``attendance_change_handle`` with Celery eager, one record at a time) in this process, on a
+tenth of the records.
 """
 
 from __future__ import annotations

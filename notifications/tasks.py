@@ -54,12 +54,23 @@ def delivery_send(self: Any, delivery_id: int) -> str:
 @shared_task(base=BaseTask, name="notifications.tasks.dispatch_due")
 def dispatch_due() -> int:
     """Periodic sweep (every minute): notifications whose deferral ended (quiet hours, digest,
-    the attendance hold) and stuck deliveries."""
-    ids = planning.notifications_due(now=timezone.now())
+    the attendance hold), deliveries a lost task left behind, and stuck deliveries."""
+    now = timezone.now()
+    ids = planning.notifications_due(now=now)
     for start in range(0, len(ids), planning.DISPATCH_BATCH):
         notifications_dispatch_batch.delay(ids[start : start + planning.DISPATCH_BATCH])
+    left = sending.deliveries_due(now=now)
+    for start in range(0, len(left), planning.DISPATCH_BATCH):
+        deliveries_send_batch.delay(left[start : start + planning.DISPATCH_BATCH])
     sending.deliveries_reconcile_stuck()
-    return len(ids)
+    return len(ids) + len(left)
+
+
+@shared_task(base=BaseTask, name="notifications.tasks.deliveries_send_batch")
+def deliveries_send_batch(delivery_ids: list[int]) -> int:
+    outcomes = sending.deliveries_send_many(delivery_ids=delivery_ids)
+    _follow_up(outcomes)
+    return len(outcomes)
 
 
 @shared_task(base=BaseTask, name="notifications.tasks.bulk_notice_plan")

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -54,6 +55,8 @@ class SendOutcome:
 # for the contact point locks (a STOP reply) never waits long, even behind a paced sender.
 SEND_GROUP = 50
 GROUP_SECONDS = 2.0
+# How late a retry, or how old a pending delivery, must be before the sweep takes it over.
+SWEEP_GRACE = dt.timedelta(minutes=5)
 
 
 def status_callback_url(delivery: Delivery) -> str:
@@ -100,12 +103,48 @@ def deliveries_send_many(*, delivery_ids: list[int]) -> list[SendOutcome]:
     claimed = _claim(delivery_ids)
     # The notification (large JSON columns) is loaded only by the rare fallback path.
     deliveries = list(Delivery.objects.filter(pk__in=claimed).order_by("pk"))
-    while deliveries:
-        done, group_outcomes = _send_group(deliveries[:SEND_GROUP])
-        outcomes += group_outcomes
-        deliveries = deliveries[done:]
+    unsent = {d.pk for d in deliveries}  # claimed and not yet handed to a provider
+    try:
+        while deliveries:
+            done, group_outcomes = _send_group(deliveries[:SEND_GROUP], unsent)
+            outcomes += group_outcomes
+            deliveries = deliveries[done:]
+    except BaseException:
+        # A bug or a lost connection mid-batch: what no provider has seen goes back to
+        # "retrying" for the sweep (deliveries_due); the delivery in flight stays "sending",
+        # since the provider may have it, and is reconciled.
+        _release(unsent)
+        raise
     notifications_rollup(notification_ids={o.notification_id for o in outcomes})
     return [o.outcome for o in outcomes]
+
+
+def _release(delivery_ids: set[int]) -> None:
+    if not delivery_ids:
+        return
+    now = timezone.now()
+    try:
+        Delivery.objects.filter(pk__in=delivery_ids, status=DeliveryStatus.SENDING).update(
+            status=DeliveryStatus.RETRYING, next_attempt_at=now, updated_at=now
+        )
+    except Exception:
+        # The original error matters more; these stay "sending" and are reconciled.
+        logger.warning("claimed deliveries not released", extra={"deliveries": len(delivery_ids)})
+
+
+def deliveries_due(*, now: dt.datetime, limit: int = 1000) -> list[int]:
+    """Deliveries a lost task left behind (for the periodic sweep): retrying ones well past
+    their next attempt (their Celery retry should have run) and pending ones older than a few
+    minutes (their dispatch task stopped). A retry running at the same time is harmless: the
+    claim lets one of them send."""
+    return list(
+        Delivery.objects.filter(
+            Q(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now - SWEEP_GRACE)
+            | Q(status=DeliveryStatus.PENDING, updated_at__lte=now - SWEEP_GRACE)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 @dataclass
@@ -178,15 +217,18 @@ def _message(delivery: Delivery) -> OutboundMessage:
     )
 
 
-def _send_group(group: list[Delivery]) -> tuple[int, list[_Outcome]]:
+def _send_group(group: list[Delivery], unsent: set[int]) -> tuple[int, list[_Outcome]]:
     """Send claimed deliveries under their contact-point locks and record the results in
     bulk; returns how many of ``group`` were handled (the group stops early after
     :data:`GROUP_SECONDS`) and their outcomes. Provider errors are recorded after the commit,
-    one by one (they are rare and may update contact points, which takes other locks)."""
+    one by one (they are rare and may update contact points, which takes other locks). An
+    unexpected exception from a provider stops the group: what was sent is recorded, then it
+    is raised. ``unsent`` loses each delivery as it is handed to its provider."""
     deadline = time.monotonic() + GROUP_SECONDS
     sent: list[tuple[Delivery, SendResult]] = []
     refused: list[tuple[Delivery, str]] = []
     failed: list[tuple[Delivery, TransientSendError | PermanentSendError]] = []
+    crash: Exception | None = None
     done = 0
     with transaction.atomic():
         point_ids = sorted({d.contact_point_id for d in group if d.contact_point_id is not None})
@@ -206,10 +248,14 @@ def _send_group(group: list[Delivery]) -> tuple[int, list[_Outcome]]:
                 if refusal:
                     refused.append((delivery, refusal))
                     continue
+            unsent.discard(delivery.pk)
             try:
                 sent.append((delivery, get_provider(delivery.provider).send(_message(delivery))))
             except (TransientSendError, PermanentSendError) as exc:
                 failed.append((delivery, exc))
+            except Exception as exc:
+                crash = exc
+                break
         _record_sent(sent)
         for delivery, refusal in refused:  # rare: opted out or removed since planning
             _finish(delivery, DeliveryStatus.CANCELLED, "not_sent", refusal)
@@ -227,6 +273,8 @@ def _send_group(group: list[Delivery]) -> tuple[int, list[_Outcome]]:
         else:
             outcome = _permanent(delivery, error)
         outcomes.append(_Outcome(outcome, delivery.notification_id))
+    if crash is not None:
+        raise crash
     return done, outcomes
 
 

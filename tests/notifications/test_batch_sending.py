@@ -246,3 +246,37 @@ def test_a_callback_before_the_batch_records_its_result_is_not_overwritten(famil
             ("callback", "delivered"),
             ("send", "sent"),
         ]
+
+
+@pytest.mark.django_db
+def test_a_crash_mid_batch_strands_only_the_delivery_in_flight(family, monkeypatch):
+    """A bug in a provider call: what was sent is recorded, the delivery in flight stays
+    "sending" (never resent blindly), the rest goes back to "retrying" and the sweep sends it
+    once."""
+    import datetime as dt
+
+    record_ids = _absences(family, 2)
+    planned = attendance_changes_handle(record_ids=record_ids, now=NOW, enqueue=False)
+    ids = planning.notifications_dispatch_many(notification_ids=[n.pk for n in planned], now=NOW)
+    crashing = sorted(ids)[3]
+    original = TestProvider.deliver
+
+    def deliver(self, message):
+        if Delivery.objects.get(uuid=message.delivery_uuid).pk == crashing:
+            raise RuntimeError("provider bug")
+        return original(self, message)
+
+    monkeypatch.setattr(TestProvider, "deliver", deliver)
+    with pytest.raises(RuntimeError):
+        sending.deliveries_send_many(delivery_ids=ids)
+    status = dict(Delivery.objects.values_list("pk", "status"))
+    assert [status[pk] for pk in sorted(ids)] == ["sent"] * 3 + ["sending"] + ["retrying"] * 4
+    assert len(TestProvider.outbox) == 3
+    now = dt.datetime.now(tz=dt.UTC)
+    assert sending.deliveries_due(now=now) == []  # a retry may still be on its way
+    later = now + sending.SWEEP_GRACE
+    monkeypatch.setattr(TestProvider, "deliver", original)
+    tasks.deliveries_send_batch(sending.deliveries_due(now=later))
+    status = dict(Delivery.objects.values_list("pk", "status"))
+    assert [status[pk] for pk in sorted(ids)] == ["sent"] * 3 + ["sending"] + ["sent"] * 4
+    assert len(TestProvider.outbox) == 7 and len({m.to for m in TestProvider.outbox}) == 7
