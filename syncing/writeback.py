@@ -166,22 +166,33 @@ def _claim(*, limit: int) -> list[tuple[WriteBackItem, str]]:
             .select_related("connection")
             .order_by("id")[:limit]
         )
+        if not items:
+            return []
+        # One statement for the whole batch; the rows are locked, so the values set here are
+        # exactly what the database holds.
+        WriteBackItem.objects.filter(pk__in=[item.pk for item in items]).update(
+            status=OutboxStatus.SENDING,
+            claimed_at=now,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
         claimed = []
         for item in items:
-            previous = item.status
-            WriteBackItem.objects.filter(pk=item.pk).update(
-                status=OutboxStatus.SENDING,
-                claimed_at=now,
-                attempts=F("attempts") + 1,
-                updated_at=now,
+            claimed.append((item, item.status))
+            item.status, item.claimed_at, item.attempts = (
+                OutboxStatus.SENDING,
+                now,
+                item.attempts + 1,
             )
-            item.refresh_from_db(fields=["status", "attempts", "claimed_at"])
-            claimed.append((item, previous))
     return claimed
 
 
 def _process(item: WriteBackItem, previous: str, connectors: dict[int, Any]) -> SendResult:
     written = previous == OutboxStatus.SENT
+    if not _renew(item):
+        # Our claim went stale while earlier items of the batch were sent (a slow SIS) and
+        # another sender took the item over: leave it to that sender.
+        return SendResult(item.pk, "superseded")
     try:
         connector = connectors.get(item.connection_id)
         if connector is None:
@@ -268,11 +279,24 @@ def _same(held: Any, sent: Any) -> bool:
     return bool(_normal(held) == _normal(sent))
 
 
+def _renew(item: WriteBackItem) -> bool:
+    """Re-stamp our claim just before sending; False when another sender holds it now."""
+    now = timezone.now()
+    if not _transition(item, claimed_at=now):
+        return False
+    item.claimed_at = now
+    return True
+
+
 def _transition(item: WriteBackItem, **fields: Any) -> bool:
-    """Update the item only if it still carries the value we sent and we still hold it."""
+    """Update the item only while it still carries the value we sent and our claim (the
+    claim time is the owner's token: a sender that took a stale item over re-stamped it)."""
     return (
         WriteBackItem.objects.filter(
-            pk=item.pk, value_hash=item.value_hash, status=OutboxStatus.SENDING
+            pk=item.pk,
+            value_hash=item.value_hash,
+            status=OutboxStatus.SENDING,
+            claimed_at=item.claimed_at,
         ).update(updated_at=timezone.now(), **fields)
         == 1
     )

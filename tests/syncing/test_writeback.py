@@ -293,3 +293,19 @@ def test_two_senders_at_once_write_each_item_once(district):
         assert sum(o.get("verified", 0) for o in outcomes) == len(links)
         written = [w["body"]["students"]["student"][0]["id"] for w in _student_writes(sandbox)]
         assert sorted(written) == sorted(link.source_id for link in links)  # once each
+
+
+def test_a_sender_whose_claim_was_taken_over_does_not_write(ps):
+    from syncing.writeback import _claim, _process
+
+    sandbox, connection = ps
+    item, _ = _edit_and_sync(sandbox, connection)
+    [(claimed, previous)] = _claim(limit=10)
+    # Meanwhile the claim went stale and another sender took the item over (re-stamped it).
+    WriteBackItem.objects.filter(pk=item.pk).update(
+        claimed_at=timezone.now() + dt.timedelta(seconds=1)
+    )
+    assert _process(claimed, previous, {}).status == "superseded"
+    assert _student_writes(sandbox) == []
+    item.refresh_from_db()
+    assert item.status == OutboxStatus.SENDING  # still the other sender's
