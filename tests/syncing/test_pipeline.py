@@ -4,11 +4,17 @@ deactivation and return, transfers, safety holds, quarantine."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
 
 from attendance import bulk
 from attendance.models import Enrollment, ExitReason, Guardian, Student, StudentGuardian
-from sis.connectors.records import EnrollmentRecord, StudentRecord
-from syncing.models import RunStatus, SourceLink
+from sis.connectors.records import EnrollmentRecord, Page, StudentRecord
+from syncing.models import RunStatus, SourceLink, SyncPage, SyncRun
+from tests.syncing.fakes import FakeSource, district_records
 from tests.syncing.helpers import history_counts, row_counts, sync
 
 
@@ -150,3 +156,30 @@ def test_large_batches_stream_through_copy_with_the_same_result(connection, sour
     assert copies, "the update did not go through COPY"
     assert Student.objects.get(local_id="S00003").legal_last_name == "Renamed"
     assert history_counts()["Student"] == history["Student"] + 1
+
+
+class _BrokenAfterFirstPage(FakeSource):
+    """Fails while fetching the second page of students (the SIS goes away mid-run)."""
+
+    def fetch(self, entity: Any, *, since: str | None = None) -> Iterator[Page]:
+        for page in super().fetch(entity, since=since):
+            if str(entity) == "student" and page.number == 1:
+                raise ConnectionError("SIS went away")
+            yield page
+
+
+def test_a_fetch_error_in_the_fetch_ahead_thread_fails_the_run(connection):
+    source = _BrokenAfterFirstPage(page_size=25)
+    district_records(source)
+    with pytest.raises(ConnectionError, match="SIS went away"):
+        sync(connection, source)
+    run = SyncRun.objects.get(connection=connection)
+    assert run.status == RunStatus.FAILED
+    assert "SIS went away" in run.error_summary
+    # Staging stopped at the failure, in order: the first student page, nothing after it.
+    assert set(SyncPage.objects.filter(run=run).values_list("entity", "number")) == {
+        ("school", 0),
+        ("student", 0),
+    }
+    assert Student.objects.count() == 0  # nothing applied
+    assert not any(t.name == "sync-fetch" for t in threading.enumerate())
