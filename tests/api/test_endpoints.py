@@ -5,6 +5,12 @@ import datetime as dt
 import pytest
 
 from attendance.models import AttendanceRecord
+from tests.factories import (
+    EnrollmentFactory,
+    GuardianFactory,
+    SchoolFactory,
+    StudentGuardianFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +46,34 @@ def test_student_detail_has_guardians_and_current_enrollments(client, tenant):
     assert body["current_enrollments"][0]["school"] == tenant.school.pk
     listed = results(client.get("/api/v1/students/", {"include": "relations"}))
     assert any(s["guardians"] for s in listed)
+
+
+def test_students_with_relations_match_the_detail_representation(client, tenant):
+    first, second = tenant.students[0], tenant.students[1]
+    StudentGuardianFactory(student=first, guardian=GuardianFactory(district=tenant.district))
+    StudentGuardianFactory(
+        student=first, guardian=GuardianFactory(district=tenant.district), active=False
+    )
+    StudentGuardianFactory(student=second, guardian=tenant.guardian, priority=2)
+    other_school = SchoolFactory(district=tenant.district)
+    EnrollmentFactory(student=first, school=other_school, is_primary=False)
+    EnrollmentFactory(
+        student=second, school=other_school, exit_date=dt.date(2026, 10, 1), exit_reason="moved"
+    )
+    listed = results(client.get("/api/v1/students/", {"include": "relations"}))
+    assert len(listed) == 3
+    assert len(listed[0]["guardians"]) == 2  # the inactive link is left out
+    assert len(listed[0]["current_enrollments"]) == 2
+    for student in listed:
+        # The list builds rows from columns; the detail runs the nested serializers.
+        detail = client.get(f"/api/v1/students/{student['id']}/").json()
+        # The same instant: plain rows render UTC ("Z"), DRF the site's zone (as before).
+        assert _instant(student.pop("updated_at")) == _instant(detail.pop("updated_at"))
+        assert student == detail
+
+
+def _instant(text):
+    return dt.datetime.fromisoformat(text)
 
 
 def test_students_filter_by_local_id_search_and_school(client, tenant):
