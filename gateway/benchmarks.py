@@ -98,9 +98,12 @@ def gateway_overhead(full: bool) -> list[BenchResult]:
         for _ in range(50):  # warm the connection pools and the Lua script cache
             for call in calls.values():
                 call()
-        # Interleaved blocks, so drift in machine load hits every variant alike.
-        for _ in range(10):
-            for key, call in calls.items():
+        # Interleaved blocks, so drift in machine load hits every variant alike, in a rotating
+        # order: the block after the bare one ran measurably slower, whichever variant it was.
+        order = list(calls.items())
+        for round_ in range(10):
+            shift = round_ % len(order)
+            for key, call in order[shift:] + order[:shift]:
                 started_cpu = time.process_time()
                 wall[key] += _timed(call, n // 10)
                 cpu[key] += time.process_time() - started_cpu
