@@ -248,6 +248,37 @@ class GradeWrite:
     date: dt.date
 
 
+# CEDS / OneRoster grade codes (attendance.models.GradeLevel) that SISs already send as-is.
+_GRADE_CODES = frozenset(
+    {"IT", "PR", "PK", "TK", "KG", "PS", "UG", "Other"} | {f"{n:02d}" for n in range(1, 14)}
+)
+_KINDERGARTEN = frozenset({"0", "00", "K", "KG", "KF", "KH"})
+
+
+def grade_level_code(value: Any) -> str:
+    """The CEDS grade code for what a SIS sends: PowerSchool's numbers (``4``, ``0`` for
+    kindergarten, negatives for pre-K), OneRoster vendors' unpadded ``"4"`` or the proper
+    ``"04"``. Blank stays blank; a value outside the vocabulary maps to ``Other`` so the
+    record still syncs and the admin can see it, instead of storing a code no form accepts."""
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return ""
+    upper = text.upper()
+    if upper in _KINDERGARTEN:
+        return "KG"
+    if upper == "OTHER":
+        return "Other"
+    if upper in _GRADE_CODES:
+        return upper
+    if upper.lstrip("-").isdigit():
+        number = int(upper)
+        if number < 0:
+            return "PK"
+        if 1 <= number <= 13:
+            return f"{number:02d}"
+    return "Other"
+
+
 def parse_date(value: Any) -> dt.date | None:
     """ISO dates and date-times to a date; empty to ``None``; anything else raises ValueError."""
     if value is None or value == "":

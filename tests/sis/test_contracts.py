@@ -6,11 +6,13 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 import requests
 
+from attendance.models import GradeLevel
 from sis.connectors.oneroster import mapping as oneroster
 from sis.connectors.powerschool import mapping as powerschool
-from sis.connectors.records import EnrollmentStatus, Entity, Status
+from sis.connectors.records import EnrollmentStatus, Entity, Status, grade_level_code
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -101,3 +103,29 @@ def test_oneroster_status_info_set_list_and_single_object():
     assert oneroster.error_message(response(401, load("oneroster/error_single.json"))) == (
         "Unauthorized (unauthorisedrequest)"
     )
+
+
+@pytest.mark.parametrize(
+    ("sent", "code"),
+    [
+        (4, "04"),
+        ("4", "04"),
+        ("04", "04"),
+        (12, "12"),
+        ("0", "KG"),
+        ("k", "KG"),
+        (-1, "PK"),
+        ("-2", "PK"),
+        ("pk", "PK"),
+        ("UG", "UG"),
+        ("other", "Other"),
+        ("14", "Other"),
+        ("Grade Four", "Other"),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_grade_levels_arrive_as_ceds_codes(sent: object, code: str) -> None:
+    # A stored code outside GradeLevel's choices would make every form refuse the student.
+    assert grade_level_code(sent) == code
+    assert code == "" or code in GradeLevel.values

@@ -24,6 +24,7 @@ from sis.connectors.records import (
     StudentGuardianRecord,
     StudentRecord,
     TermRecord,
+    grade_level_code,
     parse_date,
     parse_datetime,
 )
@@ -268,7 +269,7 @@ def map_student(item: dict[str, Any], version: str) -> Iterable[Record]:
         local_id=str(item.get("identifier") or ""),
         state_id=str(item.get("userMasterIdentifier") or ""),
         preferred_first_name=str(item.get("preferredFirstName") or ""),
-        grade_level=str(grades[0]) if grades else "",
+        grade_level=grade_level_code(grades[0]) if grades else "",
         email=str(item.get("email") or ""),
         school_id=_ref(item.get("primaryOrg")) or roles[0][1],
         active=_enabled(item) and common["status"] == Status.ACTIVE,
@@ -297,7 +298,7 @@ def map_enrollment(item: dict[str, Any], version: str) -> Iterable[Record]:
             enrollment_status=EnrollmentStatus.INACTIVE
             if exit_date or common["status"] != Status.ACTIVE
             else EnrollmentStatus.ACTIVE,
-            grade_level=str((item.get("grades") or [""])[0]),
+            grade_level=grade_level_code((item.get("grades") or [""])[0]),
             primary=org == primary_org,
         )
 

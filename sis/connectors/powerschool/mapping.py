@@ -24,6 +24,7 @@ from sis.connectors.records import (
     StudentGuardianRecord,
     StudentRecord,
     TermRecord,
+    grade_level_code,
     parse_date,
 )
 from sis.connectors.tokens import Token
@@ -81,15 +82,6 @@ def text(value: Any) -> str:
 
 def flag(value: Any) -> bool:
     return text(value).lower() in ("1", "true", "yes", "y")
-
-
-def grade(value: Any) -> str:
-    g = text(value)
-    if g in ("0", "K", "KG"):
-        return "KG"
-    if g.startswith("-"):
-        return "PK"
-    return g
 
 
 def token_from_response(response: requests.Response, *, label: str) -> Token:
@@ -267,7 +259,7 @@ def map_student(item: dict[str, Any]) -> Iterable[Record]:
         state_id=text(item.get("state_province_id")),
         birth_date=parse_date(demographics.get("birth_date")),
         gender=text(demographics.get("gender")),
-        grade_level=grade(enrollment.get("grade_level")),
+        grade_level=grade_level_code(enrollment.get("grade_level")),
         email=text(contact.get("email")),
         school_id=text(enrollment.get("school_id")) or None,
         active=status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.UNKNOWN),
@@ -293,7 +285,7 @@ def map_enrollment(item: dict[str, Any]) -> Iterable[Record]:
         if status == EnrollmentStatus.ACTIVE
         else parse_date(enrollment.get("exit_date")),
         enrollment_status=status,
-        grade_level=grade(enrollment.get("grade_level")),
+        grade_level=grade_level_code(enrollment.get("grade_level")),
     )
 
 
