@@ -243,8 +243,8 @@ def postmark_api(settings):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    received: list[dict] = []
-    answers: list[int] = []  # status codes to answer, in turn (then 200)
+    received = []
+    answers = []  # status codes to answer, in turn (then 200)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
