@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -111,28 +111,32 @@ def kill_while_running(
     rng: random.Random,
     pause: tuple[float, float] = (0.5, 3.0),
     timeout: float = 240,
-) -> tuple[int, set[str]]:
+    phases: Sequence[str] = (),
+) -> tuple[int, list[str]]:
     """SIGKILL the process running ``run`` ``kills`` times, each after a random pause while it
     runs, then wait for the run to come to rest (the broker redelivers after each kill).
-    Returns the kills made and the phases they hit."""
-    made, phases = 0, set()
+    ``phases`` (optional, one per kill) makes a kill wait until the run is in that phase first,
+    so the kills land in staging *and* in applying (a kill while staging restarts staging, so
+    time alone rarely reaches the apply phase of a big run). Returns the kills made and the
+    phases they hit."""
+    made: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run.refresh_from_db()
         if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
             break
-        if made < kills and run.status == RunStatus.RUNNING:
+        wanted = phases[len(made)] if len(made) < len(phases) else None
+        if len(made) < kills and run.status == RunStatus.RUNNING and wanted in (None, run.phase):
             time.sleep(rng.uniform(*pause))
             run.refresh_from_db()
             if run.status != RunStatus.RUNNING:
                 continue
             children = _children(worker.pid)
             if children:
-                phases.add(run.phase)
+                made.append(run.phase)
                 os.kill(children[0], signal.SIGKILL)
-                made += 1
                 time.sleep(0.5)
             continue
         time.sleep(0.3)
     run.refresh_from_db()
-    return made, phases
+    return len(made), made

@@ -37,9 +37,12 @@ def test_killed_workers_resume_to_the_same_database_as_a_clean_run(tmp_path):
         district = DistrictFactory(name="Killed")
         connection = connection_for(sandbox, district)
         run, _ = sync_start(connection=connection)  # queued to the real worker
-        kills, _phases = kill_while_running(run, worker, kills=KILLS, rng=random.Random(5))
+        kills, phases = kill_while_running(
+            run, worker, kills=KILLS, rng=random.Random(5), phases=("fetch", "apply", "apply")
+        )
         log = log_path.read_text(errors="replace")
         assert run.status == RunStatus.COMPLETED, (run.status, run.error_summary, log[-3000:])
     assert kills == KILLS, log[-2000:]
+    assert phases == ["fetch", "apply", "apply"]
     assert SyncRun.objects.filter(connection=connection).count() == 1
     assert district_digest(district.pk) == district_digest(clean_district.pk)
