@@ -73,7 +73,7 @@ _verified: dict[str, _CachedKey] = {}
 def _generation_read() -> str | None:
     try:
         value = cache.get(_GENERATION_KEY)
-    except Exception:
+    except Exception:  # the cache is down: no stamp, so the next request re-reads the key
         return None
     return None if value is None else str(value)
 
@@ -88,7 +88,7 @@ def _generation_bump() -> None:
         cache.incr(_GENERATION_KEY)
     except ValueError:  # no generation yet
         cache.add(_GENERATION_KEY, 1, timeout=None)
-    except Exception:
+    except Exception:  # the cache is down: other processes notice within the TTL
         logger.warning("api key cache generation not bumped")
 
 
