@@ -54,6 +54,25 @@ class TermAdmin(ScopedAdmin):
     search_fields = ["name"]
     list_select_related = ["parent", "school", "district"]
     date_hierarchy = "start_date"
+    actions = ["compute_participation_grades"]
+
+    @admin.action(
+        description="Compute participation grades (queue changed ones for write-back)",
+        permissions=["change"],
+    )
+    def compute_participation_grades(self, request: HttpRequest, queryset: QuerySet[Term]) -> None:
+        from attendance.services_participation import (
+            participation_grades_compute_all,
+            participation_results_total,
+        )
+
+        totals = participation_results_total(participation_grades_compute_all(terms=queryset))
+        self.message_user(
+            request,
+            f"{totals['computed']} grades in {totals['grading_periods']} grading periods: "
+            f"{totals['created']} new, {totals['updated']} changed, {totals['unchanged']} "
+            f"unchanged; {totals['queued']} queued for write-back.",
+        )
 
 
 @admin.register(Course)

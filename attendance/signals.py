@@ -20,3 +20,10 @@ class AttendanceChange(NamedTuple):
 # kwargs: changes (list[AttendanceChange]) — every record one commit wrote, in one send, so a
 # bulk post of 1,000 records costs receivers one call, not 1,000.
 attendance_changed = django.dispatch.Signal()
+
+# kwargs: grade_ids (list[int]) — participation grades a computation created or changed.
+# Unlike attendance_changed it is sent *inside* the transaction that wrote them: its receiver
+# (syncing) queues them in the write-back outbox, which must commit together with the grades
+# (a grade committed without its outbox row would never be written back, since recomputing
+# an unchanged grade queues nothing). Receivers return how many items they queued.
+participation_grades_changed = django.dispatch.Signal()

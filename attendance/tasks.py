@@ -8,3 +8,16 @@ from core.tasks import BaseTask
 def access_log_purge_task() -> int:
     """Delete API access-log rows past the retention period (idempotent)."""
     return access_log_purge()
+
+
+@shared_task(base=BaseTask, name="attendance.tasks.participation_grades_nightly")
+def participation_grades_nightly() -> dict[str, int]:
+    """Recompute the participation grades of every grading period in progress (or just
+    ended) and queue the changed ones for write-back. Idempotent: unchanged grades are not
+    touched."""
+    from attendance.services_participation import (
+        participation_grades_compute_all,
+        participation_results_total,
+    )
+
+    return participation_results_total(participation_grades_compute_all())

@@ -72,49 +72,65 @@ def participation_grade_queue(*, grade: Any) -> int:
     """Queue one participation grade for every SIS connection of its district that writes
     grades and knows the student and the section. Returns how many items were queued or
     changed (queuing the same value again changes nothing)."""
+    return participation_grades_queue(grades=[grade])
+
+
+def participation_grades_queue(*, grades: Any) -> int:
+    """:func:`participation_grade_queue` for many grades: the connections and the source
+    links of all of them are read once (per connection), then one outbox row is queued per
+    grade and connection."""
     from sis.models import SISConnection
     from syncing.engine.apply import writeback_queue
 
-    district_id = grade.student.district_id
+    grades = list(grades)
+    if not grades:
+        return 0
     queued = 0
-    for connection in SISConnection.objects.filter(district_id=district_id, enabled=True):
+    connections = SISConnection.objects.filter(
+        district_id__in={grade.student.district_id for grade in grades}, enabled=True
+    )
+    for connection in connections:
         capabilities = set(connection.capabilities or [])
         if capabilities and "write_grades" not in capabilities:
             continue
-        wanted = {
-            ("student", grade.student_id),
-            ("section", grade.section_id),
-            ("term", grade.grading_period_id),
-            ("school", grade.section.school_id),
-        }
+        mine = [g for g in grades if g.student.district_id == connection.district_id]
+        wanted = set()
+        for grade in mine:
+            wanted |= {
+                ("student", grade.student_id),
+                ("section", grade.section_id),
+                ("term", grade.grading_period_id),
+                ("school", grade.section.school_id),
+            }
         rows = SourceLink.objects.filter(
             connection=connection,
             active=True,
-            entity__in=[entity for entity, _ in wanted],
-            object_id__in=[object_id for _, object_id in wanted],
+            entity__in={entity for entity, _ in wanted},
+            object_id__in={object_id for _, object_id in wanted},
         ).values_list("entity", "object_id", "source_id")
         links = {(e, o): source_id for e, o, source_id in rows if (e, o) in wanted}
-        student = links.get(("student", grade.student_id))
-        section = links.get(("section", grade.section_id))
-        if not student or not section:
-            continue  # not a record this SIS knows: nothing to write there
-        value = {
-            "score": str(Decimal(grade.value)),
-            "student": student,
-            "section": section,
-            "term": links.get(("term", grade.grading_period_id), ""),
-            "school": links.get(("school", grade.section.school_id), ""),
-            "date": grade.computed_at.date().isoformat(),
-        }
-        if writeback_queue(
-            run=SyncRun(connection_id=connection.pk, district_id=district_id),
-            entity=GRADE_ENTITY,
-            object_id=grade.pk,
-            source_id=student,
-            target=GRADE_TARGET,
-            value=value,
-        ):
-            queued += 1
+        for grade in mine:
+            student = links.get(("student", grade.student_id))
+            section = links.get(("section", grade.section_id))
+            if not student or not section:
+                continue  # not a record this SIS knows: nothing to write there
+            value = {
+                "score": str(Decimal(grade.value)),
+                "student": student,
+                "section": section,
+                "term": links.get(("term", grade.grading_period_id), ""),
+                "school": links.get(("school", grade.section.school_id), ""),
+                "date": grade.computed_at.date().isoformat(),
+            }
+            if writeback_queue(
+                run=SyncRun(connection_id=connection.pk, district_id=connection.district_id),
+                entity=GRADE_ENTITY,
+                object_id=grade.pk,
+                source_id=student,
+                target=GRADE_TARGET,
+                value=value,
+            ):
+                queued += 1
     if queued:
         from syncing.tasks import writeback_send_due
 
