@@ -113,3 +113,24 @@ class CSVBundle(models.Model):
 
     def __str__(self) -> str:
         return self.file.name or ""
+
+
+class GradebookColumn(models.Model):
+    """A gradebook column (PowerTeacher Pro assignment) we created in the SIS: our key
+    (``sas-<section>-<term>``) → the SIS's id, so the column is created once and every later
+    score goes to it. Not student data; kept while the connection exists."""
+
+    connection = models.ForeignKey(
+        SISConnection, on_delete=models.CASCADE, related_name="gradebook_columns"
+    )
+    key = models.CharField(max_length=255)
+    sis_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "key"], name="gradebook_column_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} → {self.sis_id}"

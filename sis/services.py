@@ -22,6 +22,7 @@ from sis.connectors.base import Connector, ConnectorConfig
 from sis.connectors.errors import ConfigurationError, ConnectorError
 from sis.connectors.registry import connector_class
 from sis.connectors.tokens import CacheTokenStore
+from sis.gradebook import DatabaseColumnStore
 from sis.models import SISConnection, SISCredential
 
 _CONNECTION_FIELDS = {
@@ -67,6 +68,7 @@ def _config(
         max_concurrency=connection.max_concurrency,
         capabilities=frozenset(connection.capabilities) if connection.capabilities else None,
         token_store=CacheTokenStore(f"conn-{connection.pk}") if connection.pk else None,
+        column_store=DatabaseColumnStore(connection.pk) if connection.pk else None,
     )
 
 

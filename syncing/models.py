@@ -459,6 +459,9 @@ class OutboxStatus(models.TextChoices):
     VERIFIED = "verified", "Verified"
     MISMATCH = "mismatch", "SIS holds another value"
     FAILED = "failed", "Failed"
+    # Final for writes the SIS takes but gives no way to read back (PowerTeacher Pro scores):
+    # it answered success; nothing more can be checked.
+    ACCEPTED = "accepted", "Accepted, not verifiable"
 
 
 class WriteBackItem(TimeStampedModel):

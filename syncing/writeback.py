@@ -1,6 +1,7 @@
 """The write-back sender: sends the outbox (``WriteBackItem``) to the SIS and verifies it.
 
-Each item moves ``pending → sending → sent → verified``; a permanent refusal ends it in
+Each item moves ``pending → sending → sent → verified`` (or ``sending → accepted`` for a grade
+the SIS takes but cannot read back: PowerTeacher Pro); a permanent refusal ends it in
 ``failed`` with the SIS's reason, transient failures retry with exponential backoff up to
 ``WRITEBACK_MAX_ATTEMPTS`` (then ``failed``), and a read-back that finds another value than
 the one we sent ends it in ``mismatch`` for an administrator to review.
@@ -215,7 +216,8 @@ def _process(item: WriteBackItem, previous: str, connectors: dict[int, Any]) -> 
             from sis.services import sis_connection_connector
 
             connector = connectors[item.connection_id] = sis_connection_connector(item.connection)
-        if previous in (OutboxStatus.SENDING, OutboxStatus.SENT):
+        verifiable = _verifiable(connector, item)
+        if previous in (OutboxStatus.SENDING, OutboxStatus.SENT) and verifiable:
             # Sent before (or maybe sent, by a worker that died): look before writing again.
             held = _read(connector, item)
             if _same(held, item.value):
@@ -224,6 +226,9 @@ def _process(item: WriteBackItem, previous: str, connectors: dict[int, Any]) -> 
                 return _mismatch(item, held)
         _write(connector, item)
         written = True
+        if not verifiable:
+            # The SIS took it and offers no read-back: final, and said to be unverified.
+            return _finish(item, OutboxStatus.ACCEPTED)
         if not _transition(item, status=OutboxStatus.SENDING, sent_at=timezone.now()):
             return SendResult(item.pk, "superseded")
         held = _read(connector, item)
@@ -237,6 +242,12 @@ def _process(item: WriteBackItem, previous: str, connectors: dict[int, Any]) -> 
     if _same(held, item.value):
         return _finish(item, OutboxStatus.VERIFIED, sis_value=held)
     return _mismatch(item, held)
+
+
+def _verifiable(connector: Any, item: WriteBackItem) -> bool:
+    """Whether the item can be read back. A grade that cannot is re-sent after a dead worker
+    rather than read (connectors without grade read-back write grades as a replace)."""
+    return item.entity != GRADE_ENTITY or bool(getattr(connector, "grades_verifiable", True))
 
 
 def _write(connector: Any, item: WriteBackItem) -> None:
@@ -325,6 +336,8 @@ def _finish(
     if status == OutboxStatus.VERIFIED:
         fields["verified_at"] = timezone.now()
         fields["sis_value"] = _json_safe(sis_value)
+    elif status == OutboxStatus.ACCEPTED:
+        fields["sent_at"] = timezone.now()
     done = _transition(item, **fields)
     if status == OutboxStatus.FAILED:
         logger.warning(

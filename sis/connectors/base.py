@@ -35,6 +35,7 @@ from requests.auth import AuthBase
 
 from gateway import client as gateway
 from gateway.errors import RateLimited
+from sis.connectors.columns import ColumnStore, MemoryColumnStore
 from sis.connectors.errors import (
     AuthenticationFailed,
     ConfigurationError,
@@ -78,6 +79,8 @@ class ConnectorConfig:
     max_concurrency: int | None = None
     capabilities: frozenset[str] | None = None  # None: everything the connector declares
     token_store: TokenStore | None = None
+    #: where gradebook columns the connector created are remembered (None: this process only)
+    column_store: ColumnStore | None = None
 
 
 @dataclass
@@ -100,6 +103,11 @@ class Connector:
     entities: ClassVar[tuple[Entity, ...]] = ()
     #: a frozen dataclass of this connector's options (validated by ``options_parse``)
     Options: ClassVar[type] = NoOptions
+    #: whether :meth:`read_grade` can read a written grade back. False for a SIS that offers
+    #: no such read (PowerTeacher Pro): the write-back sender then ends a grade the SIS took
+    #: as "accepted, not verifiable" instead of "verified", and re-sends an abandoned one (a
+    #: grade write must therefore be a replace)
+    grades_verifiable: ClassVar[bool] = True
     #: whether :meth:`request_token` is used (OAuth 2.0 client credentials)
     uses_tokens: bool = True
 
@@ -115,6 +123,7 @@ class Connector:
                 f"{self.label or self.key} cannot {', '.join(sorted(unknown))}."
             )
         self.token_store: TokenStore = config.token_store or MemoryTokenStore()
+        self.column_store: ColumnStore = config.column_store or MemoryColumnStore()
         self._token: Token | None = None
         self.route = gateway.Route(provider=self.key, key=config.key, policy=self.route_policy())
         #: counters a caller or test may read (token requests made by this instance, calls)

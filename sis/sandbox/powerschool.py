@@ -10,7 +10,8 @@
   publishes no status for it), errors as ``{"message", "errors": [{resource, field, code}]}``.
 
 A student's DCID (``/ws/v1`` ids) and ID (``CC.studentid``, data-version answers) differ, as in
-PowerSchool. The ID map, data versions and event subscriptions are in ``powerschool_changes``.
+PowerSchool. The ID map, data versions and event subscriptions are in ``powerschool_changes``;
+the PowerTeacher Pro gradebook (``/ws/xte``) in ``powerschool_gradebook``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sis.sandbox.powerschool_changes import (
     json_object,
     student_number_id,
 )
+from sis.sandbox.powerschool_gradebook import PowerTeacherGradebook, users_dcid
 from sis.sandbox.server import SandboxHandler, SandboxState, basic_credentials, bearer_token
 
 STATUS_CODES = {"A": 0, "P": -1, "T": 2, "G": 3, "H": 4, "I": 1}
@@ -58,13 +60,14 @@ ONE_ROUTE = re.compile(
 )
 
 
-class PowerSchoolDialect(PowerSchoolChanges):
+class PowerSchoolDialect(PowerSchoolChanges, PowerTeacherGradebook):
     def __init__(self, state: SandboxState) -> None:
         self.state = state
         self.district = state.district
         self._links: list[tuple[int, Any]] | None = None
         self.subscription: dict[str, Any] | None = None
         self.events_delivered: list[dict[str, Any]] = []
+        self.gradebook_init()
 
     # ---------------------------------------------------------------- auth ---------------------
     def is_token_path(self, path: str) -> bool:
@@ -233,13 +236,9 @@ class PowerSchoolDialect(PowerSchoolChanges):
             self.contacts(handler, m.group(1))
         elif method == "GET" and (m := ONE_ROUTE.match(path)):
             self.one(handler, m.group(1), m.group(2))
-        elif method in ("POST", "PUT") and path in (
-            "/ws/v1/student",
-            "/ws/xte/score",
-            "/ws/xte/score/assignment",
-            "/ws/xte/section/assignment",
-            "/ws/xte/section/assignment/",
-        ):
+        elif self.is_gradebook_path(path):
+            self.gradebook(handler, method, path, query, body, fault)
+        elif method in ("POST", "PUT") and path in ("/ws/v1/student", "/ws/xte/score/assignment"):
             self.record_write(handler, method, path, query, body, fault)
         else:
             handler.send_json(404, self.error_body(404, f"No resource at {path}"))
@@ -368,6 +367,7 @@ class PowerSchoolDialect(PowerSchoolChanges):
             return {
                 "id": item["id"],
                 "local_id": item["local_id"],
+                "users_dcid": users_dcid(item["id"]),
                 "name": {"first_name": item["first"], "last_name": item["last"]},
                 "emails": {"work_email": item["email"]},
                 "admin_username": "",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import RateLimited
-from sis.connectors.errors import AuthenticationFailed, RepeatedPage
+from sis.connectors.errors import AuthenticationFailed, ConnectorError, RepeatedPage
 from sis.connectors.records import EnrollmentStatus, Entity, StudentGuardianRecord
 from tests.sis.conftest import fetch_all, make_connector
 
@@ -113,9 +113,14 @@ def test_a_malformed_record_is_quarantined_and_the_fetch_goes_on(ps_sandbox):
 def test_writes_are_recorded_by_the_sandbox(ps_sandbox):
     connector = make_connector(ps_sandbox, key="write")
     connector.student_write(source_id="100001", changes={"name": {"last_name": "Novak"}})
-    connector.scores_write(
-        users_dcid="20001", term_id="3600", assignment_scores=[{"studentsdcid": 100001, "score": 9}]
-    )
+    # Refused (a staff id is not a Users DCID; see test_writeback_powerschool.py for the real
+    # flow), but recorded all the same.
+    with pytest.raises(ConnectorError, match="users_dcid must name a teacher"):
+        connector.scores_write(
+            users_dcid="20001",
+            term_id="3600",
+            assignment_scores=[{"studentsdcid": 100001, "score": 9}],
+        )
     writes = ps_sandbox.control("writes")["writes"]
     assert [w["path"] for w in writes[-2:]] == ["/ws/v1/student", "/ws/xte/score"]
     assert writes[-2]["body"]["students"]["student"][0]["id"] == "100001"

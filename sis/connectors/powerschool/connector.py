@@ -15,6 +15,7 @@ client credentials. Facts from /work/shared/reference/sis-apis.md §1.
 - Deltas: PowerQueries called with ``$dataversion`` / ``$dataversion_applicationname`` answer
   the changed row IDs per table and the new data version (the watermark).
 - Events: ``/ws/v1/event_subscription`` (PUT/GET/DELETE) registers our webhook.
+- Grades: PowerTeacher Pro assignments and scores (``/ws/xte``), in ``gradebook.py``.
 """
 
 from __future__ import annotations
@@ -37,13 +38,9 @@ from sis.connectors.errors import (
     NotFound,
 )
 from sis.connectors.powerschool import mapping
-from sis.connectors.powerschool.queries import (
-    DELTA_SOURCES,
-    GUARDIAN_QUERY,
-    PowerSchoolQueries,
-    data_version,
-)
-from sis.connectors.records import Entity, GradeWrite, Record
+from sis.connectors.powerschool.gradebook import PowerSchoolGradebook
+from sis.connectors.powerschool.queries import DELTA_SOURCES, GUARDIAN_QUERY, data_version
+from sis.connectors.records import Entity, Record
 from sis.connectors.tokens import Token
 
 #: canonical student fields → where ``POST /ws/v1/student`` takes them
@@ -75,13 +72,18 @@ class PowerSchoolOptions:
     min_interval_ms: int = 0
     #: ``$dataversion_applicationname``: the name PowerSchool keeps our data versions under
     data_version_application: str = "student-attendance-sync"
+    #: PowerTeacher Pro calls are made as this users DCID (e.g. a district gradebook account);
+    #: empty: as each section's teacher
+    gradebook_users_dcid: str = ""
+    #: the teacher category participation assignments are created in
+    gradebook_category: str = "Participation"
 
     def validate(self) -> None:
         if self.page_size < 0 or self.min_interval_ms < 0:
             raise ConfigurationError("page_size and min_interval_ms may not be negative.")
 
 
-class PowerSchoolConnector(PowerSchoolQueries):
+class PowerSchoolConnector(PowerSchoolGradebook):
     key = "powerschool"
     label = "PowerSchool"
     capabilities = frozenset(
@@ -303,28 +305,6 @@ class PowerSchoolConnector(PowerSchoolQueries):
                 raise
             # 412 means "resubmit": PowerSchool asks for exactly one more try.
             self.student_write(source_id=source_id, changes=changes, client_uid=idempotency_key)
-
-    def write_grade(self, grade: GradeWrite, *, idempotency_key: str) -> None:
-        # PowerTeacher Pro takes scores only for assignments it knows (created per section
-        # with POST /ws/xte/section/assignment, as a teacher's users_dcid); that mapping is
-        # not built yet, so refuse loudly rather than write to a guessed assignment.
-        raise ConnectorError(
-            f"{self.label} grade write-back needs a PowerTeacher Pro assignment per section; "
-            "it is not supported yet."
-        )
-
-    def scores_write(
-        self, *, users_dcid: str, term_id: str, assignment_scores: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        """Write PowerTeacher Pro assignment scores (``PUT /ws/xte/score``)."""
-        self.require(Capability.WRITE_GRADES)
-        response = self.request(
-            "PUT",
-            "/ws/xte/score",
-            params={"users_dcid": users_dcid, "status": "A", "term_id": term_id},
-            json={"assignment_scores": assignment_scores},
-        )
-        return dict(response.json())
 
     # ---------------------------------------------------------------- helpers -----------------
     def school_ids(self) -> list[str]:
