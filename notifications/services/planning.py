@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from attendance.models import District, Guardian, School, Student, StudentGuardian
@@ -427,39 +427,43 @@ def notifications_dispatch_many(
 
 
 def _deliveries_create_many(notifications: list[Notification]) -> list[int]:
-    point_ids = {item["contact_point"] for n in notifications for item in n.plan}
-    points = {cp.pk: cp for cp in ContactPoint.objects.filter(pk__in=point_ids)}
-    channels = {item["channel"] for n in notifications for item in n.plan}
-    providers = {channel: provider_for_channel(channel).name for channel in channels}
-    rows = []
-    for notification in notifications:
-        for item in notification.plan:
-            cp = points.get(item["contact_point"])
-            content = notification.content.get(item["channel"])
-            if cp is None or content is None:
-                continue
-            rows.append(
-                Delivery(
-                    notification=notification,
-                    channel=item["channel"],
-                    contact_point=cp,
-                    to=cp.value,
-                    subject=content.get("subject", ""),
-                    body=content["body"],
-                    segments=content.get("segments", 0),
-                    provider=providers[item["channel"]],
-                    idempotency_key=idempotency_key(
-                        notification.event_key, notification.guardian_id, item["channel"]
-                    ),
-                )
-            )
-    if not rows:
+    """One ``INSERT … SELECT`` builds every delivery of the batch from the notifications'
+    plan and content in the database (no row passes through Python); the idempotency key is
+    :func:`idempotency_key` computed by PostgreSQL, so a concurrent or repeated dispatch adds
+    nothing. Returns the batch's pending deliveries."""
+    if not notifications:
         return []
-    Delivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+    ids = [n.pk for n in notifications]
+    channels = sorted({item["channel"] for n in notifications for item in n.plan})
+    names = [provider_for_channel(channel).name for channel in channels]
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Delivery._meta.db_table} (uuid, notification_id, channel, "  # noqa: S608 - table names from model metadata; values are parameters
+            'contact_point_id, "to", subject, body, segments, provider, provider_message_id, '
+            "status, error_code, error_message, attempts, is_fallback, idempotency_key, "
+            "created_at, updated_at) "
+            "SELECT gen_random_uuid(), n.id, p.channel, cp.id, cp.value, "
+            "COALESCE(n.content -> p.channel ->> 'subject', ''), "
+            "n.content -> p.channel ->> 'body', "
+            "COALESCE((n.content -> p.channel ->> 'segments')::int, 0), prov.name, '', "
+            "'pending', '', '', 0, false, "
+            "encode(sha256(convert_to(n.event_key || '|' || n.guardian_id::text || '|' "
+            "|| p.channel, 'UTF8')), 'hex'), %s, %s "
+            f"FROM {Notification._meta.db_table} n "
+            "CROSS JOIN LATERAL jsonb_to_recordset(n.plan) "
+            "AS p(channel text, contact_point bigint) "
+            f"JOIN {ContactPoint._meta.db_table} cp ON cp.id = p.contact_point "
+            "JOIN unnest(%s::text[], %s::text[]) AS prov(channel, name) "
+            "ON prov.channel = p.channel "
+            "WHERE n.id = ANY(%s) AND n.content -> p.channel ->> 'body' IS NOT NULL "
+            "ON CONFLICT (idempotency_key) DO NOTHING",
+            [now, now, channels, names, ids],
+        )
     return list(
-        Delivery.objects.filter(
-            idempotency_key__in=[r.idempotency_key for r in rows], status="pending"
-        ).values_list("pk", flat=True)
+        Delivery.objects.filter(notification_id__in=ids, status="pending").values_list(
+            "pk", flat=True
+        )
     )
 
 

@@ -70,6 +70,13 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(family):
             notification_ids=[n.pk for n in planned], now=NOW
         )
         assert len(ids) == 4 * students  # two guardians × SMS and e-mail
+        for delivery in Delivery.objects.filter(pk__in=ids).select_related("notification"):
+            n = delivery.notification
+            assert delivery.idempotency_key == planning.idempotency_key(
+                n.event_key, n.guardian_id, delivery.channel
+            )
+            assert delivery.body == n.content[delivery.channel]["body"] and delivery.uuid
+            assert delivery.to == delivery.contact_point.value
         with CaptureQueriesContext(connection) as queries:
             outcomes = sending.deliveries_send_many(delivery_ids=ids)
         assert {o.status for o in outcomes} == {"sent"}
