@@ -32,6 +32,8 @@ import orjson
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from attendance.signals import rows_written
+
 _HISTORY_EXTRA = ("history_date", "history_change_reason", "history_type", "history_user_id")
 
 # From this many rows on, values are streamed with COPY instead of bound as arrays.
@@ -112,6 +114,8 @@ def history_write(
     each. Returns the number of history rows written."""
     if not ids:
         return 0
+    # Every writer here records history through this function: one place to announce them.
+    rows_written.send(sender=model, ids=list(ids))
     table = model._meta.db_table
     history_table = model.history.model._meta.db_table  # type: ignore[attr-defined]
     columns = _history_columns(model)

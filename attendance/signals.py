@@ -27,3 +27,9 @@ attendance_changed = django.dispatch.Signal()
 # (a grade committed without its outbox row would never be written back, since recomputing
 # an unchanged grade queues nothing). Receivers return how many items they queued.
 participation_grades_changed = django.dispatch.Signal()
+
+# kwargs: ids (list[int]) — rows of ``sender`` (a model) that a set-based writer in
+# attendance.bulk inserted or really changed. Sent inside the writing transaction, because
+# these writes send no post_save: receivers that must see every change (the API's roster page
+# cache) listen here too, and wait for the commit themselves where it matters.
+rows_written = django.dispatch.Signal()

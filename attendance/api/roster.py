@@ -1,5 +1,6 @@
 """Roster endpoints (scope ``roster:read``): districts, schools, terms, sections, students,
-guardians, enrollments. Everything is read-only and limited to the caller's district."""
+guardians, enrollments. Everything is read-only and limited to the caller's district; list
+pages are served from a shared cache while their roster data is unchanged (attendance.api.cache)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 
 from attendance.api import filters
+from attendance.api.cache import roster_page_cache
 from attendance.models import (
     District,
     Enrollment,
@@ -39,6 +41,7 @@ class DistrictListView(IntegratorListView):
     """The caller's own district (a list of one, for symmetry with the other resources)."""
 
     required_scopes = ROSTER
+    page_cache = roster_page_cache
     district_path = "pk"
     OutputSerializer = DistrictOutput
     serializer_class = OutputSerializer
@@ -68,6 +71,7 @@ class SchoolOutput(serializers.ModelSerializer[School]):
 
 class SchoolListView(IntegratorListView):
     required_scopes = ROSTER
+    page_cache = roster_page_cache
     OutputSerializer = SchoolOutput
     serializer_class = OutputSerializer
     filterset_class = filters.SchoolFilter
@@ -98,6 +102,7 @@ class TermOutput(serializers.ModelSerializer[Term]):
 
 class TermListView(IntegratorListView):
     required_scopes = ROSTER
+    page_cache = roster_page_cache
     OutputSerializer = TermOutput
     serializer_class = OutputSerializer
     filterset_class = filters.TermFilter
@@ -144,6 +149,7 @@ class SectionOutput(serializers.ModelSerializer[Section]):
 
 class SectionListView(IntegratorListView):
     required_scopes = ROSTER
+    page_cache = roster_page_cache
     district_path = "school__district_id"
     OutputSerializer = SectionOutput
     serializer_class = OutputSerializer
@@ -304,6 +310,7 @@ class StudentListView(IntegratorListView):
     student number); ``search`` matches names and local ids."""
 
     required_scopes = ROSTER
+    page_cache = roster_page_cache
     OutputSerializer = StudentOutput
     serializer_class = OutputSerializer
     filterset_class = filters.StudentFilter
@@ -416,6 +423,7 @@ class GuardianListView(IntegratorListView):
     student's guardians."""
 
     required_scopes = ROSTER
+    page_cache = roster_page_cache
     OutputSerializer = GuardianOutput
     serializer_class = OutputSerializer
     filterset_class = filters.GuardianFilter
@@ -461,6 +469,7 @@ def _enrollment_student(enrollment: Enrollment) -> list[int]:
 
 class EnrollmentListView(IntegratorListView):
     required_scopes = ROSTER
+    page_cache = roster_page_cache
     district_path = "student__district_id"
     OutputSerializer = EnrollmentOutput
     serializer_class = OutputSerializer

@@ -311,6 +311,9 @@ MIDDLEWARE.append("gateway.inbound.throttling.RatelimitedMiddleware")
 API_IDEMPOTENCY_TTL_HOURS = env_int("API_IDEMPOTENCY_TTL_HOURS", 24, minimum=1, maximum=24 * 7)
 # FERPA read audit: rows older than this are purged by `manage.py purge_api_access_log`.
 API_ACCESS_LOG_RETENTION_DAYS = env_int("API_ACCESS_LOG_RETENTION_DAYS", 1095, minimum=1)
+# Roster list pages are cached in Redis per district and invalidated when roster data changes;
+# this TTL bounds how stale a page can be if an invalidation is ever missed (0: no caching).
+API_LIST_CACHE_SECONDS = env_int("API_LIST_CACHE_SECONDS", 30, minimum=0, maximum=600)
 
 # --- Notifications (notifications/; see docs/notifications.md) --------------------------------
 # Providers: "console" (development default), "twilio", "sns", "test" for SMS; "email" sends

@@ -12,11 +12,12 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import orjson
-from django.db.models import Model, QuerySet
-from django.http import QueryDict
+from django.db.models import QuerySet
+from django.http import HttpResponse, QueryDict
 from django_filters.filters import Filter, QuerySetRequestMixin
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import generics, status
@@ -143,14 +144,20 @@ class _ReadMixin:
             return self.base_queryset().none()
         return self.scope_to_district(self.base_queryset())  # type: ignore[attr-defined]
 
-    def _log_rows(self, rows: Sequence[Model]) -> None:
+    def _student_ids(self, rows: Sequence[Any]) -> tuple[int, ...] | None:
+        """The students these rows show, sorted; None when the view holds no student data."""
         extract = type(self).student_ids_of
         if extract is None:
-            return
+            return None
         ids: set[int] = set()
         for row in rows:
             ids.update(extract(row))
-        self.log_student_access(ids)  # type: ignore[attr-defined]
+        return tuple(sorted(ids))
+
+    def _log_rows(self, rows: Sequence[Any]) -> None:
+        ids = self._student_ids(rows)
+        if ids is not None:
+            self.log_student_access(ids)  # type: ignore[attr-defined]
 
 
 class _ReusedFilterForm:
@@ -220,6 +227,30 @@ class IntegratorFilterBackend(DjangoFilterBackend):
         return reused
 
 
+@dataclass(frozen=True, slots=True)
+class CachedPage:
+    """A rendered 200 page of a list and the students it shows (None: no student data), so
+    that serving it again still writes the FERPA access log row."""
+
+    body: bytes
+    student_ids: tuple[int, ...] | None
+
+
+class PageSlot(Protocol):
+    def store(self, page: CachedPage) -> None:
+        """Keep the page just computed (failures are swallowed: it is only a cache)."""
+
+
+class PageCache(Protocol):
+    """A shared cache of rendered list pages (``attendance.api.cache.RosterPageCache``)."""
+
+    def fetch(self, view: IntegratorListView) -> CachedPage | PageSlot | None:
+        """Called after authentication, scopes and throttling, before the list is read.
+        Return the current page for this request (same district, endpoint, query, host), or
+        a slot to store the page about to be computed, or None when nothing may be cached
+        now (e.g. the cache is unreachable): the view then computes as if uncached."""
+
+
 class IntegratorListView(_ReadMixin, IntegratorAPIView, generics.ListAPIView):
     """A cursor-paginated, filterable, orderable list of one district's rows."""
 
@@ -236,12 +267,26 @@ class IntegratorListView(_ReadMixin, IntegratorAPIView, generics.ListAPIView):
     def use_fast_path(self) -> bool:
         return bool(self.fast_fields)
 
+    # Rendered pages served again while the data behind them is unchanged (roster lists; see
+    # docs/api.md "Caching"). None: every request reads the database.
+    page_cache: ClassVar[PageCache | None] = None
+
     def fast_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Complete the fast path's rows before they are rendered as they are (e.g. nest
         related rows read in one more query each). The default adds nothing."""
         return rows
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    # Returns a plain HttpResponse for pages served through the cache: they are bytes already,
+    # and DRF's finalize_response takes any HttpResponse.
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
+        slot: PageSlot | None = None
+        if self.page_cache is not None:
+            found = self.page_cache.fetch(self)
+            if isinstance(found, CachedPage):
+                if found.student_ids is not None:
+                    self.log_student_access(found.student_ids)
+                return self._rendered(found.body)
+            slot = found
         queryset = self.filter_queryset(self.get_queryset())
         fast = self.use_fast_path()
         if fast:
@@ -249,8 +294,29 @@ class IntegratorListView(_ReadMixin, IntegratorAPIView, generics.ListAPIView):
         page = self.paginate_queryset(queryset)
         rows = list(page) if page is not None else list(queryset)
         data = self.fast_rows(rows) if fast else self.get_serializer(rows, many=True).data
-        self._log_rows(rows)
-        return self.get_paginated_response(data)
+        student_ids = self._student_ids(rows)
+        if student_ids is not None:
+            self.log_student_access(student_ids)
+        response = self.get_paginated_response(data)
+        if slot is None:
+            return response
+        # Rendered here, once, with the renderer DRF chose, so the stored bytes are exactly
+        # what this response would have carried.
+        rendered = request.accepted_renderer.render(
+            response.data, request.accepted_media_type, self.get_renderer_context()
+        )
+        body = rendered.encode() if isinstance(rendered, str) else rendered
+        slot.store(CachedPage(body, student_ids))
+        return self._rendered(body)
+
+    def _rendered(self, body: bytes) -> HttpResponse:
+        """A 200 with an already rendered body and the Content-Type DRF's Response would set
+        (DRF still adds Allow and Vary in finalize_response)."""
+        renderer = self.request.accepted_renderer
+        content_type = renderer.media_type
+        if renderer.charset:
+            content_type = f"{content_type}; charset={renderer.charset}"
+        return HttpResponse(body, content_type=content_type)
 
 
 def etag_for(data: Any) -> str:
