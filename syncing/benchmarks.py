@@ -360,15 +360,22 @@ def _kill_scenario(students: int, kills: int, results: list[BenchResult]) -> Non
     with _sandbox(students) as info, tempfile.TemporaryDirectory() as tmp:
         clean_district, killed_district = _new_district(), _new_district()
         try:
-            clean_time, _ = _timed_run(_connection(info, clean_district), "full")
+            clean_time, clean = _timed_run(_connection(info, clean_district), "full")
             connection = _connection(info, killed_district)
             log_path = Path(tmp) / "worker.log"
             start = time.perf_counter()
             with sync_worker(log_path, batch_size=2000) as worker:
                 run, _ = sync_start(connection=connection)  # to the real worker
                 # Random pauses within each phase; the first kills land in staging (which then
-                # restarts), the rest in applying (which resumes at its checkpoint).
-                spread = max(3.0, clean_time / (kills + 1))
+                # restarts), the rest in applying (which resumes at its checkpoint). Pauses are
+                # short enough for all kills to fit in the shorter phase of a clean run.
+                shorter = clean_time
+                if clean.started_at and clean.staged_at and clean.finished_at:
+                    shorter = min(
+                        (clean.staged_at - clean.started_at).total_seconds(),
+                        (clean.finished_at - clean.staged_at).total_seconds(),
+                    )
+                spread = max(2.0, shorter / (kills + 1))
                 made, phases = kill_while_running(
                     run,
                     worker,
