@@ -172,7 +172,12 @@ def _rows_written(sender: type[Model], ids: list[int], **kwargs: Any) -> None:
     path = ROSTER_MODELS.get(sender)
     if path is None:
         return
-    districts = sender._default_manager.filter(pk__in=ids).values_list(path, flat=True).distinct()
+    districts = (
+        sender._default_manager.filter(pk__in=ids)
+        .order_by()
+        .values_list(path, flat=True)
+        .distinct()
+    )
     roster_changed(districts)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import orjson
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpResponse, QueryDict
 from django_filters.filters import Filter, QuerySetRequestMixin
 from django_filters.rest_framework import DjangoFilterBackend
@@ -111,8 +111,13 @@ class IntegratorAPIView(APIView):
 
     # --- FERPA -----------------------------------------------------------------------------
 
+    # The students logged for this request so far (None: none), kept with a cached page.
+    logged_student_ids: tuple[int, ...] | None = None
+
     def log_student_access(self, student_ids: Iterable[int]) -> None:
         """Record that the caller was shown these students (FERPA §99.32 read log)."""
+        shown = set(student_ids)
+        self.logged_student_ids = tuple(sorted(shown.union(self.logged_student_ids or ())))
         match = self.request.resolver_match
         principal = self.principal
         access_log_record(
@@ -122,7 +127,7 @@ class IntegratorAPIView(APIView):
             client_label=principal.label,
             endpoint=match.route if match is not None else self.request.path,
             method=str(self.request.method),
-            student_ids=student_ids,
+            student_ids=shown,
             query={
                 key: self.request.query_params.getlist(key) for key in self.request.query_params
             },
@@ -144,20 +149,14 @@ class _ReadMixin:
             return self.base_queryset().none()
         return self.scope_to_district(self.base_queryset())  # type: ignore[attr-defined]
 
-    def _student_ids(self, rows: Sequence[Any]) -> tuple[int, ...] | None:
-        """The students these rows show, sorted; None when the view holds no student data."""
+    def _log_rows(self, rows: Sequence[Model]) -> None:
         extract = type(self).student_ids_of
         if extract is None:
-            return None
+            return
         ids: set[int] = set()
         for row in rows:
             ids.update(extract(row))
-        return tuple(sorted(ids))
-
-    def _log_rows(self, rows: Sequence[Any]) -> None:
-        ids = self._student_ids(rows)
-        if ids is not None:
-            self.log_student_access(ids)  # type: ignore[attr-defined]
+        self.log_student_access(ids)  # type: ignore[attr-defined]
 
 
 class _ReusedFilterForm:
@@ -268,7 +267,7 @@ class IntegratorListView(_ReadMixin, IntegratorAPIView, generics.ListAPIView):
         return bool(self.fast_fields)
 
     # Rendered pages served again while the data behind them is unchanged (roster lists; see
-    # docs/api.md "Caching"). None: every request reads the database.
+    # docs/api.md, "Roster page cache"). None: every request reads the database.
     page_cache: ClassVar[PageCache | None] = None
 
     def fast_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -294,9 +293,7 @@ class IntegratorListView(_ReadMixin, IntegratorAPIView, generics.ListAPIView):
         page = self.paginate_queryset(queryset)
         rows = list(page) if page is not None else list(queryset)
         data = self.fast_rows(rows) if fast else self.get_serializer(rows, many=True).data
-        student_ids = self._student_ids(rows)
-        if student_ids is not None:
-            self.log_student_access(student_ids)
+        self._log_rows(rows)
         response = self.get_paginated_response(data)
         if slot is None:
             return response
@@ -306,7 +303,8 @@ class IntegratorListView(_ReadMixin, IntegratorAPIView, generics.ListAPIView):
             response.data, request.accepted_media_type, self.get_renderer_context()
         )
         body = rendered.encode() if isinstance(rendered, str) else rendered
-        slot.store(CachedPage(body, student_ids))
+        # Hits log the students this request logged (whatever _log_rows does in a subclass).
+        slot.store(CachedPage(body, self.logged_student_ids))
         return self._rendered(body)
 
     def _rendered(self, body: bytes) -> HttpResponse:
