@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from queue import Full, Queue
 from types import SimpleNamespace
@@ -53,6 +54,10 @@ from syncing.source import Source, source_capabilities, source_for_connection
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[SyncRun], None]
+
+# How long a run waits for its connection's lock before deciding another worker has it.
+LOCK_WAIT_SECONDS = 60.0
+LOCK_POLL_SECONDS = 0.5
 
 
 class BudgetExceeded(Exception):
@@ -324,48 +329,66 @@ def run_execute(
 ) -> SyncRun:
     """Run (or resume) a sync run to its next resting state: held, failed or finished."""
     run = SyncRun.objects.select_related("district", "connection").get(pk=run_id)
-    with connection_lock(run.connection_id) as acquired:
-        if not acquired:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        with connection_lock(run.connection_id) as acquired:
+            if acquired:
+                return _execute_locked(run, source=source, progress=progress)
+        run.refresh_from_db()
+        if run.status not in (RunStatus.PENDING, RunStatus.RUNNING) or (
+            time.monotonic() >= deadline
+        ):
             logger.info("sync already running", extra={"run_id": run_id})
             return run
-        run.refresh_from_db()
-        if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
-            return run
-        try:
-            if run.status == RunStatus.PENDING:
-                run.status = RunStatus.RUNNING
-                run.started_at = run.started_at or timezone.now()
-                run.save()
-            if source is None:
-                source = source_for_connection(run.connection)
-            if run.phase == Phase.FETCH:
-                if run.staged_at is None:
-                    with transaction.atomic():
-                        stage_reset(run)
-                        SyncRun.objects.filter(pk=run.pk).update(pages_done=0, counts={})
-                    run.refresh_from_db()
-                    _stage(run, source, progress)
-                    if not _after_staging(run):
-                        _notify_if_needed(run)
-                        return run
-                else:
-                    # Staged and approved (held runs come back here after approval).
-                    run.phase = Phase.APPLY
-                    run.save(update_fields=["phase", "updated_at"])
-            if run.phase == Phase.APPLY:
-                _apply(run, source, progress)
-            if run.phase == Phase.FINISH:
-                _finish(run)
-        except Exception as exc:
-            logger.exception("sync run failed", extra={"run_id": run_id})
-            run.refresh_from_db()
-            run.status = RunStatus.FAILED
-            run.error_summary = f"{type(exc).__name__}: {exc}"[:2000]
-            run.finished_at = timezone.now()
-            run.save()
-            _notify_if_needed(run)
-            raise
+        # A redelivery right after its worker was killed finds the dead worker's session still
+        # holding the lock until PostgreSQL notices the client is gone (it finishes the statement
+        # in progress first): wait for it instead of leaving the run stranded as "running".
+        time.sleep(LOCK_POLL_SECONDS)
+
+
+def _execute_locked(
+    run: SyncRun, *, source: Source | None, progress: ProgressCallback | None
+) -> SyncRun:
+    """The run under its connection's lock: stage, check, apply, finish (or resume)."""
+    run_id = run.pk
+    run.refresh_from_db()
+    if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
         return run
+    try:
+        if run.status == RunStatus.PENDING:
+            run.status = RunStatus.RUNNING
+            run.started_at = run.started_at or timezone.now()
+            run.save()
+        if source is None:
+            source = source_for_connection(run.connection)
+        if run.phase == Phase.FETCH:
+            if run.staged_at is None:
+                with transaction.atomic():
+                    stage_reset(run)
+                    SyncRun.objects.filter(pk=run.pk).update(pages_done=0, counts={})
+                run.refresh_from_db()
+                _stage(run, source, progress)
+                if not _after_staging(run):
+                    _notify_if_needed(run)
+                    return run
+            else:
+                # Staged and approved (held runs come back here after approval).
+                run.phase = Phase.APPLY
+                run.save(update_fields=["phase", "updated_at"])
+        if run.phase == Phase.APPLY:
+            _apply(run, source, progress)
+        if run.phase == Phase.FINISH:
+            _finish(run)
+    except Exception as exc:
+        logger.exception("sync run failed", extra={"run_id": run_id})
+        run.refresh_from_db()
+        run.status = RunStatus.FAILED
+        run.error_summary = f"{type(exc).__name__}: {exc}"[:2000]
+        run.finished_at = timezone.now()
+        run.save()
+        _notify_if_needed(run)
+        raise
+    return run
 
 
 def _notify_if_needed(run: SyncRun) -> None:

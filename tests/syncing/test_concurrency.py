@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import connection as db
 
+from syncing.engine import run as engine_run
 from syncing.engine.run import run_execute
 from syncing.locks import connection_lock
 from syncing.models import SyncRun
@@ -37,7 +39,8 @@ def test_two_triggers_at_once_make_one_run(connection, source):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_second_executor_of_a_locked_connection_does_nothing(connection, source):
+def test_a_second_executor_of_a_locked_connection_does_nothing(connection, source, monkeypatch):
+    monkeypatch.setattr(engine_run, "LOCK_WAIT_SECONDS", 1.0)
     run, _ = sync_start(connection=connection, enqueue=False)
     done = threading.Event()
     holding = threading.Event()
@@ -70,3 +73,30 @@ def test_a_repeated_idempotency_key_is_one_run(connection):
     assert created
     second, created = sync_start(connection=connection, idempotency_key="beat:1:x", enqueue=False)
     assert (second.pk, created) == (first.pk, False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_executor_waits_for_a_lock_a_dead_worker_still_holds(connection, source):
+    """A redelivery right after a SIGKILL finds the dead worker's session still holding the
+    lock for a moment: it waits for it and runs, instead of leaving the run stranded."""
+    run, _ = sync_start(connection=connection, enqueue=False)
+    holding = threading.Event()
+
+    def hold_lock_briefly():
+        try:
+            with connection_lock(connection.pk) as acquired:
+                assert acquired
+                holding.set()
+                time.sleep(1.5)
+        finally:
+            db.close()
+
+    holder = threading.Thread(target=hold_lock_briefly)
+    holder.start()
+    holding.wait(30)
+    try:
+        result = run_execute(run.pk, source=source)
+    finally:
+        holder.join()
+    assert result.status == "completed"
+    assert source.fetches > 0
