@@ -16,16 +16,17 @@ Values travel as text and are cast per column in SQL. A small batch sends them a
 ``unnest``; a large one streams them with ``COPY`` into a temporary table first (Django binds
 parameters on the client, so a 2,000-row array costs more to render as SQL text than to run).
 
-PostgreSQL only (``unnest``, ``COPY``, temporary tables, ``RETURNING``): everything vendor-specific
-is in this module. Callers run the helpers inside their own transaction (each is atomic on its
-own).
+PostgreSQL's (``unnest``, ``COPY``, temporary tables, ``RETURNING``): on any other database each
+public function hands over to its ORM twin in :mod:`attendance.bulk_portable`. Callers run the
+helpers inside their own transaction (each is atomic on its own).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -39,6 +40,21 @@ _HISTORY_EXTRA = ("history_date", "history_change_reason", "history_type", "hist
 # From this many rows on, values are streamed with COPY instead of bound as arrays.
 COPY_MIN_ROWS = 200
 _temp_names = itertools.count()
+
+
+def _portable_elsewhere[**P, R](function: Callable[P, R]) -> Callable[P, R]:
+    """Off PostgreSQL (SQLite in ``make run``), call the same-named function of
+    :mod:`attendance.bulk_portable` instead."""
+
+    @functools.wraps(function)
+    def dispatch(*args: P.args, **kwargs: P.kwargs) -> R:
+        if connection.vendor != "postgresql":
+            from attendance import bulk_portable
+
+            return getattr(bulk_portable, function.__name__)(*args, **kwargs)
+        return function(*args, **kwargs)
+
+    return dispatch
 
 
 def _q(name: str | None) -> str:
@@ -76,6 +92,7 @@ def _as_text(value: Any) -> str | None:
     return str(value)
 
 
+@_portable_elsewhere
 def copy_to_temp(cursor: Any, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Stream ``rows`` (tuples of text or None, one per row in ``columns`` order) with ``COPY``
     into a new temporary text table with an extra ordinal column ``n`` (the row's position);
@@ -91,6 +108,7 @@ def copy_to_temp(cursor: Any, columns: Sequence[str], rows: Iterable[Sequence[An
     return name
 
 
+@_portable_elsewhere
 def temp_drop(cursor: Any, name: str) -> None:
     cursor.execute(f"DROP TABLE IF EXISTS {name}")
 
@@ -101,6 +119,7 @@ def _history_columns(model: type[models.Model]) -> list[str]:
     return [f.column for name, f in _concrete_fields(model).items() if name in tracked and f.column]
 
 
+@_portable_elsewhere
 def history_write(
     model: type[models.Model],
     ids: Sequence[int],
@@ -141,6 +160,7 @@ def is_audited(model: type[models.Model]) -> bool:
     return hasattr(model, "history") and hasattr(model.history, "model")
 
 
+@_portable_elsewhere
 def bulk_insert(
     model: type[models.Model],
     rows: Sequence[Mapping[str, Any]],
@@ -237,6 +257,7 @@ def column_type(model: type[models.Model], attname: str) -> str:
     return _cast(_concrete_fields(model)[attname])
 
 
+@_portable_elsewhere
 def insert_select(
     model: type[models.Model],
     columns: Mapping[str, str],
@@ -285,6 +306,7 @@ def insert_select(
     return ids
 
 
+@_portable_elsewhere
 def bulk_update(
     model: type[models.Model],
     rows: Sequence[Mapping[str, Any]],

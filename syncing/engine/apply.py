@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from attendance import bulk
 from attendance.models import ExitReason, Section, Student
-from syncing.engine import pgsql
+from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
 from syncing.engine.stage import quarantine_record
 from syncing.entities import SPECS, EntitySpec
 from syncing.models import (

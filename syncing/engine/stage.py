@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 
 from attendance import bulk
-from syncing.engine import pgsql
+from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
 from syncing.entities import SPECS, EntitySpec, Invalid, record_values, validate, warnings
 from syncing.models import (
     ChangeAction,

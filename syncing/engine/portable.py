@@ -1,0 +1,310 @@
+"""The engine's statements for databases other than PostgreSQL (SQLite in ``make run``).
+
+Same functions, signatures and semantics as :mod:`syncing.engine.pgsql`, written with the ORM:
+correctness over speed. Values a PostgreSQL statement keeps inside the database (staged values,
+seen link ids) travel through Python here, so a sync costs more round trips and memory per
+batch; fine for a demo district of hundreds of students, not for the benchmarks' 100,000
+(PostgreSQL stays the production database). :mod:`syncing.engine.dialect` picks the module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from django.utils import timezone
+
+from attendance import bulk_portable
+from attendance.models import Enrollment, Section
+from syncing.entities import EntitySpec
+from syncing.models import ChangeAction, SourceLink, SyncChange, SyncPage
+
+# Ids per ``IN (…)`` list: under SQLite's smallest bound-parameter limit (999).
+_CHUNK = 900
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
+    items = list(values)
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def commit_relaxed() -> None:
+    """Nothing to relax: SQLite has no per-transaction durability switch worth the risk."""
+
+
+# --- staging ------------------------------------------------------------------------------------
+
+
+def links_of_sources(
+    connection_id: int, entity: str, source_ids: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """``(id, source_id, content_hash, active, school_id)`` of the links of ``source_ids``."""
+    rows: list[tuple[Any, ...]] = []
+    for chunk in _chunks(source_ids):
+        rows += SourceLink.objects.filter(
+            connection_id=connection_id, entity=entity, source_id__in=chunk
+        ).values_list("id", "source_id", "content_hash", "active", "school_id")
+    return rows
+
+
+def linked_sources(connection_id: int, entity: str, source_ids: Sequence[str]) -> set[str]:
+    return {row[1] for row in links_of_sources(connection_id, entity, source_ids)}
+
+
+def staged_creates(run_id: int, entity: str, source_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(source_ids):
+        found.update(
+            SyncChange.objects.filter(
+                run_id=run_id, entity=entity, action=ChangeAction.CREATE, source_id__in=chunk
+            ).values_list("source_id", flat=True)
+        )
+    return found
+
+
+def unseen_deactivations_stage(run_id: int, rank: int, connection_id: int, entity: str) -> int:
+    """Stage a deactivation for every active link of ``entity`` no page of the run saw."""
+    seen: set[int] = set()
+    for ids in SyncPage.objects.filter(run_id=run_id, entity=entity).values_list(
+        "seen_link_ids", flat=True
+    ):
+        seen.update(int(i) for i in ids or ())
+    staged = set(
+        SyncChange.objects.filter(run_id=run_id, entity=entity).values_list("source_id", flat=True)
+    )
+    rows = [
+        {
+            "run_id": run_id,
+            "entity": entity,
+            "source_id": source_id,
+            "action": ChangeAction.DEACTIVATE,
+            "state": "staged",
+            "rank": rank,
+            "link_id": link_id,
+            "school_id": school_id,
+            "values": {},
+            "diff": {},
+            "content_hash": "",
+        }
+        for link_id, source_id, school_id in SourceLink.objects.filter(
+            connection_id=connection_id, entity=entity, active=True
+        )
+        .order_by("id")
+        .values_list("id", "source_id", "school_id")
+        # Like ON CONFLICT DO NOTHING: a source id already staged in this run stays as it is.
+        if link_id not in seen and source_id not in staged
+    ]
+    return len(bulk_portable.bulk_insert(SyncChange, rows))
+
+
+# --- applying creates ---------------------------------------------------------------------------
+
+
+def links_analyze() -> None:
+    """Nothing to do: SQLite plans these lookups by their unique index without statistics."""
+
+
+def _staged_values(change_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    values: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(change_ids):
+        values.update(SyncChange.objects.filter(pk__in=chunk).values_list("id", "values"))
+    return values
+
+
+def _ref_key(value: Any) -> str | None:
+    """A reference as PostgreSQL's ``->>`` reads it from the staged values: text, or NULL."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _resolved_refs(
+    spec: EntitySpec, connection_id: int, staged: dict[int, dict[str, Any]]
+) -> dict[str, dict[str, int]]:
+    """For each reference of ``spec``: source id → our object id, of the staged values' targets."""
+    resolved: dict[str, dict[str, int]] = {}
+    for ref in spec.refs:
+        wanted = {_ref_key(v.get(ref.attname)) for v in staged.values()} - {None}
+        found: dict[str, int] = {}
+        for chunk in _chunks(sorted(wanted, key=str)):
+            for source_id, object_id in SourceLink.objects.filter(
+                connection_id=connection_id, entity=ref.entity, source_id__in=chunk
+            ).values_list("source_id", "object_id"):
+                found.setdefault(source_id, object_id)
+        resolved[ref.attname] = found
+    return resolved
+
+
+def creates_unresolved(
+    spec: EntitySpec, connection_id: int, change_ids: Sequence[int]
+) -> list[tuple[int, str]]:
+    """``(change id, reference)`` of staged creates whose required reference does not resolve."""
+    required = [ref for ref in spec.refs if ref.required]
+    if not required or not change_ids:
+        return []
+    staged = _staged_values(change_ids)
+    resolved = _resolved_refs(spec, connection_id, staged)
+    result = []
+    for change_id in sorted(staged):
+        for ref in required:
+            key = _ref_key(staged[change_id].get(ref.attname))
+            if key is None or key not in resolved[ref.attname]:
+                result.append((change_id, ref.attname))
+                break
+    return result
+
+
+def creates_insert(
+    spec: EntitySpec,
+    *,
+    connection_id: int,
+    district_id: int,
+    change_ids: Sequence[int],
+    reason: str,
+) -> list[int]:
+    """Insert the domain rows of staged creates from their staged values (references resolved
+    through the crosswalk), with history; returns the new ids in ``change_ids`` order (sorted)."""
+    model = spec.model
+    fields = {f.attname for f in model._meta.concrete_fields}
+    ordered = sorted(change_ids)
+    staged = _staged_values(ordered)
+    resolved = _resolved_refs(spec, connection_id, staged)
+    derived = sorted(spec.derive({}, "US")) if spec.derive is not None else []
+    rows = []
+    for change_id in ordered:
+        values = staged[change_id]
+        row: dict[str, Any] = {name: values.get(name) for name in (*spec.fields, *derived)}
+        for ref in spec.refs:
+            key = _ref_key(values.get(ref.attname))
+            row[ref.attname] = resolved[ref.attname].get(key) if key is not None else None
+        if "district_id" in fields:
+            row["district_id"] = district_id
+        rows.append(row)
+    return bulk_portable.bulk_insert(model, rows, change_reason=reason)
+
+
+def links_insert_for_creates(
+    spec: EntitySpec,
+    *,
+    run_id: int,
+    connection_id: int,
+    district_id: int,
+    pairs: Sequence[tuple[int, int]],
+) -> None:
+    """SourceLinks for applied creates: ``pairs`` of (change id, new object id). The baseline
+    is the staged values; the school comes from the new row (or its section)."""
+    if not pairs:
+        return
+    object_ids = [object_id for _, object_id in pairs]
+    schools: dict[int, int | None] = {}
+    manager = spec.model._base_manager
+    if spec.school_ref == "id":
+        schools = {object_id: object_id for object_id in object_ids}
+    elif spec.school_ref:
+        for chunk in _chunks(object_ids):
+            schools.update(manager.filter(pk__in=chunk).values_list("id", spec.school_ref))
+    elif spec.name == "section_enrollment":
+        for chunk in _chunks(object_ids):
+            sections = dict(manager.filter(pk__in=chunk).values_list("id", "section_id"))
+            section_schools = dict(
+                Section.objects.filter(pk__in=set(sections.values())).values_list("id", "school_id")
+            )
+            schools.update({oid: section_schools.get(sid) for oid, sid in sections.items()})
+    changes: dict[int, tuple[str, str, str, Any]] = {}
+    for chunk in _chunks([change_id for change_id, _ in pairs]):
+        for row in SyncChange.objects.filter(pk__in=chunk).values_list(
+            "id", "entity", "source_id", "content_hash", "values"
+        ):
+            changes[row[0]] = row[1:]
+    now = timezone.now()
+    rows = []
+    for change_id, object_id in pairs:
+        entity, source_id, content_hash, values = changes[change_id]
+        rows.append(
+            {
+                "district_id": district_id,
+                "connection_id": connection_id,
+                "entity": entity,
+                "source_id": source_id,
+                "object_id": object_id,
+                "school_id": schools.get(object_id),
+                "content_hash": content_hash,
+                "baseline": values,
+                "first_run_id": run_id,
+                "last_run_id": run_id,
+                "active": True,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    bulk_portable.bulk_insert(SourceLink, rows)
+
+
+def changes_settle(change_ids: Sequence[int], *, state: str) -> None:
+    """Move the still-staged ones of ``change_ids`` to ``state`` (a batch's bookkeeping)."""
+    for chunk in _chunks(change_ids):
+        SyncChange.objects.filter(pk__in=chunk, state="staged").update(state=state)
+
+
+def enrollment_students(enrollment_ids: Sequence[int]) -> set[int]:
+    students: set[int] = set()
+    for chunk in _chunks(enrollment_ids):
+        students.update(
+            Enrollment.objects.filter(pk__in=chunk).values_list("student_id", flat=True)
+        )
+    return students
+
+
+# --- links and spans ----------------------------------------------------------------------------
+
+_LINK_FIELDS = ["object_id", "content_hash", "baseline", "active", "school_id", "last_run_id"]
+
+
+def _links_save(links: list[SourceLink], fields: list[str]) -> None:
+    SourceLink.objects.bulk_update(links, [*fields, "updated_at"], batch_size=200)
+
+
+def links_update(rows: list[dict[str, Any]]) -> None:
+    """Set object, hash, baseline, state, school and last run of links (by ``id``)."""
+    if not rows:
+        return
+    now = timezone.now()
+    links: list[SourceLink] = [
+        SourceLink(id=row["id"], updated_at=now, **{name: row[name] for name in _LINK_FIELDS})
+        for row in rows
+    ]
+    _links_save(links, _LINK_FIELDS)
+
+
+def links_deactivate(run_id: int, link_ids: Sequence[int], baseline_patch: dict[str, Any]) -> None:
+    """Mark links inactive and merge ``baseline_patch`` into their baselines."""
+    now = timezone.now()
+    links: list[SourceLink] = []
+    for chunk in _chunks(link_ids):
+        for link_id, baseline in SourceLink.objects.filter(pk__in=chunk).values_list(
+            "id", "baseline"
+        ):
+            # jsonb ``||``: the patch's keys replace the baseline's (a non-object becomes one).
+            merged = {**(baseline if isinstance(baseline, dict) else {}), **baseline_patch}
+            links.append(
+                SourceLink(
+                    id=link_id, active=False, last_run_id=run_id, baseline=merged, updated_at=now
+                )
+            )
+    _links_save(links, ["active", "last_run_id", "baseline"])
+
+
+def open_primary_schools(student_ids: Sequence[int]) -> dict[int, int]:
+    """School of each student's open primary enrollment (the latest by entry date)."""
+    schools: dict[int, int] = {}
+    for chunk in _chunks(student_ids):
+        for student_id, school_id in (
+            Enrollment.objects.filter(student_id__in=chunk, exit_date__isnull=True, is_primary=True)
+            .order_by("student_id", "-entry_date", "-id")
+            .values_list("student_id", "school_id")
+        ):
+            schools.setdefault(student_id, school_id)
+    return schools
