@@ -62,13 +62,8 @@ def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
 
 def connect_demo_district(sandbox_url: str) -> None:
     """Connect the demo district to the sandbox (on the first run) and sync it in the
-    foreground, so the admin shows a roster that came through a PowerSchool-style API.
-
-    The sync engine writes with PostgreSQL's set-based SQL; on the no-services SQLite setup the
-    demo district is generated locally instead and the connection is left ready to sync."""
-    on_postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres", "pgsql"))
-    if not on_postgres:
-        manage("load_demo_district")
+    foreground, so the admin shows a roster that came through a PowerSchool-style API (on
+    SQLite too: the engine has a portable twin of its PostgreSQL statements)."""
     connection = [
         "--name", DEMO_CONNECTION, "--district", DEMO_DISTRICT, "--provider", "powerschool",
         "--base-url", sandbox_url, "--client-id", "sandbox-client",
@@ -76,13 +71,6 @@ def connect_demo_district(sandbox_url: str) -> None:
     ]  # fmt: skip
     if manage("sis_connection", "add", *connection, check=False) != 0:
         manage("sis_connection", "update", *connection)
-    if not on_postgres:
-        print(
-            "SQLite: demo district generated locally. Set DATABASE_URL to a PostgreSQL database "
-            "to sync it from the sandbox SIS instead.",
-            flush=True,
-        )
-        return
     if manage("sync", DEMO_CONNECTION, "--full", "--district", DEMO_DISTRICT, check=False) != 0:
         print("The demo sync did not complete; see its summary above.", file=sys.stderr)
 
