@@ -18,6 +18,8 @@ from typing import Any
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from attendance.signals import rows_written
+
 # Ids per ``IN (…)`` list and rows per statement: under SQLite's bound-parameter limits.
 _CHUNK = 900
 _temp_names = itertools.count()
@@ -57,6 +59,8 @@ def history_write(
     each. Returns the number of history rows written."""
     if not ids:
         return 0
+    # As in attendance.bulk: every writer records history here, so this announces them all.
+    rows_written.send(sender=model, ids=list(ids))
     history_model = model.history.model  # type: ignore[attr-defined]
     tracked = {f.attname for f in history_model._meta.concrete_fields}
     names = [name for name in _concrete_fields(model) if name in tracked]
