@@ -29,12 +29,12 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from attendance.bulk import history_write
@@ -213,18 +213,132 @@ def _upsert(grading_period: Term, section_ids: Sequence[int]) -> ParticipationRe
             rows = cursor.fetchall()
         created = [row[1] for row in rows if row[1] is not None and row[2]]
         updated = [row[1] for row in rows if row[1] is not None and not row[2]]
-        history_write(ParticipationGrade, created, history_type="+", change_reason=RULE, when=now)
-        history_write(ParticipationGrade, updated, history_type="~", change_reason=RULE, when=now)
-        result.computed = rows[0][0] if rows else 0
-        result.created, result.updated = len(created), len(updated)
-        result.unchanged = result.computed - result.created - result.updated
-        result.changed_ids = sorted(created + updated)
-        if result.changed_ids:
-            responses = participation_grades_changed.send(
-                sender=ParticipationGrade, grade_ids=result.changed_ids
+        _written(result, rows[0][0] if rows else 0, created, updated, now)
+    return result
+
+
+def _written(
+    result: ParticipationResult,
+    computed: int,
+    created: list[int],
+    updated: list[int],
+    now: dt.datetime,
+) -> None:
+    """History rows and the write-back signal for the grades a batch created and changed
+    (inside the batch's transaction), and the counts into ``result``."""
+    history_write(ParticipationGrade, created, history_type="+", change_reason=RULE, when=now)
+    history_write(ParticipationGrade, updated, history_type="~", change_reason=RULE, when=now)
+    result.computed = computed
+    result.created, result.updated = len(created), len(updated)
+    result.unchanged = result.computed - result.created - result.updated
+    result.changed_ids = sorted(created + updated)
+    if result.changed_ids:
+        responses = participation_grades_changed.send(
+            sender=ParticipationGrade, grade_ids=result.changed_ids
+        )
+        queued: list[Any] = [response for _, response in responses]
+        result.queued = sum(n for n in queued if isinstance(n, int))
+
+
+# Off PostgreSQL (SQLite in ``make run``): the same rule with the ORM. The database counts each
+# student's records per status; the grade is computed in Python with Decimal and rounded half
+# away from zero, as PostgreSQL's ``round(numeric, 2)`` does.
+
+_CENT = Decimal("0.01")
+
+
+def _computed_portable(grading_period: Term, section_ids: Sequence[int]) -> dict[Any, Decimal]:
+    """``{(student_id, section_id): value}`` for the sections, like :func:`_computed_sql`."""
+    credits = rule_credits()
+    start, end = grading_period.start_date, grading_period.end_date
+    enrolled = SectionEnrollment.objects.filter(
+        Q(exit_date__isnull=True) | Q(exit_date__gte=start),
+        section_id=OuterRef("section_id"),
+        student_id=OuterRef("student_id"),
+        role="student",
+        entry_date__lte=end,
+    )
+    counts = (
+        AttendanceRecord.objects.filter(
+            Exists(enrolled),
+            section_id__in=section_ids,
+            date__range=(start, end),
+            status__in=list(credits),
+        )
+        .values_list("student_id", "section_id", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    tally: dict[Any, tuple[Decimal, int]] = {}
+    for student_id, section_id, status, n in counts:
+        earned, meetings = tally.get((student_id, section_id), (Decimal(0), 0))
+        tally[(student_id, section_id)] = (earned + credits[status] * n, meetings + n)
+    return {
+        key: (100 * earned / meetings).quantize(_CENT, rounding=ROUND_HALF_UP)
+        for key, (earned, meetings) in tally.items()
+    }
+
+
+def _existing_portable(grading_period: Term, section_ids: Sequence[int]) -> dict[Any, Any]:
+    return {
+        (g.student_id, g.section_id): g
+        for g in ParticipationGrade.objects.filter(
+            grading_period=grading_period, section_id__in=section_ids
+        )
+    }
+
+
+def _preview_portable(grading_period: Term, section_ids: Sequence[int]) -> ParticipationResult:
+    computed = _computed_portable(grading_period, section_ids)
+    existing = _existing_portable(grading_period, section_ids)
+    created = sum(1 for key in computed if key not in existing)
+    updated = sum(
+        1
+        for key, value in computed.items()
+        if key in existing and (existing[key].value, existing[key].rule) != (value, RULE)
+    )
+    return ParticipationResult(
+        grading_period_id=grading_period.pk,
+        sections=len(section_ids),
+        computed=len(computed),
+        created=created,
+        updated=updated,
+        unchanged=len(computed) - created - updated,
+        dry_run=True,
+    )
+
+
+def _upsert_portable(grading_period: Term, section_ids: Sequence[int]) -> ParticipationResult:
+    now = timezone.now()
+    result = ParticipationResult(grading_period_id=grading_period.pk, sections=len(section_ids))
+    # One transaction reads and writes: SQLite runs one writer at a time, so no other
+    # computation inserts the same grade between the read and the insert.
+    with transaction.atomic():
+        computed = _computed_portable(grading_period, section_ids)
+        existing = _existing_portable(grading_period, section_ids)
+        new = [
+            ParticipationGrade(
+                student_id=student_id,
+                section_id=section_id,
+                grading_period=grading_period,
+                value=value,
+                rule=RULE,
+                computed_at=now,
             )
-            queued: list[Any] = [response for _, response in responses]
-            result.queued = sum(n for n in queued if isinstance(n, int))
+            for (student_id, section_id), value in computed.items()
+            if (student_id, section_id) not in existing
+        ]
+        changed = []
+        for key, value in computed.items():
+            grade = existing.get(key)
+            if grade is not None and (grade.value, grade.rule) != (value, RULE):
+                grade.value, grade.rule, grade.computed_at, grade.updated_at = value, RULE, now, now
+                changed.append(grade)
+        created = [g.pk for g in ParticipationGrade.objects.bulk_create(new, batch_size=500)]
+        ParticipationGrade.objects.bulk_update(
+            changed, ["value", "rule", "computed_at", "updated_at"], batch_size=500
+        )
+        _written(result, len(computed), created, [g.pk for g in changed], now)
     return result
 
 
@@ -265,7 +379,11 @@ def _compute(
     total = ParticipationResult(grading_period_id=grading_period.pk, dry_run=dry_run)
     for start in range(0, len(section_ids), SECTION_BATCH):
         batch = section_ids[start : start + SECTION_BATCH]
-        total.add(_preview(grading_period, batch) if dry_run else _upsert(grading_period, batch))
+        if connection.vendor != "postgresql":
+            preview, upsert = _preview_portable, _upsert_portable
+        else:
+            preview, upsert = _preview, _upsert
+        total.add(preview(grading_period, batch) if dry_run else upsert(grading_period, batch))
         if progress is not None:
             progress(len(batch))
     return total

@@ -430,9 +430,12 @@ def _deliveries_create_many(notifications: list[Notification]) -> list[int]:
     """One ``INSERT … SELECT`` builds every delivery of the batch from the notifications'
     plan and content in the database (no row passes through Python); the idempotency key is
     :func:`idempotency_key` computed by PostgreSQL, so a concurrent or repeated dispatch adds
-    nothing. Returns the batch's pending deliveries."""
+    nothing. Returns the batch's pending deliveries. Off PostgreSQL (SQLite in ``make run``)
+    :func:`_deliveries_create_many_portable` builds the same rows in Python."""
     if not notifications:
         return []
+    if connection.vendor != "postgresql":
+        return _deliveries_create_many_portable(notifications)
     ids = [n.pk for n in notifications]
     channels = sorted({item["channel"] for n in notifications for item in n.plan})
     names = [provider_for_channel(channel).name for channel in channels]
@@ -464,6 +467,47 @@ def _deliveries_create_many(notifications: list[Notification]) -> list[int]:
         Delivery.objects.filter(notification_id__in=ids, status="pending").values_list(
             "pk", flat=True
         )
+    )
+
+
+def _deliveries_create_many_portable(notifications: list[Notification]) -> list[int]:
+    """The rows of :func:`_deliveries_create_many`'s ``INSERT … SELECT``, built with the ORM:
+    a plan entry whose contact point is gone or whose channel has no body makes none, and an
+    existing idempotency key is skipped (``ignore_conflicts``)."""
+    points = ContactPoint.objects.in_bulk(
+        {item["contact_point"] for n in notifications for item in n.plan}
+    )
+    providers: dict[str, str] = {}
+    rows = []
+    for notification in notifications:
+        for item in notification.plan:
+            channel = item["channel"]
+            point = points.get(item["contact_point"])
+            content = notification.content.get(channel) or {}
+            if point is None or content.get("body") is None:
+                continue
+            if channel not in providers:
+                providers[channel] = provider_for_channel(channel).name
+            rows.append(
+                Delivery(
+                    notification=notification,
+                    channel=channel,
+                    contact_point=point,
+                    to=point.value,
+                    subject=content.get("subject") or "",
+                    body=content["body"],
+                    segments=int(content.get("segments") or 0),
+                    provider=providers[channel],
+                    idempotency_key=idempotency_key(
+                        notification.event_key, notification.guardian_id, channel
+                    ),
+                )
+            )
+    Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    return list(
+        Delivery.objects.filter(
+            notification_id__in=[n.pk for n in notifications], status="pending"
+        ).values_list("pk", flat=True)
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -163,12 +163,21 @@ _NOT_CANCELLED = (
     f"(SELECT 1 FROM {BulkNotice._meta.db_table} b WHERE b.id = n.bulk_notice_id "
     "AND b.state = 'cancelled'))"
 )
+_CANCEL_DETAIL = "Cancelled before sending."
+
+
+def _cancelled_q() -> Q:
+    """:data:`_NOT_CANCELLED` negated, for the ORM twins off PostgreSQL."""
+    return Q(notification__status=NotificationStatus.CANCELLED) | Q(
+        notification__bulk_notice__state="cancelled"
+    )
 
 
 def _cancel_unsendable(delivery_ids: list[int]) -> list[_Outcome]:
     """Cancel the sendable deliveries whose notification or bulk notice was cancelled."""
+    if connection.vendor != "postgresql":
+        return _cancel_unsendable_portable(delivery_ids)
     now = timezone.now()
-    detail = "Cancelled before sending."
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {_DELIVERY} d SET status = %s, error_code = 'cancelled', "  # noqa: S608 - as above
@@ -176,23 +185,54 @@ def _cancel_unsendable(delivery_ids: list[int]) -> list[_Outcome]:
             f"FROM {_NOTIFICATION} n "
             f"WHERE n.id = d.notification_id AND d.id = ANY(%s) AND d.status = ANY(%s) "
             f"AND NOT ({_NOT_CANCELLED}) RETURNING d.id, d.notification_id",
-            [DeliveryStatus.CANCELLED, detail, now, delivery_ids, list(_SENDABLE)],
+            [DeliveryStatus.CANCELLED, _CANCEL_DETAIL, now, delivery_ids, list(_SENDABLE)],
         )
         rows = cursor.fetchall()
-        DeliveryEvent.objects.bulk_create(
-            DeliveryEvent(
-                delivery_id=pk,
-                status=DeliveryStatus.CANCELLED,
-                error_code="cancelled",
-                source="send",
-                raw={"detail": detail},
-            )
-            for pk, _ in rows
+        _cancel_events(rows)
+    return [_Outcome(SendOutcome(DeliveryStatus.CANCELLED, delivery_id=pk), n) for pk, n in rows]
+
+
+def _cancel_events(rows: list[tuple[int, int]]) -> None:
+    DeliveryEvent.objects.bulk_create(
+        DeliveryEvent(
+            delivery_id=pk,
+            status=DeliveryStatus.CANCELLED,
+            error_code="cancelled",
+            source="send",
+            raw={"detail": _CANCEL_DETAIL},
         )
+        for pk, _ in rows
+    )
+
+
+# The ORM twins below (SQLite in ``make run``) read, then write the rows read, in one
+# transaction. That is as safe as PostgreSQL's single ``UPDATE … RETURNING``: SQLite runs one
+# write transaction at a time and its transactions are serializable (``make run`` begins them
+# IMMEDIATE, so a second claimer waits at BEGIN and then sees the first one's "sending").
+
+
+def _cancel_unsendable_portable(delivery_ids: list[int]) -> list[_Outcome]:
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.filter(_cancelled_q(), pk__in=delivery_ids, status__in=_SENDABLE)
+            .order_by("pk")
+            .values_list("pk", "notification_id")
+        )
+        Delivery.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            status=DeliveryStatus.CANCELLED,
+            error_code="cancelled",
+            error_message=_CANCEL_DETAIL,
+            next_attempt_at=None,
+            updated_at=now,
+        )
+        _cancel_events(rows)
     return [_Outcome(SendOutcome(DeliveryStatus.CANCELLED, delivery_id=pk), n) for pk, n in rows]
 
 
 def _claim(delivery_ids: list[int]) -> list[int]:
+    if connection.vendor != "postgresql":
+        return _claim_portable(delivery_ids)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {_DELIVERY} d SET status = %s, attempts = d.attempts + 1, "  # noqa: S608 - as above
@@ -202,6 +242,19 @@ def _claim(delivery_ids: list[int]) -> list[int]:
             [DeliveryStatus.SENDING, timezone.now(), delivery_ids, list(_SENDABLE)],
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+def _claim_portable(delivery_ids: list[int]) -> list[int]:
+    with transaction.atomic():
+        claimed = list(
+            Delivery.objects.filter(pk__in=delivery_ids, status__in=_SENDABLE)
+            .exclude(_cancelled_q())
+            .values_list("pk", flat=True)
+        )
+        Delivery.objects.filter(pk__in=claimed).update(
+            status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now()
+        )
+    return claimed
 
 
 def _message(delivery: Delivery) -> OutboundMessage:
@@ -290,6 +343,24 @@ def _record_sent(sent: list[tuple[Delivery, SendResult]]) -> None:
     if not sent:
         return
     now = timezone.now()
+    if connection.vendor != "postgresql":
+        _record_sent_portable(sent, now)
+    else:
+        _record_sent_pgsql(sent, now)
+    DeliveryEvent.objects.bulk_create(
+        DeliveryEvent(
+            delivery_id=delivery.pk,
+            status=result.status,
+            provider_status=result.provider_status,
+            source="send",
+            raw=_scrub(result.raw),
+            occurred_at=now,
+        )
+        for delivery, result in sent
+    )
+
+
+def _record_sent_pgsql(sent: list[tuple[Delivery, SendResult]], now: dt.datetime) -> None:
     values = ", ".join(["(%s::bigint, %s, %s)"] * len(sent))
     params: list[Any] = []
     for delivery, result in sent:
@@ -306,17 +377,27 @@ def _record_sent(sent: list[tuple[Delivery, SendResult]]) -> None:
             "WHERE d.id = v.id",
             [now, now, *params],
         )
-    DeliveryEvent.objects.bulk_create(
-        DeliveryEvent(
-            delivery_id=delivery.pk,
-            status=result.status,
-            provider_status=result.provider_status,
-            source="send",
-            raw=_scrub(result.raw),
-            occurred_at=now,
+
+
+def _record_sent_portable(sent: list[tuple[Delivery, SendResult]], now: dt.datetime) -> None:
+    """One ORM UPDATE per delivery with the same forward-only CASEs: the row's current status
+    is compared in the statement itself, so a callback that got there first still wins."""
+    for delivery, result in sent:
+        # The statuses ranked below the new one (every DeliveryStatus is in STATUS_RANK).
+        rank = STATUS_RANK.get(result.status, 0)
+        behind = Q(status__in=[s for s, r in STATUS_RANK.items() if r < rank])
+        Delivery.objects.filter(pk=delivery.pk).update(
+            provider_message_id=Case(
+                When(provider_message_id="", then=Value(result.provider_message_id)),
+                default=F("provider_message_id"),
+            ),
+            status=Case(When(behind, then=Value(result.status)), default=F("status")),
+            sent_at=now,
+            error_code="",
+            error_message="",
+            next_attempt_at=None,
+            updated_at=now,
         )
-        for delivery, result in sent
-    )
 
 
 def _refusal(point: ContactPoint | None) -> str:
