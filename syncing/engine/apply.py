@@ -233,6 +233,8 @@ def apply_creates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
                     f"{unresolved[change['id']]} refers to an unknown record.",
                 )
     ready = sorted(c["id"] for c in changes if c["id"] not in unresolved)
+    if spec.name == "enrollment":
+        _close_superseded_spans(ctx, spec, ready)
 
     def write(change_ids: list[int]) -> None:
         object_ids = pgsql.creates_insert(
@@ -262,6 +264,60 @@ def apply_creates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
         _fail(ctx, change, "constraint_violation", f"The record breaks the rule {constraint}.")
 
     _guarded(ready, write, fail)
+
+
+def _close_superseded_spans(ctx: ApplyContext, spec: EntitySpec, change_ids: list[int]) -> None:
+    """A new primary span for a student whose earlier primary span from this SIS is still open
+    is a transfer: close the old span the day before the new one starts.
+
+    A full sync sees the old span vanish and closes it first (deactivations apply before
+    creates); a delta or targeted run only hears of the new span (PowerSchool reports a
+    student's current enrollment, OneRoster vendors re-key enrollments by school), so without
+    this the new span would break the one-open-primary rule and wait in quarantine for the
+    weekly full sync. Spans opened locally or by another connection are left alone: those
+    still make the create fail, for an admin to decide."""
+    entries: dict[str, dt.date] = {}
+    for values in SyncChange.objects.filter(pk__in=change_ids).values_list("values", flat=True):
+        if values.get("student_id") and values.get("entry_date") and values.get("is_primary", True):
+            entry = dt.date.fromisoformat(values["entry_date"])
+            previous = entries.get(values["student_id"])
+            entries[values["student_id"]] = entry if previous is None else min(previous, entry)
+    students = _resolve(ctx.run, "student", set(entries))
+    new_entry = {students[source]: entry for source, entry in entries.items() if source in students}
+    if not new_entry:
+        return
+    open_spans = list(
+        spec.model._default_manager.filter(
+            student_id__in=list(new_entry), is_primary=True, exit_date__isnull=True
+        ).values("id", "student_id", "entry_date")
+    )
+    links = dict(
+        SourceLink.objects.filter(
+            connection_id=ctx.run.connection_id,
+            entity=spec.name,
+            active=True,
+            object_id__in=[span["id"] for span in open_spans],
+        ).values_list("object_id", "id")
+    )
+    rows = [
+        {
+            "id": span["id"],
+            "exit_date": max(
+                span["entry_date"], new_entry[span["student_id"]] - dt.timedelta(days=1)
+            ),
+            "exit_reason": ExitReason.TRANSFERRED,
+        }
+        for span in open_spans
+        if span["id"] in links
+    ]
+    if not rows:
+        return
+    bulk.bulk_update(
+        spec.model, rows, fields=["exit_date", "exit_reason"], change_reason=ctx.reason
+    )
+    # As when a full sync sees the span vanish: the link goes inactive with its baseline kept,
+    # and comes back (an update) if the SIS reports the old span again.
+    pgsql.links_deactivate(ctx.run.pk, [links[row["id"]] for row in rows], {})
 
 
 # --- updates ------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ PowerSchool data-version deltas through the engine."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.urls import reverse
 
-from attendance.models import SectionEnrollment, Student
+from attendance.models import Enrollment, ExitReason, SectionEnrollment, Student
 from sis.services import sis_connection_connector
 from syncing.engine.run import run_execute
 from syncing.events import sync_events_drain
@@ -171,12 +172,26 @@ def test_a_powerschool_delta_reads_data_version_changes_only(ps):
     run, _ = sync_start(connection=connection, mode=Mode.DELTA, enqueue=False)
     delta = run_execute(run.pk)
 
-    # Known engine limit (reported): a delta cannot close the old span of a transfer, since
-    # the old enrollment is simply absent; the new one is parked until the weekly full sync.
-    transferred = {c["id"] for c in changes if c["kind"] == "transfer"}
-    parked = set(QuarantinedRecord.objects.filter(run=delta).values_list("entity", "source_id"))
-    assert {entity for entity, _ in parked} <= {"enrollment"}
-    assert {sid.split(":")[0] for _, sid in parked} <= transferred
+    # A delta only hears of a transfer's new enrollment (the old one is simply absent): the
+    # old span is closed the day before the new one starts, nothing waits in quarantine.
+    assert not QuarantinedRecord.objects.filter(run=delta).exists()
+    transferred = [c["id"] for c in changes if c["kind"] == "transfer"]
+    assert transferred, [c["kind"] for c in changes]  # the scripted day holds a transfer
+    for source_id in transferred:
+        student = SourceLink.objects.get(
+            connection=connection, entity="student", source_id=source_id
+        ).object_id
+        spans = sorted(
+            Enrollment.objects.filter(student_id=student, is_primary=True),
+            key=lambda span: span.exit_date is None,  # the closed span first
+        )
+        assert [s.exit_date is None for s in spans] == [False, True]
+        old, new = spans
+        assert old.exit_reason == ExitReason.TRANSFERRED
+        # The day before the new span, or the old span's first day if the SIS dates the move
+        # earlier (the sandbox's first day precedes the school year) — as a full sync does.
+        assert old.exit_date == max(old.entry_date, new.entry_date - dt.timedelta(days=1))
+        assert Student.objects.get(pk=student).school_id == new.school_id
     assert (delta.watermark_from, delta.watermark_to) == ("1000", "1001")
     for change in changes:
         if change["kind"] == "edit":
