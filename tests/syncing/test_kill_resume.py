@@ -26,7 +26,7 @@ def test_killed_workers_resume_to_the_same_database_as_a_clean_run(tmp_path):
     log_path = tmp_path / "worker.log"
     with (
         sandbox_for(students=STUDENTS, page_cap=200) as sandbox,
-        sync_worker(log_path) as worker,
+        sync_worker(log_path, batch_size=100) as worker,
     ):
         clean_district = DistrictFactory(name="Clean")
         clean = run_execute(
@@ -38,7 +38,14 @@ def test_killed_workers_resume_to_the_same_database_as_a_clean_run(tmp_path):
         connection = connection_for(sandbox, district)
         run, _ = sync_start(connection=connection)  # queued to the real worker
         kills, phases = kill_while_running(
-            run, worker, kills=KILLS, rng=random.Random(5), phases=("fetch", "apply", "apply")
+            run,
+            worker,
+            kills=KILLS,
+            rng=random.Random(5),
+            # Small batches and short pauses: the engine applies 1,000 students in a couple
+            # of seconds, and the second kill in applying must land before applying ends.
+            pause=(0.1, 0.8),
+            phases=("fetch", "apply", "apply"),
         )
         log = log_path.read_text(errors="replace")
         assert run.status == RunStatus.COMPLETED, (run.status, run.error_summary, log[-3000:])
