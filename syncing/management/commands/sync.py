@@ -57,9 +57,16 @@ class Command(BaseCommand):
         def progress(current: SyncRun) -> None:
             if bar is not None:
                 bar.n = current.progress_percent
+                # The expected count grows as each entity's first page reports its total (and
+                # some listings report none): shown only until the pages done pass it.
+                expected = current.pages_expected or 0
+                pages = (
+                    f"{current.pages_done}/{expected}"
+                    if expected >= current.pages_done
+                    else current.pages_done
+                )
                 bar.set_postfix_str(
-                    f"pages {current.pages_done}/{current.pages_expected or '?'} "
-                    f"changes {current.changes_applied}/{current.changes_total}"
+                    f"pages {pages} changes {current.changes_applied}/{current.changes_total}"
                 )
                 bar.refresh()
             else:
