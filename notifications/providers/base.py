@@ -8,11 +8,28 @@ Vendor vocabularies are translated into ours here, at the edge; the raw answer i
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from core.errors import PermanentError, TransientError
+from gateway import limiter
+from gateway.client import Route
 from gateway.errors import GatewayError
+
+
+@contextlib.contextmanager
+def extra_segment_leases(route: Route, count: int) -> Iterator[None]:
+    """Take ``count`` more slots of the route's shared limiter around a send. SMS rates are
+    counted in segments while the gateway counts calls: a message of N segments takes N - 1
+    slots here and its call takes the last one."""
+    leases = [limiter.lease_acquire(route) for _ in range(max(0, count))]
+    try:
+        yield
+    finally:
+        for lease in leases:
+            limiter.lease_release(lease)
 
 
 class ContactProblem:

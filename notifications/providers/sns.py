@@ -4,22 +4,23 @@ SNS sends no per-message callbacks (delivery status lives in CloudWatch Logs), s
 that succeeds ends at "accepted". Before publishing we ask ``CheckIfPhoneNumberIsOptedOut``:
 SNS does not refuse a publish to an opted-out number in every setup, and we must not send.
 
-boto3 makes its own HTTP calls, so they do not pass through ``gateway.client.request``. The
-gateway's shared limiter (``gateway.limiter``) paces them per segment and its circuit breaker
-(``gateway.breaker``) guards them; the gateway's call log and metrics do not see them
-(documented gap, docs/notifications.md).
+boto3 signs the requests; the gateway sends them. botocore's ``before-send`` event hands us
+each signed request, and a response returned from that hook is used instead of botocore's own
+HTTP call — so SNS traffic passes ``gateway.client.request`` like every other outbound call:
+the shared limiter (publishes on the ``sns`` route, paced per segment; the opt-out lookups on
+``sns-api`` so they do not spend the sender's budget), the circuit breaker, timeouts, the call
+log and the metrics.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
 from django.conf import settings
 
-from gateway.client import Route, RoutePolicy
+from gateway.client import Route, RoutePolicy, request
 from gateway.limiter import route_block
 from notifications.providers.base import (
     ContactProblem,
@@ -28,6 +29,7 @@ from notifications.providers.base import (
     Provider,
     SendResult,
     TransientSendError,
+    extra_segment_leases,
 )
 
 THROTTLE_CODES = frozenset({"Throttling", "ThrottlingException", "ThrottledException"})
@@ -44,6 +46,7 @@ class SnsProvider(Provider):
         self.endpoint_url = endpoint_url
         self.region = region
         self.route = Route("sns", region, RoutePolicy(rate_per_second=rate, burst=1))
+        self.api_route = Route("sns-api", region, RoutePolicy())
         self._local = threading.local()
 
     @classmethod
@@ -65,48 +68,41 @@ class SnsProvider(Provider):
                 "sns",
                 region_name=self.region,
                 endpoint_url=self.endpoint_url,
-                config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 1}),
+                # Retries, timeouts and pacing are the gateway's; botocore only signs.
+                config=Config(retries={"max_attempts": 1}),
             )
+            client.meta.events.register("before-send.sns", self._send_through_gateway)
             self._local.client = client
         return client
 
-    @contextlib.contextmanager
-    def _paced(self, segments: int) -> Iterator[None]:
-        """Take one slot of the shared limiter per segment (boto3 bypasses ``request()``)."""
-        try:
-            from gateway import limiter
-        except ImportError:  # pragma: no cover - a gateway without a shared limiter
-            yield
-            return
-        acquire = getattr(limiter, "lease_acquire", None)
-        release = getattr(limiter, "lease_release", None)
-        leases = [acquire(self.route) for _ in range(max(1, segments))] if acquire else []
-        try:
-            yield
-        finally:
-            for lease in leases:
-                if release is not None:
-                    release(lease)
+    def _send_through_gateway(self, request: Any, **_: Any) -> Any:
+        """botocore's ``before-send`` hook: send the signed request through the gateway and
+        hand botocore the answer (it parses errors into ``ClientError`` as usual)."""
+        from botocore.awsrequest import AWSResponse
 
-    def _breaker(self) -> Any:
-        """The gateway's breaker for our route, when the gateway exposes one."""
-        try:
-            from gateway.breaker import breaker_for
-        except ImportError:  # pragma: no cover
-            return None
-        return breaker_for(self.route)
+        body = request.body or b""
+        form = parse_qs(body.decode() if isinstance(body, bytes) else str(body))
+        action = (form.get("Action") or ["unknown"])[0]
+        answer = request_through_gateway(
+            self.route if action == "Publish" else self.api_route,
+            request.method,
+            request.url,
+            data=body,
+            # botocore keeps some header values as bytes (Content-Type among them).
+            headers={
+                str(k): v.decode() if isinstance(v, bytes) else str(v)
+                for k, v in request.headers.items()
+            },
+            path_template=f"/{action}",
+        )
+        return AWSResponse(request.url, answer.status_code, answer.headers, _Body(answer.content))
 
     def deliver(self, message: OutboundMessage) -> SendResult:
         from botocore.exceptions import BotoCoreError, ClientError
 
         client = self.client()
-        breaker = self._breaker()
-        # Raises CircuitOpen (transient, see Provider.send) without calling SNS.
-        admission = breaker.admit() if breaker is not None else None
-        failure: str | None = None
-        # 4xx answers and throttles say nothing about SNS's health: they must neither trip nor
-        # reset the breaker (a run of them would otherwise hide an outage).
-        counted = True
+        # The gateway's breaker and limiter guard each call (CircuitOpen / RateLimited surface
+        # as transient errors in Provider.send); 4xx answers neither trip nor reset the breaker.
         try:
             opted = client.check_if_phone_number_is_opted_out(phoneNumber=message.to)
             if opted.get("isOptedOut"):
@@ -115,7 +111,7 @@ class SnsProvider(Provider):
                     code="OptedOut",
                     contact_problem=ContactProblem.OPTED_OUT,
                 )
-            with self._paced(message.segments):
+            with extra_segment_leases(self.route, message.segments - 1):
                 answer = client.publish(
                     PhoneNumber=message.to,
                     Message=message.body,
@@ -131,7 +127,6 @@ class SnsProvider(Provider):
             code = str(error.get("Code", "ClientError"))
             text = str(error.get("Message", ""))[:300] or code
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400))
-            counted = status >= 500
             if code in OPTED_OUT_CODES:
                 raise PermanentSendError(
                     text, code=code, contact_problem=ContactProblem.OPTED_OUT
@@ -145,15 +140,23 @@ class SnsProvider(Provider):
                 route_block(self.route, THROTTLE_PAUSE_SECONDS)
                 raise TransientSendError(text, code=code) from exc
             if status >= 500:
-                failure = f"HTTP {status}"
                 raise TransientSendError(text, code=code) from exc
             raise PermanentSendError(text, code=code) from exc
-        except BotoCoreError as exc:  # connection errors, timeouts
-            failure = type(exc).__name__
+        except BotoCoreError as exc:  # a request botocore could not build or read
             raise TransientSendError(type(exc).__name__, code="connection") from exc
-        finally:
-            if breaker is not None and admission is not None:
-                # Only outages count (5xx, connection errors); 4xx answers never trip it.
-                breaker.record(admission, failure=failure, counted=counted)
         message_id = str(answer.get("MessageId", ""))
         return SendResult(message_id, "accepted", "accepted", {"MessageId": message_id})
+
+
+# The gateway's ``request`` under a name that does not shadow botocore's ``request`` argument.
+request_through_gateway = request
+
+
+class _Body:
+    """The raw body botocore's ``AWSResponse`` reads (it only calls ``stream()``)."""
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def stream(self, **_: Any) -> Any:
+        yield self._content

@@ -13,8 +13,6 @@ transient.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,6 +27,7 @@ from notifications.providers.base import (
     Provider,
     SendResult,
     TransientSendError,
+    extra_segment_leases,
 )
 
 OPTED_OUT_CODES = frozenset({21610})
@@ -122,7 +121,9 @@ class TwilioProvider(Provider):
             data["From"] = self.config.from_number
         if message.status_callback_url:
             data["StatusCallback"] = message.status_callback_url
-        with self._segment_budget(message.segments):
+        # Only a paced route spends segments; without a rate every message is one call.
+        extra = message.segments - 1 if self.config.segments_per_second else 0
+        with extra_segment_leases(self.route, extra):
             response = request(
                 self.route,
                 "POST",
@@ -155,28 +156,6 @@ class TwilioProvider(Provider):
         if response.status_code != 200:
             return None
         return twilio_status(str(response.json().get("status", "")))
-
-    @contextlib.contextmanager
-    def _segment_budget(self, segments: int) -> Iterator[None]:
-        """The route's rate counts calls; Twilio paces segments. A message of N segments takes
-        N - 1 extra slots from the shared limiter before its call takes the last one."""
-        leases: list[Any] = []
-        limiter: Any = None
-        if self.config.segments_per_second and segments > 1:
-            try:
-                from gateway import limiter
-            except ImportError:  # pragma: no cover - older gateway without a shared limiter
-                limiter = None
-            acquire = getattr(limiter, "lease_acquire", None)
-            if acquire is not None:
-                leases = [acquire(self.route) for _ in range(segments - 1)]
-        try:
-            yield
-        finally:
-            release = getattr(limiter, "lease_release", None)
-            for lease in leases:
-                if release is not None:
-                    release(lease)
 
     def _raise_for_error(self, status_code: int, payload: dict[str, Any]) -> None:
         raw_code = payload.get("code")

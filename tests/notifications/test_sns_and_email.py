@@ -79,6 +79,26 @@ def test_sns_publishes_transactional_sms_and_stops_at_accepted(sns, family):
     assert family["mother"].mobile_phone in raw
 
 
+def test_sns_calls_go_through_the_gateway(sns, family, caplog):
+    from prometheus_client import REGISTRY
+
+    def calls(route: str) -> float:
+        labels = {"provider": route.split(":")[0], "route": route, "status_class": "2xx"}
+        return REGISTRY.get_sample_value("sas_gateway_calls_total", labels) or 0.0
+
+    before = (calls("sns:us-east-1"), calls("sns-api:us-east-1"))
+    _absence_sent(family)
+    sms = Delivery.objects.filter(channel="sms", status=DeliveryStatus.ACCEPTED).count()
+    assert sms >= 1
+    # One opt-out lookup (its own route) and one publish (the paced route) per message, each
+    # counted and logged by the gateway — boto3 only signs.
+    assert calls("sns:us-east-1") - before[0] == sms
+    assert calls("sns-api:us-east-1") - before[1] == sms
+    logged = [getattr(r, "path", None) for r in caplog.records if r.getMessage() == "gateway call"]
+    assert logged.count("/Publish") == sms
+    assert logged.count("/CheckIfPhoneNumberIsOptedOut") == sms
+
+
 def test_sns_opted_out_numbers_are_checked_before_sending(sns, family):
     # moto answers "opted out" for numbers ending in 99.
     point = ContactPoint.objects.get(guardian=family["mother"], kind="sms")
