@@ -1,5 +1,5 @@
-"""Real Celery workers for tests: the command line and shutdown of the SIGKILL sync test's
-worker (tests/syncing/test_kill_resume.py), for any queue and pool size."""
+"""Real Celery workers for tests, for any queue and pool size: the SIGKILL sync test's worker
+(tests/syncing/kill_resume.py) and the notification workers use this one command line."""
 
 from __future__ import annotations
 

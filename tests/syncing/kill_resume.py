@@ -8,9 +8,7 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,10 +16,8 @@ from typing import Any
 
 from django.db import connection as db
 
-from config.celery import app as celery_app
 from syncing.models import RunStatus, SyncRun
-
-ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.workers import celery_worker
 
 # Content of every synced table for one district, without ids or timestamps: two districts
 # synced from the same SIS data must have equal digests.
@@ -75,32 +71,15 @@ def _children(pid: int) -> list[int]:
 @contextmanager
 def sync_worker(log_path: Path, *, batch_size: int = 500) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker (one prefork child) for the ``sync`` queue, on this process's
-    database and broker; stopped on exit."""
+    database and broker; stopped on exit. Redeliveries come quickly (60 s visibility) and
+    often enough (10 deliveries) for several kills of one run."""
     env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "TEST_DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db.settings_dict['NAME']}",
         "CELERY_MAX_DELIVERIES": "10",
         "CELERY_VISIBILITY_TIMEOUT": "60",
         "SYNC_BATCH_SIZE": str(batch_size),
     }
-    celery_app.control.purge()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "sync",
-             "--concurrency", "1", "--pool", "prefork", "--loglevel", "WARNING",
-             "--hostname", f"sync-kill-{uuid.uuid4().hex[:8]}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            yield process
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
+    with celery_worker(queue="sync", log_path=log_path, env=env) as process:
+        yield process
 
 
 def kill_while_running(
