@@ -180,7 +180,9 @@ def _load(folder: Path) -> dict[str, list[dict[str, Any]]]:
                 "term": f"{section_school_id}-2021-{semester}",
                 "teacher": None,
                 "period": period or "1",
-                "section_number": _t(section_el, "SectionIdentifier")[-6:],
+                # The whole identifier: its tail alone (course and year) repeats across the
+                # periods of one course, and a section number is unique per course and term.
+                "section_number": _t(section_el, "SectionIdentifier"),
                 "name": f"{code} {period}".strip(),
                 "semester": semester,
                 "modified": MODIFIED,
