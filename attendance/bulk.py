@@ -252,11 +252,6 @@ def bulk_insert(
     return ids
 
 
-def column_type(model: type[models.Model], attname: str) -> str:
-    """The SQL type a value for ``model``'s field ``attname`` is cast to."""
-    return _cast(_concrete_fields(model)[attname])
-
-
 @_portable_elsewhere
 def insert_select(
     model: type[models.Model],

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from attendance.bulk import _concrete_fields, is_audited
 from attendance.signals import rows_written
 
 # Ids per ``IN (…)`` list and rows per statement: under SQLite's bound-parameter limits.
@@ -31,19 +32,11 @@ def _chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def _concrete_fields(model: type[models.Model]) -> dict[str, models.Field[Any, Any]]:
-    return {f.attname: f for f in model._meta.concrete_fields}
-
-
 def _unknown_check(model: type[models.Model], names: Iterable[str]) -> None:
     fields = _concrete_fields(model)
     unknown = [name for name in names if name not in fields]
     if unknown:
         raise ValueError(f"Unknown field(s) for {model.__name__}: {', '.join(unknown)}")
-
-
-def is_audited(model: type[models.Model]) -> bool:
-    return hasattr(model, "history") and hasattr(model.history, "model")
 
 
 def history_write(
@@ -131,13 +124,6 @@ def _insert_unless_duplicate(obj: models.Model) -> bool:
             raise
         return False
     return True
-
-
-def column_type(model: type[models.Model], attname: str) -> str:
-    """The SQL type of ``model``'s field ``attname`` on this database."""
-    field = _concrete_fields(model)[attname]
-    db_type = field.rel_db_type(connection) if field.is_relation else field.db_type(connection)
-    return db_type or ""
 
 
 def insert_select(
