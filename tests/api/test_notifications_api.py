@@ -11,7 +11,6 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from attendance.models import ApiAccessLog
-from config.celery import app as celery_app
 from gateway.inbound.api_keys import api_key_create
 from notifications.models import BulkNotice, Notification, NotificationStatus
 from notifications.providers import providers_reset
@@ -35,15 +34,6 @@ def notify_settings(settings):
     providers_reset()
     TestProvider.reset()
     templates_cache_clear()
-
-
-@pytest.fixture
-def eager_celery():
-    previous = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
 
 @pytest.fixture

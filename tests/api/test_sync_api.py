@@ -10,7 +10,6 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from attendance.models import ApiAccessLog, Student
-from config.celery import app as celery_app
 from gateway.inbound.api_keys import api_key_create
 from sis.models import SISConnection, SISCredential
 from syncing.models import Conflict, RunStatus, SyncRun
@@ -43,15 +42,6 @@ def key_with(tenant, *scopes):
         ).plaintext
     )
     return client
-
-
-@pytest.fixture
-def eager_celery():
-    previous = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
 
 def results(response):

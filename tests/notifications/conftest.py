@@ -4,7 +4,6 @@ import datetime as dt
 
 import pytest
 
-from config.celery import app as celery_app
 from notifications.models import Category
 from notifications.providers import providers_reset
 from notifications.providers.test import TestProvider
@@ -52,15 +51,6 @@ def notify_settings(settings):
     providers_reset()
     TestProvider.reset()
     templates_cache_clear()
-
-
-@pytest.fixture
-def eager_celery():
-    previous = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
 
 # A school-day morning in Chicago (the factories' district time zone): 2026-09-01 10:00 CDT.

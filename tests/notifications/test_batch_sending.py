@@ -34,6 +34,7 @@ from tests.factories import (
     StudentFactory,
     StudentGuardianFactory,
 )
+from tests.threads import in_threads
 
 from . import twilio_fake
 from .conftest import NOW, TODAY
@@ -88,33 +89,12 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(family):
     assert set(Notification.objects.values_list("status", flat=True)) == {"sent"}
 
 
-def _in_threads(count, target):
-    barrier = threading.Barrier(count)
-    errors = []
-
-    def run():
-        try:
-            barrier.wait()
-            target()
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
-
-
 @pytest.mark.django_db(transaction=True)
 def test_four_workers_running_the_dispatch_task_on_the_same_event_send_one_sms(twilio, family):
     record_ids = _absences(family, 3)
     planned = attendance_changes_handle(record_ids=record_ids, now=NOW, enqueue=False)
     ids = [n.pk for n in planned]
-    _in_threads(4, lambda: tasks.notifications_dispatch_batch(ids))
+    in_threads(4, lambda: tasks.notifications_dispatch_batch(ids))
     # A worker that found rows locked by another skipped them; the sweep takes what is left.
     tasks.notifications_dispatch_batch(planning.notifications_due(now=NOW))
     sent = twilio.numbers_sent()

@@ -25,6 +25,7 @@ from notifications.providers import providers_reset
 from notifications.providers.test import TestProvider
 from notifications.services import planning, sending
 from notifications.services.events import attendance_change_handle
+from tests.threads import in_threads
 
 from . import twilio_fake
 from .conftest import AUTH_TOKEN, NOW, PREVIOUS_TOKEN, SERVICE_SID, TODAY
@@ -256,27 +257,6 @@ def test_after_stop_no_further_sms_is_sent(client, twilio, family):
 # --- races ------------------------------------------------------------------------------------
 
 
-def _in_threads(count, target):
-    barrier = threading.Barrier(count)
-    errors = []
-
-    def run():
-        try:
-            barrier.wait()
-            target()
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
-
-
 @pytest.mark.django_db(transaction=True)
 def test_four_workers_handling_the_same_event_send_one_sms(twilio, family):
     record, _ = attendance_record(
@@ -288,7 +268,7 @@ def test_four_workers_handling_the_same_event_send_one_sms(twilio, family):
             attendance_change_handle(record_id=record.pk, now=NOW)
             _send_all()
 
-    _in_threads(4, worker)
+    in_threads(4, worker)
     sent = twilio.numbers_sent()
     assert sent.count(family["mother"].mobile_phone) == 1
     assert sent.count(family["father"].mobile_phone) == 1
