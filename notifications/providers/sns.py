@@ -20,7 +20,8 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 
-from gateway.client import Route, RoutePolicy, request
+from gateway import client as gateway
+from gateway.client import Route, RoutePolicy
 from gateway.limiter import route_block
 from notifications.providers.base import (
     ContactProblem,
@@ -83,7 +84,7 @@ class SnsProvider(Provider):
         body = request.body or b""
         form = parse_qs(body.decode() if isinstance(body, bytes) else str(body))
         action = (form.get("Action") or ["unknown"])[0]
-        answer = request_through_gateway(
+        answer = gateway.request(
             self.route if action == "Publish" else self.api_route,
             request.method,
             request.url,
@@ -146,10 +147,6 @@ class SnsProvider(Provider):
             raise TransientSendError(type(exc).__name__, code="connection") from exc
         message_id = str(answer.get("MessageId", ""))
         return SendResult(message_id, "accepted", "accepted", {"MessageId": message_id})
-
-
-# The gateway's ``request`` under a name that does not shadow botocore's ``request`` argument.
-request_through_gateway = request
 
 
 class _Body:
