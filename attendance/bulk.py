@@ -33,7 +33,7 @@ import orjson
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from attendance.signals import rows_written
+from attendance.signals import district_of_writes, rows_written
 
 _HISTORY_EXTRA = ("history_date", "history_change_reason", "history_type", "history_user_id")
 
@@ -134,7 +134,7 @@ def history_write(
     if not ids:
         return 0
     # Every writer here records history through this function: one place to announce them.
-    rows_written.send(sender=model, ids=list(ids))
+    rows_written.send(sender=model, ids=list(ids), district_id=district_of_writes())
     table = model._meta.db_table
     history_table = model.history.model._meta.db_table  # type: ignore[attr-defined]
     columns = _history_columns(model)

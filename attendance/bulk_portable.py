@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from attendance.bulk import _concrete_fields, is_audited
-from attendance.signals import rows_written
+from attendance.signals import district_of_writes, rows_written
 
 # Ids per ``IN (…)`` list and rows per statement: under SQLite's bound-parameter limits.
 _CHUNK = 900
@@ -53,7 +53,7 @@ def history_write(
     if not ids:
         return 0
     # As in attendance.bulk: every writer records history here, so this announces them all.
-    rows_written.send(sender=model, ids=list(ids))
+    rows_written.send(sender=model, ids=list(ids), district_id=district_of_writes())
     history_model = model.history.model  # type: ignore[attr-defined]
     tracked = {f.attname for f in history_model._meta.concrete_fields}
     names = [name for name in _concrete_fields(model) if name in tracked]

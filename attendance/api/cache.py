@@ -168,9 +168,14 @@ def _links_changed(sender: Any, instance: Model, action: str, **kwargs: Any) -> 
         roster_changed([_district_of(instance)])
 
 
-def _rows_written(sender: type[Model], ids: list[int], **kwargs: Any) -> None:
+def _rows_written(
+    sender: type[Model], ids: list[int], district_id: int | None = None, **kwargs: Any
+) -> None:
     path = ROSTER_MODELS.get(sender)
     if path is None:
+        return
+    if district_id is not None:  # the writer declared it (attendance.signals.rows_of_district)
+        roster_changed([district_id])
         return
     districts = (
         sender._default_manager.filter(pk__in=ids)

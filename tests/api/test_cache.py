@@ -18,6 +18,7 @@ from attendance import bulk
 from attendance.api import cache as page_cache
 from attendance.models import ApiAccessLog, Student
 from attendance.services import guardian_update, student_update
+from attendance.signals import rows_of_district
 from gateway.inbound.api_keys import api_key_create
 from sis.models import SISConnection
 from tests.factories import DistrictFactory, StudentGuardianFactory
@@ -178,6 +179,21 @@ def test_the_set_based_writers_of_attendance_bulk_invalidate(client, tenant):
         ],
     )
     assert "Inserted" in _names(_get(client, url))
+
+
+def test_a_writer_that_names_its_district_invalidates_without_looking_it_up(client, tenant):
+    # The sync engine declares the district of everything it writes: its batches then cost the
+    # cache no query to find the district of the rows.
+    url = "/api/v1/students/"
+    _get(client, url)
+    with rows_of_district(tenant.district.pk), CaptureQueriesContext(connection) as queries:
+        bulk.bulk_update(
+            Student,
+            [{"id": tenant.students[1].pk, "legal_last_name": "Declared"}],
+            fields=["legal_last_name"],
+        )
+    assert not [q["sql"] for q in queries.captured_queries if "SELECT DISTINCT" in q["sql"]]
+    assert "Declared" in _names(_get(client, url))
 
 
 def test_an_attendance_post_does_not_touch_the_roster_generation(client, tenant):
