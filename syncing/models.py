@@ -156,23 +156,40 @@ class SourceLink(TimeStampedModel):
     per-school safety thresholds), when it has one.
     """
 
-    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="+")
+    # No index of its own on any foreign key: a crosswalk row is found by its connection,
+    # entity and source id (or object id), which the two indexes below serve. Every index more
+    # is written with each of the million links of a big district, and single-column indexes
+    # misled the planner into scanning a whole connection per lookup while the statistics
+    # lagged behind a first load.
+    district = models.ForeignKey(
+        District, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     connection = models.ForeignKey(
-        "sis.SISConnection", on_delete=models.PROTECT, related_name="source_links"
+        "sis.SISConnection", on_delete=models.PROTECT, related_name="source_links", db_index=False
     )
     entity = models.CharField(max_length=32)
     source_id = models.CharField(max_length=255)
     object_id = models.BigIntegerField()
     school = models.ForeignKey(
-        School, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        School, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     content_hash = models.CharField(max_length=32)
     baseline = models.JSONField(default=dict)
     first_run = models.ForeignKey(
-        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        SyncRun,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     last_run = models.ForeignKey(
-        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        SyncRun,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     active = models.BooleanField(default=True)
 
@@ -184,7 +201,10 @@ class SourceLink(TimeStampedModel):
             ),
         ]
         indexes = [
-            models.Index(fields=["connection", "entity", "object_id"], name="sourcelink_object"),
+            # Object first: led by the connection and entity, this index was the planner's
+            # choice for a source-id lookup whenever the statistics lagged (one probe then
+            # scanned every link of the entity); now only the unique index can serve those.
+            models.Index(fields=["object_id", "entity"], name="sourcelink_object_entity"),
         ]
 
     def __str__(self) -> str:
@@ -209,7 +229,11 @@ class SyncChange(models.Model):
     """One staged change of a run. ``values`` is the canonical record as mapped to our fields
     (references still as source ids); ``diff`` maps each changed field to ``[old, new]``."""
 
-    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="changes")
+    # Indexed by the run's two indexes below (and the link by a partial one: creates have
+    # none), not on their own; see SourceLink.
+    run = models.ForeignKey(
+        SyncRun, on_delete=models.CASCADE, related_name="changes", db_index=False
+    )
     entity = models.CharField(max_length=32)
     source_id = models.CharField(max_length=255)
     action = models.CharField(max_length=12, choices=ChangeAction.choices)
@@ -217,7 +241,12 @@ class SyncChange(models.Model):
     # Dependency order of the entity: changes are applied in (rank, action order, id) order.
     rank = models.PositiveSmallIntegerField(default=0)
     link = models.ForeignKey(
-        SourceLink, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        SourceLink,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     school_id = models.BigIntegerField(null=True, blank=True)
     values = models.JSONField(default=dict, blank=True)
@@ -232,7 +261,12 @@ class SyncChange(models.Model):
                 fields=["run", "entity", "source_id"], name="syncchange_once_per_run"
             ),
         ]
-        indexes = [models.Index(fields=["run", "state", "rank", "id"], name="syncchange_run_state")]
+        indexes = [
+            models.Index(fields=["run", "state", "rank", "id"], name="syncchange_run_state"),
+            models.Index(
+                fields=["link"], name="syncchange_link", condition=models.Q(link__isnull=False)
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.entity} {self.source_id}"

@@ -415,6 +415,8 @@ SIS_SANDBOX_GRAND_BEND_PATH = env_str(
 # --- Roster sync (syncing/) ----------------------------------------------------------------------
 # Changes applied per atomic batch (each batch advances the run's checkpoint).
 SYNC_BATCH_SIZE = env_int("SYNC_BATCH_SIZE", 2000, minimum=1)
+# Threads (database sessions) applying one entity's creates at once (PostgreSQL only).
+SYNC_APPLY_THREADS = env_int("SYNC_APPLY_THREADS", 2, minimum=1)
 # Quarantined records a run may have and still apply: max(minimum, percent of records fetched).
 SYNC_ERROR_BUDGET_PERCENT = env_int("SYNC_ERROR_BUDGET_PERCENT", 5, minimum=0, maximum=100)
 SYNC_ERROR_BUDGET_MIN = env_int("SYNC_ERROR_BUDGET_MIN", 10, minimum=0)

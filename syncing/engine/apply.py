@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +20,13 @@ from typing import Any
 import orjson
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from attendance import bulk
 from attendance.models import ExitReason, Section, Student
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
-from syncing.engine.stage import quarantine_record
+from syncing.engine.stage import action_of_rank, quarantine_record
 from syncing.entities import SPECS, EntitySpec
 from syncing.models import (
     ChangeAction,
@@ -43,8 +45,10 @@ from syncing.models import (
 # school is kept by the enrollment spans when the student record does not carry it).
 KEEP_LOCAL_WHEN_MISSING = {("student", "school_id")}
 
-# Creates that resolve references against the crosswalk refresh its statistics first (see
-# pgsql.links_analyze) when a new entity starts, and within one entity every this many links.
+# The crosswalk's planner statistics are refreshed once this many links were created since the
+# last refresh, or as many as it then held, whichever is more: a first load of 1.2 million
+# links refreshes them about six times (each ANALYZE samples the whole table: ~0.3 s at that
+# size), and they are never more than half stale.
 ANALYZE_AFTER_LINKS = 20000
 
 
@@ -56,10 +60,14 @@ class ApplyContext:
     region: str = "US"
     policies: dict[tuple[str, str], str] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
-    # Links created since the crosswalk's statistics were last refreshed, and the entity rank
-    # they were last refreshed for.
+    # Links created by this run since the crosswalk's statistics were last refreshed, and
+    # before that refresh (see ANALYZE_AFTER_LINKS).
     links_unanalyzed: int = 0
-    analyzed_rank: int | None = None
+    links_analyzed: int = 0
+    # Batches are claimed with SKIP LOCKED (several threads apply one rank); the lock guards
+    # the counters above.
+    parallel: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def reason(self) -> str:
@@ -728,50 +736,78 @@ _APPLIERS = {
 }
 
 
-def apply_next_batch(ctx: ApplyContext, *, batch_size: int) -> int:
+def creates_parallel_safe(spec: EntitySpec) -> bool:
+    """Whether batches of ``spec``'s creates may be applied concurrently: each batch writes
+    only its own new rows. Enrollment creates also update their students' school and close
+    superseded spans (shared rows, so they stay one at a time); an entity referring to itself
+    needs its parents applied first."""
+    return spec.name != "enrollment" and all(ref.entity != spec.name for ref in spec.refs)
+
+
+def next_head(run: SyncRun) -> dict[str, Any] | None:
+    """``rank``, ``entity`` and ``action`` of the next staged change to apply, if any."""
+    head = (
+        SyncChange.objects.filter(run=run, state=ChangeState.STAGED)
+        .order_by("rank", "id")
+        .values("rank", "entity", "action")
+        .first()
+    )
+    return dict(head) if head is not None else None
+
+
+def apply_next_batch(ctx: ApplyContext, *, batch_size: int, rank: int | None = None) -> int:
     """Apply the next batch of staged changes (one entity and action); returns how many
-    changes it settled (0: nothing left). Atomic with the run's checkpoint."""
+    changes it settled (0: nothing left). Atomic with the run's progress.
+
+    With ``rank``, the batch is claimed from that rank with ``SKIP LOCKED``, so several
+    threads can apply one rank's batches at once (see :func:`creates_parallel_safe`); 0 then
+    means nothing of that rank is left unclaimed."""
     run = ctx.run
     with transaction.atomic():
         pgsql.commit_relaxed()
-        head = (
-            SyncChange.objects.filter(run=run, state=ChangeState.STAGED)
-            .order_by("rank", "id")
-            .values("rank", "entity", "action")
-            .first()
-        )
-        if head is None:
-            return 0
+        if rank is None:
+            head = next_head(run)
+            if head is None:
+                return 0
+            rank = int(head["rank"])
         # Creates are written from the staged values inside the database: not loaded here.
         columns = ["id", "entity", "source_id", "action", "link_id", "content_hash"]
-        if head["action"] != ChangeAction.CREATE:
+        pending = SyncChange.objects.filter(run=run, state=ChangeState.STAGED, rank=rank)
+        if action_of_rank(rank) != ChangeAction.CREATE:
             columns.append("values")
+        claimed = pending.select_for_update(skip_locked=True) if ctx.parallel else pending
         changes: list[dict[str, Any]] = [
-            dict(row)
-            for row in SyncChange.objects.filter(
-                run=run, state=ChangeState.STAGED, rank=head["rank"]
-            )
-            .order_by("id")
-            .values(*columns)[:batch_size]
+            dict(row) for row in claimed.order_by("id").values(*columns)[:batch_size]
         ]
-        spec = SPECS[head["entity"]]
-        if head["action"] == ChangeAction.CREATE:
-            # Creates resolve their references through the crosswalk: its statistics must know
-            # the links created by the entities before (and by earlier batches of a big one).
-            stale = ctx.links_unanalyzed >= ANALYZE_AFTER_LINKS or (
-                ctx.links_unanalyzed > 0 and ctx.analyzed_rank != head["rank"]
-            )
-            if stale and SPECS[head["entity"]].refs:
-                pgsql.links_analyze()
-                ctx.links_unanalyzed = 0
-                ctx.analyzed_rank = head["rank"]
-            ctx.links_unanalyzed += len(changes)
-        _APPLIERS[ChangeAction(head["action"])](ctx, spec, changes)
+        if not changes:
+            return 0
+        spec = SPECS[changes[0]["entity"]]
+        action = ChangeAction(changes[0]["action"])
+        if action == ChangeAction.CREATE:
+            _analyze_if_stale(ctx, spec, len(changes))
+        _APPLIERS[action](ctx, spec, changes)
         ids = [c["id"] for c in changes]
         pgsql.changes_settle(ids, state=ChangeState.APPLIED)
         SyncRun.objects.filter(pk=run.pk).update(
-            checkpoint=max(ids),
+            checkpoint=Greatest(F("checkpoint"), max(ids)),
             changes_applied=F("changes_applied") + len(ids),
             updated_at=timezone.now(),
         )
     return len(changes)
+
+
+def _analyze_if_stale(ctx: ApplyContext, spec: EntitySpec, creating: int) -> None:
+    """Creates resolve their references through the crosswalk with unique-index probes; the
+    crosswalk's statistics still steer the plans around them (a first load without refreshes
+    went from seconds to many minutes), and a first load grows it from nothing long before
+    autovacuum looks."""
+    with ctx.lock:
+        stale = ctx.links_unanalyzed >= max(ANALYZE_AFTER_LINKS, ctx.links_analyzed)
+        if spec.refs and stale:
+            ctx.links_analyzed += ctx.links_unanalyzed
+            ctx.links_unanalyzed = 0
+        else:
+            stale = False
+        ctx.links_unanalyzed += creating
+    if stale:
+        pgsql.links_analyze()

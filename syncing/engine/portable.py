@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import orjson
 from django.utils import timezone
 
 from attendance import bulk_portable
 from attendance.models import Enrollment, Section
+from syncing.engine.pgsql import CHANGE_COLUMNS
 from syncing.entities import EntitySpec
 from syncing.models import ChangeAction, SourceLink, SyncChange, SyncPage
 
@@ -48,19 +50,49 @@ def links_of_sources(
     return rows
 
 
-def linked_sources(connection_id: int, entity: str, source_ids: Sequence[str]) -> set[str]:
-    return {row[1] for row in links_of_sources(connection_id, entity, source_ids)}
+def changes_stage(rows: Sequence[Sequence[Any]]) -> dict[str, int]:
+    """Insert staged changes (tuples in :data:`syncing.engine.pgsql.CHANGE_COLUMNS` order, the
+    values and diff as JSON text); a source id the run staged already is skipped. Returns how
+    many were inserted per action."""
+    dicts = [dict(zip(CHANGE_COLUMNS, row, strict=True)) for row in rows]
+    for row in dicts:
+        row["values"] = orjson.loads(row["values"])
+        row["diff"] = orjson.loads(row["diff"])
+    ids = bulk_portable.bulk_insert(SyncChange, dicts, ignore_conflicts=True)
+    counts: dict[str, int] = {}
+    for chunk in _chunks(ids):
+        for action in SyncChange.objects.filter(pk__in=chunk).values_list("action", flat=True):
+            counts[action] = counts.get(action, 0) + 1
+    return counts
 
 
-def staged_creates(run_id: int, entity: str, source_ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in _chunks(source_ids):
-        found.update(
-            SyncChange.objects.filter(
-                run_id=run_id, entity=entity, action=ChangeAction.CREATE, source_id__in=chunk
+def unresolved_references(
+    run_id: int, connection_id: int, entity: str, attname: str, ref_entity: str
+) -> list[tuple[int, str, str, str]]:
+    """``(change id, source id, action, target)`` of the run's staged creates and updates of
+    ``entity`` whose reference ``attname`` names a ``ref_entity`` source id that is neither
+    linked nor staged for creation in this run."""
+    changes = [
+        (change_id, source_id, action, str(_ref_key(values[attname])))
+        for change_id, source_id, action, values in SyncChange.objects.filter(
+            run_id=run_id, entity=entity, action__in=[ChangeAction.CREATE, ChangeAction.UPDATE]
+        ).values_list("id", "source_id", "action", "values")
+        if (values or {}).get(attname) is not None
+    ]
+    targets = sorted({change[3] for change in changes})
+    known: set[str] = set()
+    for chunk in _chunks(targets):
+        known.update(
+            SourceLink.objects.filter(
+                connection_id=connection_id, entity=ref_entity, source_id__in=chunk
             ).values_list("source_id", flat=True)
         )
-    return found
+        known.update(
+            SyncChange.objects.filter(
+                run_id=run_id, entity=ref_entity, action=ChangeAction.CREATE, source_id__in=chunk
+            ).values_list("source_id", flat=True)
+        )
+    return [change for change in changes if change[3] not in known]
 
 
 def unseen_deactivations_stage(run_id: int, rank: int, connection_id: int, entity: str) -> int:
@@ -136,6 +168,10 @@ def _resolved_refs(
                 found.setdefault(source_id, object_id)
         resolved[ref.attname] = found
     return resolved
+
+
+def changes_analyze() -> None:
+    """Nothing to do: SQLite plans these lookups by its indexes."""
 
 
 def creates_unresolved(

@@ -9,11 +9,13 @@ continues at the first change still staged.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from queue import Full, Queue
 from types import SimpleNamespace
 from typing import Any
@@ -25,8 +27,17 @@ from django.db.models import Count
 from django.utils import timezone
 
 from attendance.models import District
+from attendance.signals import rows_of_district
 from sis.connectors.errors import MalformedRecord, UnsupportedOperation
-from syncing.engine.apply import ApplyContext, apply_next_batch, policies_load
+from syncing.engine.apply import (
+    ApplyContext,
+    apply_next_batch,
+    creates_parallel_safe,
+    next_head,
+    policies_load,
+)
+from syncing.engine.dialect import on_postgresql
+from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
 from syncing.engine.safety import held_details, safety_evaluate
 from syncing.engine.stage import (
     StageContext,
@@ -35,6 +46,7 @@ from syncing.engine.stage import (
     quarantine_record,
     stage_deactivations,
     stage_page,
+    stage_references,
     stage_reset,
 )
 from syncing.entities import SPECS, EntitySpec
@@ -92,6 +104,9 @@ def _previous_watermark(run: SyncRun) -> str:
     )
     return previous or ""
 
+
+# A run that staged this many changes refreshes the change table's statistics before applying.
+ANALYZE_AFTER_CHANGES = 5000
 
 # Pages fetched ahead of the one being staged (each is one SIS page: memory stays flat).
 PAGES_AHEAD = 2
@@ -177,6 +192,7 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
                     entity=spec.name, source_id=source_id, status="tobedeleted", raw={}
                 )
             stage_page(ctx, spec, SimpleNamespace(records=[record], quarantined=[], number=number))
+            stage_references(ctx, spec)
     else:
         since = None
         if run.mode == Mode.DELTA:
@@ -190,6 +206,7 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
         for spec, page in _fetched_ahead(source, specs, since):
             if page is None:
                 # The entity's last page is staged.
+                stage_references(ctx, spec)
                 if run.mode == Mode.FULL:
                     # What the SIS no longer returns. An empty listing stages every link for
                     # deactivation, and the safety check holds the run (empty source).
@@ -282,15 +299,78 @@ def _apply(run: SyncRun, source: Source | None, progress: ProgressCallback | Non
         policies=policies_load(run),
     )
     batch_size = int(getattr(settings, "SYNC_BATCH_SIZE", 2000))
-    hook = getattr(settings, "SYNC_TEST_BATCH_HOOK", None)
-    while apply_next_batch(ctx, batch_size=batch_size):
-        if progress is not None:
-            run.refresh_from_db(fields=["changes_applied", "changes_total"])
-            progress(run)
-        if hook:
-            hook(run)
+    threads = _apply_threads()
+    if run.changes_total >= ANALYZE_AFTER_CHANGES:
+        pgsql.changes_analyze()
+    while (head := next_head(run)) is not None:
+        spec = SPECS[head["entity"]]
+        many = SyncChange.objects.filter(
+            run=run, state=ChangeState.STAGED, rank=head["rank"]
+        ).values("id")[2 * batch_size - 1 : 2 * batch_size]
+        if (
+            threads > 1
+            and head["action"] == ChangeAction.CREATE
+            and creates_parallel_safe(spec)
+            and many.exists()
+        ):
+            _apply_rank_in_threads(ctx, int(head["rank"]), batch_size, threads, progress)
+        else:
+            apply_next_batch(ctx, batch_size=batch_size)
+            if progress is not None:
+                run.refresh_from_db(fields=["changes_applied", "changes_total"])
+                progress(run)
     SyncRun.objects.filter(pk=run.pk).update(phase=Phase.FINISH, updated_at=timezone.now())
     run.refresh_from_db()
+
+
+def _apply_threads() -> int:
+    """Threads applying one rank's creates at once: each its own database session, so the
+    database works on both cores. One off PostgreSQL, and one inside a caller's transaction
+    (other sessions could not see its staged changes)."""
+    if not on_postgresql() or db_connections["default"].in_atomic_block:
+        return 1
+    return max(1, int(getattr(settings, "SYNC_APPLY_THREADS", 2)))
+
+
+def _apply_rank_in_threads(
+    ctx: ApplyContext,
+    rank: int,
+    batch_size: int,
+    threads: int,
+    progress: ProgressCallback | None,
+) -> None:
+    """Apply every staged change of ``rank`` with ``threads`` threads, each claiming batches
+    with SKIP LOCKED until none is left. Every batch still commits atomically with its
+    changes' state, so a killed worker resumes at the changes still staged, whichever thread
+    had them. The first error stops the others after their current batch and is raised."""
+    ctx.parallel = True
+    stop = threading.Event()
+
+    def drain() -> None:
+        try:
+            while not stop.is_set() and apply_next_batch(ctx, batch_size=batch_size, rank=rank):
+                pass
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            db_connections.close_all()  # this thread's own sessions
+
+    try:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync-apply") as pool:
+            # Each thread gets a copy of this context (the district of the rows it writes).
+            futures = [pool.submit(contextvars.copy_context().run, drain) for _ in range(threads)]
+            while wait(futures, timeout=1.0).done != set(futures):
+                if progress is not None:
+                    ctx.run.refresh_from_db(fields=["changes_applied", "changes_total"])
+                    progress(ctx.run)
+            for future in futures:
+                future.result()
+    finally:
+        ctx.parallel = False
+    if progress is not None:
+        ctx.run.refresh_from_db(fields=["changes_applied", "changes_total"])
+        progress(ctx.run)
 
 
 def _finish(run: SyncRun) -> None:
@@ -333,7 +413,9 @@ def run_execute(
     while True:
         with connection_lock(run.connection_id) as acquired:
             if acquired:
-                return _execute_locked(run, source=source, progress=progress)
+                # Every domain row a run writes is its district's (see rows_of_district).
+                with rows_of_district(run.district_id):
+                    return _execute_locked(run, source=source, progress=progress)
         run.refresh_from_db()
         if run.status not in (RunStatus.PENDING, RunStatus.RUNNING) or (
             time.monotonic() >= deadline

@@ -17,7 +17,6 @@ import orjson
 from django.db import transaction
 from django.db.models import Count, F, Q
 
-from attendance import bulk
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
 from syncing.entities import SPECS, EntitySpec, Invalid, record_values, validate, warnings
 from syncing.models import (
@@ -56,10 +55,19 @@ def content_hash(values: dict[str, Any]) -> str:
     ).hexdigest()
 
 
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def change_rank(spec: EntitySpec, action: str) -> int:
     """Changes apply by entity dependency order, then deactivations before updates before
     creates (a transfer's old span closes before the new one opens)."""
     return spec.rank * 4 + ACTION_ORDER[ChangeAction(action)]
+
+
+def action_of_rank(rank: int) -> ChangeAction:
+    """The action of the changes of one rank (see :func:`change_rank`)."""
+    return next(action for action, order in ACTION_ORDER.items() if order == rank % 4)
 
 
 @dataclass
@@ -72,9 +80,12 @@ class StageContext:
     max_modified: Any = None
 
     def count(self, entity: str, action: str, n: int = 1) -> None:
+        """Add ``n`` (negative: a staged change taken back) to one count; zeros are dropped."""
         if n:
             bucket = self.counts.setdefault(entity, {})
             bucket[action] = bucket.get(action, 0) + n
+            if not bucket[action]:
+                del bucket[action]
 
 
 def quarantine_record(
@@ -120,18 +131,6 @@ def _raw_of(record: Any) -> Any:
 
 def _is_deleted(record: Any) -> bool:
     return str(getattr(record, "status", "active")) == "tobedeleted"
-
-
-def _existing_refs(run: SyncRun, entity: str, source_ids: set[str]) -> set[str]:
-    """Source ids of ``entity`` that resolve: linked already, or staged for creation now."""
-    if not source_ids:
-        return set()
-    ids = list(source_ids)
-    found = pgsql.linked_sources(run.connection_id, entity, ids)
-    missing = [s for s in ids if s not in found]
-    if missing:
-        found |= pgsql.staged_creates(run.pk, entity, missing)
-    return found
 
 
 def _waiting_identity(run: SyncRun, entity: str, source_ids: set[str]) -> set[str]:
@@ -254,60 +253,19 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
             else:
                 updates.append((source_id, values, digest, link))
 
-        # References must resolve (to a linked record or one created in this run). A record
-        # that refers to one waiting for an identity decision waits too (not an error).
-        for ref in spec.refs:
-            wanted = {
-                v[ref.attname]
-                for _, v, _, _ in (*creates, *updates)
-                if v.get(ref.attname) is not None
-            }
-            known = _existing_refs(run, ref.entity, wanted)
-            waiting = _waiting_identity(run, ref.entity, wanted - known)
-            for batch in (creates, updates):
-                keep = []
-                for entry in batch:
-                    source_id, values = entry[0], entry[1]
-                    target = values.get(ref.attname)
-                    if target is None or target in known:
-                        keep.append(entry)
-                    elif target in waiting:
-                        ctx.count(spec.name, "waiting_identity")
-                    elif ref.required:
-                        quarantine_record(
-                            run=run,
-                            entity=spec.name,
-                            source_id=source_id,
-                            payload=_raw_of(entry[3]) if batch is creates else {},
-                            reason_code="unknown_reference",
-                            message=f"{ref.attname} refers to an unknown {ref.entity}.",
-                        )
-                        ctx.count(spec.name, "quarantined")
-                    else:
-                        values[ref.attname] = None
-                        keep.append(entry)
-                batch[:] = keep
-
         creates = _hold_identity_matches(ctx, spec, creates)
 
-        rows: list[dict[str, Any]] = []
+        # Rows in pgsql.CHANGE_COLUMNS order; values and diff as JSON text.
+        rows: list[tuple[Any, ...]] = []
+        rank = change_rank(spec, ChangeAction.CREATE)
         for source_id, values, digest, _ in creates:
             if spec.derive is not None:
                 # Staged with the create (not hashed): applying it is then pure SQL.
                 values = {**values, **spec.derive(values, ctx.region)}
             rows.append(
-                {
-                    "run_id": run.pk,
-                    "entity": spec.name,
-                    "source_id": source_id,
-                    "action": ChangeAction.CREATE,
-                    "state": "staged",
-                    "rank": change_rank(spec, ChangeAction.CREATE),
-                    "values": values,
-                    "content_hash": digest,
-                    "school_id": None,
-                }
-            )
+                (run.pk, spec.name, source_id, ChangeAction.CREATE.value, "staged", rank, None,
+                 None, _json(values), "{}", digest)
+            )  # fmt: skip
         baselines: dict[int, dict[str, Any]] = {}
         if updates:
             baselines = dict(
@@ -315,51 +273,25 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
                     "id", "baseline"
                 )
             )
+        rank = change_rank(spec, ChangeAction.UPDATE)
         for source_id, values, digest, link in updates:
             base = baselines.get(link[0], {})
             diff = {k: [base.get(k), v] for k, v in values.items() if base.get(k) != v}
             if not link[3]:
                 diff["(link)"] = ["inactive", "active"]
             rows.append(
-                {
-                    "run_id": run.pk,
-                    "entity": spec.name,
-                    "source_id": source_id,
-                    "action": ChangeAction.UPDATE,
-                    "state": "staged",
-                    "rank": change_rank(spec, ChangeAction.UPDATE),
-                    "link_id": link[0],
-                    "school_id": link[4],
-                    "values": values,
-                    "diff": diff,
-                    "content_hash": digest,
-                }
-            )
+                (run.pk, spec.name, source_id, ChangeAction.UPDATE.value, "staged", rank, link[0],
+                 link[4], _json(values), _json(diff), digest)
+            )  # fmt: skip
+        rank = change_rank(spec, ChangeAction.DEACTIVATE)
         for source_id, link in deactivations:
             rows.append(
-                {
-                    "run_id": run.pk,
-                    "entity": spec.name,
-                    "source_id": source_id,
-                    "action": ChangeAction.DEACTIVATE,
-                    "state": "staged",
-                    "rank": change_rank(spec, ChangeAction.DEACTIVATE),
-                    "link_id": link[0],
-                    "school_id": link[4],
-                }
-            )
-        inserted = bulk.bulk_insert(SyncChange, rows, ignore_conflicts=True)
-        if len(inserted) == len(rows):
-            ctx.count(spec.name, "create", len(creates))
-            ctx.count(spec.name, "update", len(updates))
-            ctx.count(spec.name, "deactivate", len(deactivations))
-        else:  # a page served twice: count what was really staged
-            for action in (ChangeAction.CREATE, ChangeAction.UPDATE, ChangeAction.DEACTIVATE):
-                ctx.count(
-                    spec.name,
-                    action,
-                    SyncChange.objects.filter(pk__in=inserted, action=action).count(),
-                )
+                (run.pk, spec.name, source_id, ChangeAction.DEACTIVATE.value, "staged", rank,
+                 link[0], link[4], "{}", "{}", "")
+            )  # fmt: skip
+        # All of them unless the page repeats an earlier page's source id (counted as staged).
+        for action, n in pgsql.changes_stage(rows).items():
+            ctx.count(spec.name, action, n)
         SyncPage.objects.create(
             run=run,
             entity=spec.name,
@@ -444,6 +376,58 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+def stage_references(ctx: StageContext, spec: EntitySpec) -> None:
+    """After an entity's last page: every staged create and update must refer to records that
+    resolve — linked already, or staged for creation in this run (an entity only refers to
+    entities staged before it). Checked set-based, once per reference. A record that refers
+    to one waiting for an identity decision waits too (not an error); one with an unknown
+    required reference is quarantined; an unknown optional reference is cleared."""
+    run = ctx.run
+    for ref in spec.refs:
+        unresolved = pgsql.unresolved_references(
+            run.pk, run.connection_id, spec.name, ref.attname, ref.entity
+        )
+        if not unresolved:
+            continue
+        waiting = _waiting_identity(run, ref.entity, {row[3] for row in unresolved})
+        dropped: list[int] = []
+        cleared: dict[int, str] = {}
+        with transaction.atomic():
+            for change_id, source_id, action, target in unresolved:
+                if target in waiting:
+                    ctx.count(spec.name, "waiting_identity")
+                elif ref.required:
+                    quarantine_record(
+                        run=run,
+                        entity=spec.name,
+                        source_id=source_id,
+                        payload=SyncChange.objects.filter(pk=change_id)
+                        .values_list("values", flat=True)
+                        .first()
+                        or {},
+                        reason_code="unknown_reference",
+                        message=f"{ref.attname} refers to an unknown {ref.entity}.",
+                    )
+                    ctx.count(spec.name, "quarantined")
+                else:
+                    cleared[change_id] = target
+                    continue
+                ctx.count(spec.name, action, -1)
+                dropped.append(change_id)
+            SyncChange.objects.filter(pk__in=dropped).delete()
+            for change in SyncChange.objects.filter(pk__in=cleared):
+                change.values[ref.attname] = None
+                if change.action == ChangeAction.UPDATE:
+                    # No diff entry: the baseline held the unknown value already.
+                    diff = change.diff.get(ref.attname)
+                    old = diff[0] if diff else cleared[change.pk]
+                    if old is None:
+                        change.diff.pop(ref.attname, None)
+                    else:
+                        change.diff[ref.attname] = [old, None]
+                change.save(update_fields=["values", "diff"])
 
 
 def stage_deactivations(ctx: StageContext, spec: EntitySpec) -> int:

@@ -26,7 +26,7 @@ def test_killed_workers_resume_to_the_same_database_as_a_clean_run(tmp_path):
     log_path = tmp_path / "worker.log"
     with (
         sandbox_for(students=STUDENTS, page_cap=200) as sandbox,
-        sync_worker(log_path, batch_size=100) as worker,
+        sync_worker(log_path, batch_size=25) as worker,
     ):
         clean_district = DistrictFactory(name="Clean")
         clean = run_execute(
@@ -42,8 +42,8 @@ def test_killed_workers_resume_to_the_same_database_as_a_clean_run(tmp_path):
             worker,
             kills=KILLS,
             rng=random.Random(5),
-            # Small batches and short pauses: the engine applies 1,000 students in a couple
-            # of seconds, and the second kill in applying must land before applying ends.
+            # Small batches and short pauses: the engine applies 1,000 students (two threads)
+            # in about a second, and the second kill in applying must land before it ends.
             pause=(0.1, 0.8),
             phases=("fetch", "apply", "apply"),
         )
