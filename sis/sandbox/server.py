@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 from sis.sandbox.district import District, GeneratedDistrict
 
 PROVIDERS = ("powerschool", "oneroster-1.1", "oneroster-1.2")
@@ -134,7 +136,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return cached
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload, default=_json_default).encode()
+        # orjson: the sandbox serves a 100,000-student district's million records in the
+        # benchmarks, on the same two cores as the sync it serves.
+        data = orjson.dumps(
+            payload,
+            default=_json_default,
+            option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS,
+        )
         self.send_bytes(status, data, headers)
 
     def send_bytes(

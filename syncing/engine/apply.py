@@ -64,9 +64,7 @@ class ApplyContext:
     # before that refresh (see ANALYZE_AFTER_LINKS).
     links_unanalyzed: int = 0
     links_analyzed: int = 0
-    # Batches are claimed with SKIP LOCKED (several threads apply one rank); the lock guards
-    # the counters above.
-    parallel: bool = False
+    # Several threads may apply one rank's batches at once: the lock guards the counters.
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -284,39 +282,15 @@ def _close_superseded_spans(ctx: ApplyContext, spec: EntitySpec, change_ids: lis
     this the new span would break the one-open-primary rule and wait in quarantine for the
     weekly full sync. Spans opened locally or by another connection are left alone: those
     still make the create fail, for an admin to decide."""
-    entries: dict[str, dt.date] = {}
-    for values in SyncChange.objects.filter(pk__in=change_ids).values_list("values", flat=True):
-        if values.get("student_id") and values.get("entry_date") and values.get("is_primary", True):
-            entry = dt.date.fromisoformat(values["entry_date"])
-            previous = entries.get(values["student_id"])
-            entries[values["student_id"]] = entry if previous is None else min(previous, entry)
-    students = _resolve(ctx.run, "student", set(entries))
-    new_entry = {students[source]: entry for source, entry in entries.items() if source in students}
-    if not new_entry:
-        return
-    open_spans = list(
-        spec.model._default_manager.filter(
-            student_id__in=list(new_entry), is_primary=True, exit_date__isnull=True
-        ).values("id", "student_id", "entry_date")
-    )
-    links = dict(
-        SourceLink.objects.filter(
-            connection_id=ctx.run.connection_id,
-            entity=spec.name,
-            active=True,
-            object_id__in=[span["id"] for span in open_spans],
-        ).values_list("object_id", "id")
-    )
+    spans = pgsql.superseded_primary_spans(ctx.run.connection_id, change_ids)
+    links = {span_id: link_id for span_id, link_id, _, _ in spans}
     rows = [
         {
-            "id": span["id"],
-            "exit_date": max(
-                span["entry_date"], new_entry[span["student_id"]] - dt.timedelta(days=1)
-            ),
+            "id": span_id,
+            "exit_date": max(entry, new_entry - dt.timedelta(days=1)),
             "exit_reason": ExitReason.TRANSFERRED,
         }
-        for span in open_spans
-        if span["id"] in links
+        for span_id, _, entry, new_entry in spans
     ]
     if not rows:
         return
@@ -755,32 +729,44 @@ def next_head(run: SyncRun) -> dict[str, Any] | None:
     return dict(head) if head is not None else None
 
 
-def apply_next_batch(ctx: ApplyContext, *, batch_size: int, rank: int | None = None) -> int:
+def apply_next_batch(ctx: ApplyContext, *, batch_size: int) -> int:
     """Apply the next batch of staged changes (one entity and action); returns how many
-    changes it settled (0: nothing left). Atomic with the run's progress.
+    changes it settled (0: nothing left). Atomic with the run's progress."""
+    head = next_head(ctx.run)
+    if head is None:
+        return 0
+    return apply_batch(ctx, staged_ids(ctx.run, int(head["rank"]), limit=batch_size))
 
-    With ``rank``, the batch is claimed from that rank with ``SKIP LOCKED``, so several
-    threads can apply one rank's batches at once (see :func:`creates_parallel_safe`); 0 then
-    means nothing of that rank is left unclaimed."""
+
+def staged_ids(run: SyncRun, rank: int, *, limit: int, after: int = 0) -> list[int]:
+    """Ids of the first ``limit`` changes of ``rank`` still staged, from id ``after`` on."""
+    return list(
+        SyncChange.objects.filter(run=run, state=ChangeState.STAGED, rank=rank, id__gt=after)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def apply_batch(ctx: ApplyContext, change_ids: Sequence[int]) -> int:
+    """Apply the staged changes ``change_ids`` (one rank: one entity and action) as one
+    atomic batch with the run's progress; returns how many it settled. Changes applied
+    meanwhile (by an earlier attempt) are skipped."""
     run = ctx.run
+    if not change_ids:
+        return 0
     with transaction.atomic():
         pgsql.commit_relaxed()
-        if rank is None:
-            head = next_head(run)
-            if head is None:
-                return 0
-            rank = int(head["rank"])
         # Creates are written from the staged values inside the database: not loaded here.
-        columns = ["id", "entity", "source_id", "action", "link_id", "content_hash"]
-        pending = SyncChange.objects.filter(run=run, state=ChangeState.STAGED, rank=rank)
-        if action_of_rank(rank) != ChangeAction.CREATE:
-            columns.append("values")
-        claimed = pending.select_for_update(skip_locked=True) if ctx.parallel else pending
-        changes: list[dict[str, Any]] = [
-            dict(row) for row in claimed.order_by("id").values(*columns)[:batch_size]
-        ]
-        if not changes:
+        columns = ["id", "entity", "source_id", "action", "link_id", "content_hash", "rank"]
+        pending = SyncChange.objects.filter(pk__in=list(change_ids), state=ChangeState.STAGED)
+        first = pending.order_by("id").values("rank").first()
+        if first is None:
             return 0
+        if action_of_rank(first["rank"]) != ChangeAction.CREATE:
+            columns.append("values")
+        changes: list[dict[str, Any]] = [
+            dict(row) for row in pending.order_by("id").values(*columns)
+        ]
         spec = SPECS[changes[0]["entity"]]
         action = ChangeAction(changes[0]["action"])
         if action == ChangeAction.CREATE:

@@ -337,6 +337,37 @@ def links_insert_for_creates(
         )
 
 
+def superseded_primary_spans(
+    connection_id: int, change_ids: Sequence[int]
+) -> list[tuple[int, int, Any, Any]]:
+    """``(span id, link id, span entry date, new entry date)`` of the open primary enrollments,
+    linked to this connection, of the students that the staged enrollment creates
+    ``change_ids`` give a new primary span (the earliest new entry date per student)."""
+    return _rows(
+        """
+        WITH new AS (
+            SELECT r.object_id AS student_id, min((c."values" ->> 'entry_date')::date) AS entry
+            FROM syncing_syncchange c
+            JOIN LATERAL (
+                SELECT l.object_id FROM syncing_sourcelink l
+                WHERE l.connection_id = %s AND l.entity = 'student'
+                  AND l.source_id = (c."values" ->> 'student_id') LIMIT 1
+            ) r ON true
+            WHERE c.id = ANY(%s) AND COALESCE(c."values" ->> 'entry_date', '') <> ''
+              AND COALESCE(c."values" ->> 'is_primary', 'true') = 'true'
+            GROUP BY r.object_id
+        )
+        SELECT e.id, l.id, e.entry_date, new.entry
+        FROM new
+        JOIN attendance_enrollment e
+          ON e.student_id = new.student_id AND e.is_primary AND e.exit_date IS NULL
+        JOIN syncing_sourcelink l
+          ON l.connection_id = %s AND l.entity = 'enrollment' AND l.object_id = e.id AND l.active
+        """,
+        [connection_id, list(change_ids), connection_id],
+    )
+
+
 def changes_settle(change_ids: Sequence[int], *, state: str) -> None:
     """Move the still-staged ones of ``change_ids`` to ``state`` (a batch's bookkeeping)."""
     with db.cursor() as cursor:

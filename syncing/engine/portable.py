@@ -9,6 +9,7 @@ batch; fine for a demo district of hundreds of students, not for the benchmarks'
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -277,6 +278,45 @@ def links_insert_for_creates(
             }
         )
     bulk_portable.bulk_insert(SourceLink, rows)
+
+
+def superseded_primary_spans(
+    connection_id: int, change_ids: Sequence[int]
+) -> list[tuple[int, int, Any, Any]]:
+    """``(span id, link id, span entry date, new entry date)`` of the open primary enrollments,
+    linked to this connection, of the students that the staged enrollment creates
+    ``change_ids`` give a new primary span (the earliest new entry date per student)."""
+    entries: dict[str, dt.date] = {}
+    for values in _staged_values(change_ids).values():
+        if values.get("student_id") and values.get("entry_date") and values.get("is_primary", True):
+            entry = dt.date.fromisoformat(values["entry_date"])
+            previous = entries.get(values["student_id"])
+            entries[values["student_id"]] = entry if previous is None else min(previous, entry)
+    students: dict[str, int] = {}
+    for chunk in _chunks(sorted(entries)):
+        students.update(
+            SourceLink.objects.filter(
+                connection_id=connection_id, entity="student", source_id__in=chunk
+            ).values_list("source_id", "object_id")
+        )
+    new_entry = {students[source]: entry for source, entry in entries.items() if source in students}
+    spans: list[tuple[int, int, dt.date]] = []
+    for chunk in _chunks(sorted(new_entry)):
+        spans += Enrollment.objects.filter(
+            student_id__in=chunk, is_primary=True, exit_date__isnull=True
+        ).values_list("id", "student_id", "entry_date")
+    links: dict[int, int] = {}
+    for chunk in _chunks([span[0] for span in spans]):
+        links.update(
+            SourceLink.objects.filter(
+                connection_id=connection_id, entity="enrollment", active=True, object_id__in=chunk
+            ).values_list("object_id", "id")
+        )
+    return [
+        (span_id, links[span_id], entry, new_entry[student_id])
+        for span_id, student_id, entry in spans
+        if span_id in links
+    ]
 
 
 def changes_settle(change_ids: Sequence[int], *, state: str) -> None:

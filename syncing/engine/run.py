@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from queue import Full, Queue
 from types import SimpleNamespace
 from typing import Any
@@ -31,10 +31,12 @@ from attendance.signals import rows_of_district
 from sis.connectors.errors import MalformedRecord, UnsupportedOperation
 from syncing.engine.apply import (
     ApplyContext,
+    apply_batch,
     apply_next_batch,
     creates_parallel_safe,
     next_head,
     policies_load,
+    staged_ids,
 )
 from syncing.engine.dialect import on_postgresql
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
@@ -339,35 +341,48 @@ def _apply_rank_in_threads(
     threads: int,
     progress: ProgressCallback | None,
 ) -> None:
-    """Apply every staged change of ``rank`` with ``threads`` threads, each claiming batches
-    with SKIP LOCKED until none is left. Every batch still commits atomically with its
-    changes' state, so a killed worker resumes at the changes still staged, whichever thread
-    had them. The first error stops the others after their current batch and is raised."""
-    ctx.parallel = True
+    """Apply every staged change of ``rank`` with ``threads`` threads. This thread reads the
+    rank's staged ids in order and hands out batches of them (disjoint: nothing needs locking
+    in the database); each thread applies a batch atomically with its changes' state, so a
+    killed worker resumes at the changes still staged, whichever thread had them. The first
+    error stops the others after their current batch and is raised."""
+    batches: Queue[list[int] | None] = Queue(maxsize=threads)
     stop = threading.Event()
 
     def drain() -> None:
         try:
-            while not stop.is_set() and apply_next_batch(ctx, batch_size=batch_size, rank=rank):
-                pass
+            while (ids := batches.get()) is not None and not stop.is_set():
+                apply_batch(ctx, ids)
         except BaseException:
             stop.set()
             raise
         finally:
             db_connections.close_all()  # this thread's own sessions
 
-    try:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync-apply") as pool:
-            # Each thread gets a copy of this context (the district of the rows it writes).
-            futures = [pool.submit(contextvars.copy_context().run, drain) for _ in range(threads)]
-            while wait(futures, timeout=1.0).done != set(futures):
+    def hand_out(ids: list[int] | None) -> None:
+        while not stop.is_set():
+            try:
+                batches.put(ids, timeout=0.5)
+                return
+            except Full:
                 if progress is not None:
                     ctx.run.refresh_from_db(fields=["changes_applied", "changes_total"])
                     progress(ctx.run)
-            for future in futures:
-                future.result()
-    finally:
-        ctx.parallel = False
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync-apply") as pool:
+        # Each thread gets a copy of this context (the district of the rows it writes).
+        futures = [pool.submit(contextvars.copy_context().run, drain) for _ in range(threads)]
+        after = 0
+        while not stop.is_set():
+            ids = staged_ids(ctx.run, rank, limit=batch_size, after=after)
+            if not ids:
+                break
+            hand_out(ids)
+            after = ids[-1]
+        for _ in futures:
+            hand_out(None)  # one end marker per thread
+        for future in futures:
+            future.result()
     if progress is not None:
         ctx.run.refresh_from_db(fields=["changes_applied", "changes_total"])
         progress(ctx.run)

@@ -28,7 +28,7 @@ import requests
 from requests.auth import AuthBase
 
 from gateway import client as gateway
-from sis.connectors.base import Capability, Connector, RawPage
+from sis.connectors.base import Capability, Connector, RawPage, parse_json
 from sis.connectors.errors import AuthenticationFailed, ConfigurationError, NotFound
 from sis.connectors.oneroster import mapping
 from sis.connectors.records import Entity, GradeWrite, Record
@@ -244,7 +244,7 @@ class OneRosterConnector(Connector):
         def get_page(index: int, offset: int) -> RawPage:
             response = self.request("GET", path, params={**params, "limit": size, "offset": offset})
             try:
-                body = response.json()
+                body = parse_json(response)
             except ValueError:
                 from sis.connectors.errors import TransientConnectorError
 

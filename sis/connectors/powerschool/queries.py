@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sis.connectors.base import Capability, Connector, RawPage
+from sis.connectors.base import Capability, Connector, RawPage, parse_json
 from sis.connectors.errors import NotFound
 from sis.connectors.powerschool import mapping
 from sis.connectors.records import Entity
@@ -65,7 +65,7 @@ class PowerSchoolQueries(Connector):
                 json={},
                 retry_writes=True,
             )  # a query, safe to repeat
-            return RawPage(mapping.as_list(response.json().get("record")), total=total)
+            return RawPage(mapping.as_list(parse_json(response).get("record")), total=total)
 
         yield from self.paginate(get_page, page_size=size, total=total)
 
