@@ -23,8 +23,14 @@ class ExitReason(models.TextChoices):
 
 
 class Enrollment(TimeStampedModel):
-    student = models.ForeignKey(Student, on_delete=models.PROTECT, related_name="enrollments")
-    school = models.ForeignKey(School, on_delete=models.PROTECT, related_name="enrollments")
+    # Foreign keys without an index of their own: the composite indexes below lead with them
+    # (each index more is written with every one of a big district's spans).
+    student = models.ForeignKey(
+        Student, on_delete=models.PROTECT, related_name="enrollments", db_index=False
+    )
+    school = models.ForeignKey(
+        School, on_delete=models.PROTECT, related_name="enrollments", db_index=False
+    )
     entry_date = models.DateField()
     # Last day enrolled; null while the span is open.
     exit_date = models.DateField(null=True, blank=True)
@@ -32,7 +38,8 @@ class Enrollment(TimeStampedModel):
     grade_level = models.CharField(max_length=8, choices=GradeLevel.choices, blank=True)
     # A student may attend a second school part-time; only one enrollment is primary.
     is_primary = models.BooleanField(default=True)
-    history = HistoricalRecords()
+    # History is read per row (by id and date), never by these keys: no index on them.
+    history = HistoricalRecords(no_db_index=["student", "school"])
 
     class Meta:
         ordering = ["student_id", "-entry_date"]
@@ -89,6 +96,7 @@ class SectionEnrollment(TimeStampedModel):
         related_name="section_enrollments",
         null=True,
         blank=True,
+        db_index=False,  # section_enr_student_idx leads with it
     )
     staff = models.ForeignKey(
         Staff,
@@ -100,7 +108,7 @@ class SectionEnrollment(TimeStampedModel):
     entry_date = models.DateField()
     exit_date = models.DateField(null=True, blank=True)
     exit_reason = models.CharField(max_length=16, choices=ExitReason.choices, blank=True)
-    history = HistoricalRecords()
+    history = HistoricalRecords(no_db_index=["section", "student", "staff"])
 
     class Meta:
         ordering = ["section_id", "-entry_date"]

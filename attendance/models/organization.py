@@ -141,7 +141,10 @@ class Course(TimeStampedModel):
 class Section(TimeStampedModel):
     """A class: a course taught at a school in a term, in one or more periods."""
 
-    school = models.ForeignKey(School, on_delete=models.PROTECT, related_name="sections")
+    # No index of its own: the (school, term) index and the unique section number lead with it.
+    school = models.ForeignKey(
+        School, on_delete=models.PROTECT, related_name="sections", db_index=False
+    )
     course = models.ForeignKey(Course, on_delete=models.PROTECT, related_name="sections")
     term = models.ForeignKey(Term, on_delete=models.PROTECT, related_name="sections")
     section_number = models.CharField(max_length=64)
@@ -156,7 +159,8 @@ class Section(TimeStampedModel):
         blank=True,
     )
     active = models.BooleanField(default=True)
-    history = HistoricalRecords()
+    # History is read per row (by id and date), never by these keys: no index on them.
+    history = HistoricalRecords(no_db_index=["school", "course", "term", "teacher"])
 
     class Meta:
         ordering = ["school_id", "course__code", "section_number"]

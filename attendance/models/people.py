@@ -100,7 +100,8 @@ class Student(TimeStampedModel):
         School, on_delete=models.PROTECT, related_name="students", null=True, blank=True
     )
     active = models.BooleanField(default=True)
-    history = HistoricalRecords()
+    # History is read per row (by id and date), never by these keys: no index on them.
+    history = HistoricalRecords(no_db_index=["district", "school"])
 
     class Meta:
         ordering = ["legal_last_name", "legal_first_name", "id"]
@@ -150,7 +151,7 @@ class Guardian(TimeStampedModel):
     students = models.ManyToManyField(
         Student, through="attendance.StudentGuardian", related_name="guardians"
     )
-    history = HistoricalRecords()
+    history = HistoricalRecords(no_db_index=["district"])
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]
@@ -197,8 +198,13 @@ class StudentGuardian(TimeStampedModel):
     (a court order, a custody arrangement) receives nothing about this student.
     """
 
-    student = models.ForeignKey(Student, on_delete=models.PROTECT, related_name="guardian_links")
-    guardian = models.ForeignKey(Guardian, on_delete=models.PROTECT, related_name="student_links")
+    # No index of their own: the unique (student, guardian) and (guardian, student) lead with them.
+    student = models.ForeignKey(
+        Student, on_delete=models.PROTECT, related_name="guardian_links", db_index=False
+    )
+    guardian = models.ForeignKey(
+        Guardian, on_delete=models.PROTECT, related_name="student_links", db_index=False
+    )
     relationship = models.CharField(
         max_length=16, choices=Relationship.choices, default=Relationship.PARENT
     )
@@ -210,7 +216,7 @@ class StudentGuardian(TimeStampedModel):
     # 1 is contacted first.
     priority = models.PositiveSmallIntegerField(default=1)
     active = models.BooleanField(default=True)
-    history = HistoricalRecords()
+    history = HistoricalRecords(no_db_index=["student", "guardian"])
 
     class Meta:
         ordering = ["student_id", "priority", "id"]

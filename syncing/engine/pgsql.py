@@ -9,7 +9,8 @@ values, ``unnest`` and ``UPDATE … FROM``. A port to another database replaces 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -45,6 +46,23 @@ def commit_relaxed() -> None:
     with its checkpoint) is simply done again when the run resumes."""
     with db.cursor() as cursor:
         cursor.execute("SET LOCAL synchronous_commit = off")
+
+
+@contextmanager
+def _index_lookups() -> Iterator[None]:
+    """Within the current transaction, plan the statements inside with a sequential scan only
+    where no index can serve (then back to the default).
+
+    These statements find their rows by ids or unique keys, so an index is always the right
+    access path. A first load grows the domain tables by hundreds of thousands of rows long
+    before autovacuum analyzes them, and planned with the statistics of nearly empty tables,
+    joins against them became sequential scans repeated for every batch."""
+    with db.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        try:
+            yield
+        finally:
+            cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
 
 
 # --- staging ------------------------------------------------------------------------------------
@@ -242,11 +260,13 @@ def creates_unresolved(
     missing = " ".join(
         f"WHEN r{n}.object_id IS NULL THEN '{_name(ref.attname)}'" for n, ref in required
     )
-    rows = _rows(
-        f"SELECT c.id, CASE {missing} END FROM syncing_syncchange c {joins} "  # noqa: S608
-        f"WHERE c.id = ANY(%s) AND ({' OR '.join(f'r{n}.object_id IS NULL' for n, _ in required)})",
-        [*params, list(change_ids)],
-    )
+    unresolved = " OR ".join(f"r{n}.object_id IS NULL" for n, _ in required)
+    with _index_lookups():
+        rows = _rows(
+            f"SELECT c.id, CASE {missing} END FROM syncing_syncchange c {joins} "  # noqa: S608
+            f"WHERE c.id = ANY(%s) AND ({unresolved})",
+            [*params, list(change_ids)],
+        )
     return [(int(row[0]), str(row[1])) for row in rows]
 
 
@@ -272,13 +292,14 @@ def creates_insert(
     if "district_id" in fields:
         columns["district_id"] = str(int(district_id))
     joins, params = _ref_joins(spec, connection_id)
-    return bulk.insert_select(
-        model,
-        columns,
-        f"FROM syncing_syncchange c {joins} WHERE c.id = ANY(%s) ORDER BY c.id",
-        [*params, sorted(change_ids)],
-        change_reason=reason,
-    )
+    with _index_lookups():
+        return bulk.insert_select(
+            model,
+            columns,
+            f"FROM syncing_syncchange c {joins} WHERE c.id = ANY(%s) ORDER BY c.id",
+            [*params, sorted(change_ids)],
+            change_reason=reason,
+        )
 
 
 def _derived(spec: EntitySpec) -> list[str]:
@@ -314,7 +335,7 @@ def links_insert_for_creates(
             f"JOIN {table} d ON d.id = m.object_id "
             "JOIN attendance_section sec ON sec.id = d.section_id"
         )
-    with db.cursor() as cursor:
+    with _index_lookups(), db.cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO syncing_sourcelink
@@ -343,8 +364,9 @@ def superseded_primary_spans(
     """``(span id, link id, span entry date, new entry date)`` of the open primary enrollments,
     linked to this connection, of the students that the staged enrollment creates
     ``change_ids`` give a new primary span (the earliest new entry date per student)."""
-    return _rows(
-        """
+    with _index_lookups():
+        return _rows(
+            """
         WITH new AS (
             SELECT r.object_id AS student_id, min((c."values" ->> 'entry_date')::date) AS entry
             FROM syncing_syncchange c
@@ -357,15 +379,23 @@ def superseded_primary_spans(
               AND COALESCE(c."values" ->> 'is_primary', 'true') = 'true'
             GROUP BY r.object_id
         )
+        -- LATERAL: one index probe per student and span, whatever the statistics of the
+        -- tables this very run is filling say (a hash join scanned them for every batch).
         SELECT e.id, l.id, e.entry_date, new.entry
         FROM new
-        JOIN attendance_enrollment e
-          ON e.student_id = new.student_id AND e.is_primary AND e.exit_date IS NULL
-        JOIN syncing_sourcelink l
-          ON l.connection_id = %s AND l.entity = 'enrollment' AND l.object_id = e.id AND l.active
-        """,
-        [connection_id, list(change_ids), connection_id],
-    )
+        JOIN LATERAL (
+            SELECT e.id, e.entry_date FROM attendance_enrollment e
+            WHERE e.student_id = new.student_id AND e.is_primary AND e.exit_date IS NULL
+        ) e ON true
+        JOIN LATERAL (
+            SELECT l.id FROM syncing_sourcelink l
+            WHERE l.object_id = e.id AND l.entity = 'enrollment' AND l.connection_id = %s
+              AND l.active
+            LIMIT 1
+        ) l ON true
+            """,
+            [connection_id, list(change_ids), connection_id],
+        )
 
 
 def changes_settle(change_ids: Sequence[int], *, state: str) -> None:
