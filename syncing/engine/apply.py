@@ -740,9 +740,11 @@ def apply_next_batch(ctx: ApplyContext, *, batch_size: int) -> int:
 
 def staged_ids(run: SyncRun, rank: int, *, limit: int, after: int = 0) -> list[int]:
     """Ids of the first ``limit`` changes of ``rank`` still staged, from id ``after`` on."""
+    # Ordered like the (run, state, rank, id) index: ordered by id alone, the planner walked
+    # the primary key through every earlier rank's changes to find this rank's first ones.
     return list(
         SyncChange.objects.filter(run=run, state=ChangeState.STAGED, rank=rank, id__gt=after)
-        .order_by("id")
+        .order_by("rank", "id")
         .values_list("id", flat=True)[:limit]
     )
 

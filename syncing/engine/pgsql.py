@@ -460,13 +460,14 @@ def links_deactivate(run_id: int, link_ids: Sequence[int], baseline_patch: dict[
 
 def open_primary_schools(student_ids: Sequence[int]) -> dict[int, int]:
     """School of each student's open primary enrollment (the latest by entry date)."""
-    rows = _rows(
-        """
+    with _index_lookups():  # the open-primary partial index, not a scan of a growing table
+        rows = _rows(
+            """
         SELECT DISTINCT ON (e.student_id) e.student_id, e.school_id
         FROM attendance_enrollment e
         WHERE e.student_id = ANY(%s) AND e.exit_date IS NULL AND e.is_primary
         ORDER BY e.student_id, e.entry_date DESC
         """,
-        [list(student_ids)],
-    )
+            [list(student_ids)],
+        )
     return {row[0]: row[1] for row in rows}
