@@ -111,4 +111,28 @@ class Migration(migrations.Migration):
             name='student',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='guardian_links', to='attendance.student'),
         ),
+        # Dropping a foreign key's own index drops every index on exactly that column, and
+        # these two partial unique constraints are indexes on student_id alone: put them back
+        # (DROP INDEX IF EXISTS first, so a database that lost them and one that did not end
+        # up the same).
+        migrations.RemoveConstraint(model_name='enrollment', name='enrollment_one_open_primary'),
+        migrations.AddConstraint(
+            model_name='enrollment',
+            constraint=models.UniqueConstraint(
+                condition=models.Q(('exit_date__isnull', True), ('is_primary', True)),
+                fields=('student',),
+                name='enrollment_one_open_primary',
+            ),
+        ),
+        migrations.RemoveConstraint(
+            model_name='studentguardian', name='student_one_primary_guardian'
+        ),
+        migrations.AddConstraint(
+            model_name='studentguardian',
+            constraint=models.UniqueConstraint(
+                condition=models.Q(('active', True), ('is_primary', True)),
+                fields=('student',),
+                name='student_one_primary_guardian',
+            ),
+        ),
     ]
