@@ -59,10 +59,12 @@ def _index_lookups() -> Iterator[None]:
     joins against them became sequential scans repeated for every batch."""
     with db.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
-        try:
-            yield
-        finally:
-            cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
+        # Not in a ``finally``: after an error the transaction may be aborted, and a statement
+        # there would replace the error (a constraint violation the caller isolates and
+        # quarantines) with "current transaction is aborted". The setting then lasts until the
+        # transaction or savepoint ends, which is harmless.
+        yield
+        cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
 
 
 # --- staging ------------------------------------------------------------------------------------
