@@ -327,4 +327,7 @@ def test_the_sender_rate_counts_segments(twilio, family, settings, categories):
         assert delivery.segments == 2
     times = sorted(r.at for r in twilio.received)
     assert len(times) == 3
-    assert times[-1] - times[0] >= 1.0
+    # The limiter paces sends by its own clock; arrival times at the fake also carry each
+    # request's transit, which varies by a millisecond or so (a run measured 0.9988 s).
+    # Unpaced, the three would arrive within a few milliseconds.
+    assert times[-1] - times[0] >= 0.95
