@@ -68,6 +68,11 @@ class EntitySpec:
     writeback_capability: str | None = None
 
     @property
+    def derived_fields(self) -> list[str]:
+        """Columns ``derive`` computes (staged with a create's values)."""
+        return sorted(self.derive({}, "US")) if self.derive is not None else []
+
+    @property
     def all_attnames(self) -> list[str]:
         return [*self.fields, *(ref.attname for ref in self.refs)]
 

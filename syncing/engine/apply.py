@@ -283,7 +283,6 @@ def _close_superseded_spans(ctx: ApplyContext, spec: EntitySpec, change_ids: lis
     weekly full sync. Spans opened locally or by another connection are left alone: those
     still make the create fail, for an admin to decide."""
     spans = pgsql.superseded_primary_spans(ctx.run.connection_id, change_ids)
-    links = {span_id: link_id for span_id, link_id, _, _ in spans}
     rows = [
         {
             "id": span_id,
@@ -299,7 +298,7 @@ def _close_superseded_spans(ctx: ApplyContext, spec: EntitySpec, change_ids: lis
     )
     # As when a full sync sees the span vanish: the link goes inactive with its baseline kept,
     # and comes back (an update) if the SIS reports the old span again.
-    pgsql.links_deactivate(ctx.run.pk, [links[row["id"]] for row in rows], {})
+    pgsql.links_deactivate(ctx.run.pk, [link_id for _, link_id, _, _ in spans], {})
 
 
 # --- updates ------------------------------------------------------------------------------------
@@ -735,7 +734,8 @@ def apply_next_batch(ctx: ApplyContext, *, batch_size: int) -> int:
     head = next_head(ctx.run)
     if head is None:
         return 0
-    return apply_batch(ctx, staged_ids(ctx.run, int(head["rank"]), limit=batch_size))
+    rank = int(head["rank"])
+    return apply_batch(ctx, rank, staged_ids(ctx.run, rank, limit=batch_size))
 
 
 def staged_ids(run: SyncRun, rank: int, *, limit: int, after: int = 0) -> list[int]:
@@ -749,28 +749,29 @@ def staged_ids(run: SyncRun, rank: int, *, limit: int, after: int = 0) -> list[i
     )
 
 
-def apply_batch(ctx: ApplyContext, change_ids: Sequence[int]) -> int:
-    """Apply the staged changes ``change_ids`` (one rank: one entity and action) as one
+def apply_batch(ctx: ApplyContext, rank: int, change_ids: Sequence[int]) -> int:
+    """Apply the staged changes ``change_ids`` of ``rank`` (one entity and action) as one
     atomic batch with the run's progress; returns how many it settled. Changes applied
     meanwhile (by an earlier attempt) are skipped."""
     run = ctx.run
     if not change_ids:
         return 0
+    action = action_of_rank(rank)
     with transaction.atomic():
         pgsql.commit_relaxed()
         # Creates are written from the staged values inside the database: not loaded here.
-        columns = ["id", "entity", "source_id", "action", "link_id", "content_hash", "rank"]
-        pending = SyncChange.objects.filter(pk__in=list(change_ids), state=ChangeState.STAGED)
-        first = pending.order_by("id").values("rank").first()
-        if first is None:
-            return 0
-        if action_of_rank(first["rank"]) != ChangeAction.CREATE:
+        columns = ["id", "entity", "source_id", "action", "link_id", "content_hash"]
+        if action != ChangeAction.CREATE:
             columns.append("values")
         changes: list[dict[str, Any]] = [
-            dict(row) for row in pending.order_by("id").values(*columns)
+            dict(row)
+            for row in SyncChange.objects.filter(pk__in=list(change_ids), state=ChangeState.STAGED)
+            .order_by("id")
+            .values(*columns)
         ]
+        if not changes:
+            return 0
         spec = SPECS[changes[0]["entity"]]
-        action = ChangeAction(changes[0]["action"])
         if action == ChangeAction.CREATE:
             _analyze_if_stale(ctx, spec, len(changes))
         _APPLIERS[action](ctx, spec, changes)

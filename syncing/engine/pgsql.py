@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import orjson
@@ -22,6 +22,7 @@ from attendance import bulk
 from syncing.entities import EntitySpec
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_SETTING = re.compile(r"^[A-Za-z0-9]+$")
 
 
 def _name(value: str) -> str:
@@ -49,22 +50,33 @@ def commit_relaxed() -> None:
 
 
 @contextmanager
-def _index_lookups() -> Iterator[None]:
-    """Within the current transaction, plan the statements inside with a sequential scan only
-    where no index can serve (then back to the default).
+def _planner(**settings: str) -> Iterator[None]:
+    """Within the current transaction, plan the statements inside with these planner settings
+    (``SET LOCAL``), then back to the defaults.
 
-    These statements find their rows by ids or unique keys, so an index is always the right
-    access path. A first load grows the domain tables by hundreds of thousands of rows long
-    before autovacuum analyzes them, and planned with the statistics of nearly empty tables,
-    joins against them became sequential scans repeated for every batch."""
+    The engine fills the crosswalk, the change table and the domain tables faster than
+    autovacuum analyzes them; planned with the statistics of nearly empty tables, some
+    statements went quadratic. Those say here how they must be planned.
+
+    Not reset in a ``finally``: after an error the transaction may be aborted, and a statement
+    there would replace the error (a constraint violation the caller isolates and quarantines)
+    with "current transaction is aborted". The settings then last until the transaction or
+    savepoint ends, which is harmless."""
     with db.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        # Not in a ``finally``: after an error the transaction may be aborted, and a statement
-        # there would replace the error (a constraint violation the caller isolates and
-        # quarantines) with "current transaction is aborted". The setting then lasts until the
-        # transaction or savepoint ends, which is harmless.
+        for name, value in settings.items():
+            if not _SETTING.match(value):  # pragma: no cover - values are this module's own
+                raise ValueError(f"bad setting value {value!r}")
+            cursor.execute(f"SET LOCAL {_name(name)} = '{value}'")
         yield
-        cursor.execute("SET LOCAL enable_seqscan TO DEFAULT")
+        for name in settings:
+            cursor.execute(f"SET LOCAL {_name(name)} TO DEFAULT")
+
+
+def _index_lookups() -> AbstractContextManager[None]:
+    """Sequential scans only where no index can serve: for statements that find their rows by
+    ids or unique keys, where an index is always the right access path (with stale statistics,
+    joins against a growing table became a scan of it for every batch)."""
+    return _planner(enable_seqscan="off")
 
 
 # --- staging ------------------------------------------------------------------------------------
@@ -149,9 +161,11 @@ def unresolved_references(
     Hash joins, whatever the statistics say: they lag behind a run that is adding a million
     rows, and planned for the small tables they describe, nested loops went quadratic
     (minutes for one reference at 10,000 students)."""
-    with transaction.atomic(), db.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_nestloop = off")
-        cursor.execute("SET LOCAL work_mem = '64MB'")
+    with (
+        transaction.atomic(),
+        _planner(enable_nestloop="off", work_mem="64MB"),
+        db.cursor() as cursor,
+    ):
         cursor.execute(
             """
             SELECT c.id, c.source_id, c.action, c."values" ->> %s
@@ -181,16 +195,13 @@ def unresolved_references(
             ],
         )
         rows = cursor.fetchall()
-        cursor.execute("SET LOCAL enable_nestloop TO DEFAULT")
-        cursor.execute("SET LOCAL work_mem TO DEFAULT")
     return [(int(row[0]), str(row[1]), str(row[2]), str(row[3])) for row in rows]
 
 
 def unseen_deactivations_stage(run_id: int, rank: int, connection_id: int, entity: str) -> int:
     """Stage a deactivation for every active link of ``entity`` no page of the run saw."""
-    with db.cursor() as cursor:
-        # Enough memory for NOT IN to hash the seen ids (one pass), not rescan them per link.
-        cursor.execute("SET LOCAL work_mem = '256MB'")
+    # Enough memory for NOT IN to hash the seen ids (one pass), not rescan them per link.
+    with _planner(work_mem="256MB"), db.cursor() as cursor:
         cursor.execute(
             """
             INSERT INTO syncing_syncchange
@@ -289,7 +300,7 @@ def creates_insert(
         columns[name] = f"c.\"values\" ->> '{_name(name)}'"
     for number, ref in enumerate(spec.refs):
         columns[ref.attname] = f"r{number}.object_id"
-    for name in _derived(spec):
+    for name in spec.derived_fields:
         columns[name] = f"c.\"values\" ->> '{_name(name)}'"
     if "district_id" in fields:
         columns["district_id"] = str(int(district_id))
@@ -302,13 +313,6 @@ def creates_insert(
             [*params, sorted(change_ids)],
             change_reason=reason,
         )
-
-
-def _derived(spec: EntitySpec) -> list[str]:
-    """Columns ``spec.derive`` computes (staged with a create's values)."""
-    if spec.derive is None:
-        return []
-    return sorted(spec.derive({}, "US"))
 
 
 def links_insert_for_creates(

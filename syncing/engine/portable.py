@@ -209,7 +209,7 @@ def creates_insert(
     ordered = sorted(change_ids)
     staged = _staged_values(ordered)
     resolved = _resolved_refs(spec, connection_id, staged)
-    derived = sorted(spec.derive({}, "US")) if spec.derive is not None else []
+    derived = spec.derived_fields
     rows = []
     for change_id in ordered:
         values = staged[change_id]

@@ -318,9 +318,7 @@ def _apply(run: SyncRun, source: Source | None, progress: ProgressCallback | Non
             _apply_rank_in_threads(ctx, int(head["rank"]), batch_size, threads, progress)
         else:
             apply_next_batch(ctx, batch_size=batch_size)
-            if progress is not None:
-                run.refresh_from_db(fields=["changes_applied", "changes_total"])
-                progress(run)
+            _report_applied(run, progress)
     SyncRun.objects.filter(pk=run.pk).update(phase=Phase.FINISH, updated_at=timezone.now())
     run.refresh_from_db()
 
@@ -352,7 +350,7 @@ def _apply_rank_in_threads(
     def drain() -> None:
         try:
             while (ids := batches.get()) is not None and not stop.is_set():
-                apply_batch(ctx, ids)
+                apply_batch(ctx, rank, ids)
         except BaseException:
             stop.set()
             raise
@@ -365,9 +363,7 @@ def _apply_rank_in_threads(
                 batches.put(ids, timeout=0.5)
                 return
             except Full:
-                if progress is not None:
-                    ctx.run.refresh_from_db(fields=["changes_applied", "changes_total"])
-                    progress(ctx.run)
+                _report_applied(ctx.run, progress)
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync-apply") as pool:
         # Each thread gets a copy of this context (the district of the rows it writes).
@@ -383,9 +379,13 @@ def _apply_rank_in_threads(
             hand_out(None)  # one end marker per thread
         for future in futures:
             future.result()
+    _report_applied(ctx.run, progress)
+
+
+def _report_applied(run: SyncRun, progress: ProgressCallback | None) -> None:
     if progress is not None:
-        ctx.run.refresh_from_db(fields=["changes_applied", "changes_total"])
-        progress(ctx.run)
+        run.refresh_from_db(fields=["changes_applied", "changes_total"])
+        progress(run)
 
 
 def _finish(run: SyncRun) -> None:

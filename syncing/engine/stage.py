@@ -392,6 +392,13 @@ def stage_references(ctx: StageContext, spec: EntitySpec) -> None:
         if not unresolved:
             continue
         waiting = _waiting_identity(run, ref.entity, {row[3] for row in unresolved})
+        payloads: dict[int, Any] = {}
+        if ref.required:
+            payloads = dict(
+                SyncChange.objects.filter(
+                    pk__in=[row[0] for row in unresolved if row[3] not in waiting]
+                ).values_list("id", "values")
+            )
         dropped: list[int] = []
         cleared: dict[int, str] = {}
         with transaction.atomic():
@@ -403,10 +410,7 @@ def stage_references(ctx: StageContext, spec: EntitySpec) -> None:
                         run=run,
                         entity=spec.name,
                         source_id=source_id,
-                        payload=SyncChange.objects.filter(pk=change_id)
-                        .values_list("values", flat=True)
-                        .first()
-                        or {},
+                        payload=payloads.get(change_id) or {},
                         reason_code="unknown_reference",
                         message=f"{ref.attname} refers to an unknown {ref.entity}.",
                     )
