@@ -734,52 +734,30 @@ def apply_next_batch(ctx: ApplyContext, *, batch_size: int) -> int:
     head = next_head(ctx.run)
     if head is None:
         return 0
-    rank = int(head["rank"])
-    return apply_batch(ctx, rank, staged_ids(ctx.run, rank, limit=batch_size))
+    return apply_batch(ctx, int(head["rank"]), limit=batch_size)
 
 
-def staged_ids(run: SyncRun, rank: int, *, limit: int, after: int = 0) -> list[int]:
-    """Ids of the first ``limit`` changes of ``rank`` still staged, from id ``after`` on."""
-    # Ordered like the (run, state, rank, id) index: ordered by id alone, the planner walked
-    # the primary key through every earlier rank's changes to find this rank's first ones.
-    return list(
-        SyncChange.objects.filter(run=run, state=ChangeState.STAGED, rank=rank, id__gt=after)
-        .order_by("rank", "id")
-        .values_list("id", flat=True)[:limit]
-    )
-
-
-def apply_batch(ctx: ApplyContext, rank: int, change_ids: Sequence[int]) -> int:
-    """Apply the staged changes ``change_ids`` of ``rank`` (one entity and action) as one
-    atomic batch with the run's progress; returns how many it settled. Changes applied
-    meanwhile (by an earlier attempt) are skipped."""
+def apply_batch(ctx: ApplyContext, rank: int, *, limit: int) -> int:
+    """Claim up to ``limit`` staged changes of ``rank`` (one entity and action) and apply them
+    as one atomic batch with their state and the run's progress; returns how many it took
+    (0: none of the rank left to take). Changes another thread holds are left to it."""
     run = ctx.run
-    if not change_ids:
-        return 0
     action = action_of_rank(rank)
     with transaction.atomic():
-        pgsql.commit_relaxed()
+        pgsql.batch_settings()
         # Creates are written from the staged values inside the database: not loaded here.
-        columns = ["id", "entity", "source_id", "action", "link_id", "content_hash"]
-        if action != ChangeAction.CREATE:
-            columns.append("values")
-        changes: list[dict[str, Any]] = [
-            dict(row)
-            for row in SyncChange.objects.filter(pk__in=list(change_ids), state=ChangeState.STAGED)
-            .order_by("id")
-            .values(*columns)
-        ]
+        changes = pgsql.changes_claim(
+            run.pk, rank, limit=limit, with_values=action != ChangeAction.CREATE
+        )
         if not changes:
             return 0
         spec = SPECS[changes[0]["entity"]]
         if action == ChangeAction.CREATE:
             _analyze_if_stale(ctx, spec, len(changes))
         _APPLIERS[action](ctx, spec, changes)
-        ids = [c["id"] for c in changes]
-        pgsql.changes_settle(ids, state=ChangeState.APPLIED)
         SyncRun.objects.filter(pk=run.pk).update(
-            checkpoint=Greatest(F("checkpoint"), max(ids)),
-            changes_applied=F("changes_applied") + len(ids),
+            checkpoint=Greatest(F("checkpoint"), changes[-1]["id"]),
+            changes_applied=F("changes_applied") + len(changes),
             updated_at=timezone.now(),
         )
     return len(changes)

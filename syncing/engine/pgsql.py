@@ -38,15 +38,19 @@ def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
 
 
-def commit_relaxed() -> None:
-    """Let the current transaction's COMMIT return before its WAL reaches the disk.
+def batch_settings() -> None:
+    """Settings for the rest of the current transaction (one page or batch):
 
-    A sync commits once per page and per batch; waiting for each flush costs more than the
-    batch on a busy disk. Safe here: a database crash can lose only the last fraction of a
-    second of commits, never half of one, and each lost page or batch (committed atomically
-    with its checkpoint) is simply done again when the run resumes."""
+    - its COMMIT returns before its WAL reaches the disk. A sync commits once per page and
+      per batch; waiting for each flush costs more than the batch on a busy disk. Safe here:
+      a database crash can lose only the last fraction of a second of commits, never half of
+      one, and each lost page or batch (committed atomically with its checkpoint) is simply
+      done again when the run resumes;
+    - no JIT compilation. Statements of a batch touch a few thousand rows by index; when
+      stale statistics (or a disabled scan type) made a plan look expensive, PostgreSQL spent
+      150–200 ms compiling it, many times the statement's own work."""
     with db.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute("SET LOCAL synchronous_commit = off; SET LOCAL jit = off")
 
 
 @contextmanager
@@ -404,13 +408,40 @@ def superseded_primary_spans(
         )
 
 
-def changes_settle(change_ids: Sequence[int], *, state: str) -> None:
-    """Move the still-staged ones of ``change_ids`` to ``state`` (a batch's bookkeeping)."""
-    with db.cursor() as cursor:
-        cursor.execute(
-            "UPDATE syncing_syncchange SET state = %s WHERE id = ANY(%s) AND state = 'staged'",
-            [state, list(change_ids)],
-        )
+# Columns of a claimed change (``values`` too when asked: creates keep theirs in the database).
+CLAIM_COLUMNS = ("id", "entity", "source_id", "action", "link_id", "content_hash")
+
+
+def changes_claim(run_id: int, rank: int, *, limit: int, with_values: bool) -> list[dict[str, Any]]:
+    """Take the first ``limit`` changes of ``rank`` still staged: mark them applied and return
+    them (:data:`CLAIM_COLUMNS`, and ``values`` with ``with_values``) in id order.
+
+    The caller applies them in the same transaction: committed, the claim is their new state
+    (one row write per change, where reading a batch and then marking it cost two statements);
+    rolled back, they are staged again. Changes another session claimed and has not committed
+    yet are skipped (``SKIP LOCKED``): threads applying one rank each take their own batches,
+    with no thread handing ids out. ``id = ANY(ARRAY(…))``: primary-key probes whatever the
+    statistics of a change table this run filled minutes ago say."""
+    columns = [*CLAIM_COLUMNS, *(["values"] if with_values else [])]
+    returning = ", ".join(f'c."{name}"' for name in columns)
+    rows = _rows(
+        f"""
+        UPDATE syncing_syncchange c SET state = 'applied'
+        WHERE c.id = ANY(ARRAY(
+            SELECT id FROM syncing_syncchange
+            WHERE run_id = %s AND state = 'staged' AND rank = %s
+            ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+        ))
+        RETURNING {returning}
+        """,  # noqa: S608 - column names from this module
+        [run_id, rank, limit],
+    )
+    claimed = [dict(zip(columns, row, strict=True)) for row in rows]
+    if with_values:
+        for change in claimed:  # jsonb arrives as text (Django's loader for raw cursors)
+            change["values"] = orjson.loads(change["values"])
+    claimed.sort(key=lambda change: change["id"])
+    return claimed
 
 
 def enrollment_students(enrollment_ids: Sequence[int]) -> set[int]:
@@ -466,13 +497,19 @@ def links_deactivate(run_id: int, link_ids: Sequence[int], baseline_patch: dict[
 
 def open_primary_schools(student_ids: Sequence[int]) -> dict[int, int]:
     """School of each student's open primary enrollment (the latest by entry date)."""
-    with _index_lookups():  # the open-primary partial index, not a scan of a growing table
+    # LATERAL: one probe of the open-primary partial index per student. As one ``student_id =
+    # ANY(…)`` scan, the planner, still believing the enrollment table of a first load empty,
+    # scanned the open spans of the school index instead, every batch (quadratic).
+    with _index_lookups():
         rows = _rows(
             """
-        SELECT DISTINCT ON (e.student_id) e.student_id, e.school_id
-        FROM attendance_enrollment e
-        WHERE e.student_id = ANY(%s) AND e.exit_date IS NULL AND e.is_primary
-        ORDER BY e.student_id, e.entry_date DESC
+        SELECT s.id, e.school_id
+        FROM unnest(%s::bigint[]) AS s(id)
+        JOIN LATERAL (
+            SELECT e.school_id FROM attendance_enrollment e
+            WHERE e.student_id = s.id AND e.exit_date IS NULL AND e.is_primary
+            ORDER BY e.entry_date DESC LIMIT 1
+        ) e ON true
         """,
             [list(student_ids)],
         )

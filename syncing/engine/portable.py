@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from attendance import bulk_portable
 from attendance.models import Enrollment, Section
-from syncing.engine.pgsql import CHANGE_COLUMNS
+from syncing.engine.pgsql import CHANGE_COLUMNS, CLAIM_COLUMNS
 from syncing.entities import EntitySpec
 from syncing.models import ChangeAction, SourceLink, SyncChange, SyncPage
 
@@ -32,8 +32,8 @@ def _chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
         yield items[start : start + _CHUNK]
 
 
-def commit_relaxed() -> None:
-    """Nothing to relax: SQLite has no per-transaction durability switch worth the risk."""
+def batch_settings() -> None:
+    """Nothing to set: SQLite has no per-transaction durability switch worth the risk, nor a JIT."""
 
 
 # --- staging ------------------------------------------------------------------------------------
@@ -319,10 +319,20 @@ def superseded_primary_spans(
     ]
 
 
-def changes_settle(change_ids: Sequence[int], *, state: str) -> None:
-    """Move the still-staged ones of ``change_ids`` to ``state`` (a batch's bookkeeping)."""
-    for chunk in _chunks(change_ids):
-        SyncChange.objects.filter(pk__in=chunk, state="staged").update(state=state)
+def changes_claim(run_id: int, rank: int, *, limit: int, with_values: bool) -> list[dict[str, Any]]:
+    """Take the first ``limit`` changes of ``rank`` still staged: mark them applied and return
+    them in id order (one session at a time here: nothing to skip)."""
+    columns = [*CLAIM_COLUMNS, *(["values"] if with_values else [])]
+    ids = list(
+        SyncChange.objects.filter(run_id=run_id, state="staged", rank=rank)
+        .order_by("rank", "id")
+        .values_list("id", flat=True)[:limit]
+    )
+    claimed: list[dict[str, Any]] = []
+    for chunk in _chunks(ids):
+        claimed += SyncChange.objects.filter(pk__in=chunk).order_by("id").values(*columns)
+        SyncChange.objects.filter(pk__in=chunk).update(state="applied")
+    return [dict(change) for change in claimed]
 
 
 def enrollment_students(enrollment_ids: Sequence[int]) -> set[int]:

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from queue import Full, Queue
 from types import SimpleNamespace
 from typing import Any
@@ -36,7 +36,6 @@ from syncing.engine.apply import (
     creates_parallel_safe,
     next_head,
     policies_load,
-    staged_ids,
 )
 from syncing.engine.dialect import on_postgresql
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
@@ -339,47 +338,32 @@ def _apply_rank_in_threads(
     threads: int,
     progress: ProgressCallback | None,
 ) -> None:
-    """Apply every staged change of ``rank`` with ``threads`` threads. This thread reads the
-    rank's staged ids in order and hands out batches of them (disjoint: nothing needs locking
-    in the database); each thread applies a batch atomically with its changes' state, so a
-    killed worker resumes at the changes still staged, whichever thread had them. The first
-    error stops the others after their current batch and is raised."""
-    batches: Queue[list[int] | None] = Queue(maxsize=threads)
+    """Apply every staged change of ``rank`` with ``threads`` threads. Each claims its next
+    batch itself (the database skips the changes the other holds) and applies it atomically
+    with their state, so a killed worker resumes at the changes still staged, whichever thread
+    had them. This thread reports progress meanwhile. The first error stops the others after
+    their current batch and is raised."""
     stop = threading.Event()
 
     def drain() -> None:
         try:
-            while (ids := batches.get()) is not None and not stop.is_set():
-                apply_batch(ctx, rank, ids)
+            while not stop.is_set() and apply_batch(ctx, rank, limit=batch_size):
+                pass
         except BaseException:
             stop.set()
             raise
         finally:
             db_connections.close_all()  # this thread's own sessions
 
-    def hand_out(ids: list[int] | None) -> None:
-        while not stop.is_set():
-            try:
-                batches.put(ids, timeout=0.5)
-                return
-            except Full:
-                _report_applied(ctx.run, progress)
-
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync-apply") as pool:
         # Each thread gets a copy of this context (the district of the rows it writes).
         futures = [pool.submit(contextvars.copy_context().run, drain) for _ in range(threads)]
-        after = 0
-        while not stop.is_set():
-            ids = staged_ids(ctx.run, rank, limit=batch_size, after=after)
-            if not ids:
-                break
-            hand_out(ids)
-            after = ids[-1]
-        for _ in futures:
-            hand_out(None)  # one end marker per thread
+        running = set(futures)
+        while running:
+            running = wait(running, timeout=0.5).not_done
+            _report_applied(ctx.run, progress)
         for future in futures:
             future.result()
-    _report_applied(ctx.run, progress)
 
 
 def _report_applied(run: SyncRun, progress: ProgressCallback | None) -> None:

@@ -150,7 +150,7 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
     """Diff and stage one page, atomically with its SyncPage row."""
     run = ctx.run
     with transaction.atomic():
-        pgsql.commit_relaxed()
+        pgsql.batch_settings()
         if SyncPage.objects.filter(run=run, entity=spec.name, number=page.number).exists():
             return  # staged before a restart
         for item in getattr(page, "quarantined", ()) or ():
