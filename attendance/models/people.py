@@ -79,7 +79,12 @@ class GradeLevel(models.TextChoices):
 
 
 class Student(TimeStampedModel):
-    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="students")
+    # No index of its own on either foreign key: the unique local id and the name index lead
+    # with the district, the roster and page indexes with the school (each index more is
+    # written with every student of a big district's first load).
+    district = models.ForeignKey(
+        District, on_delete=models.PROTECT, related_name="students", db_index=False
+    )
     # The SIS student number: what integrators and school staff know a student by.
     local_id = models.CharField(max_length=64)
     state_id = models.CharField(max_length=64, blank=True)
@@ -97,7 +102,12 @@ class Student(TimeStampedModel):
     # The school of the student's open primary enrollment, kept by the enrollment services so
     # that "roster by school and grade" is one indexed read.
     school = models.ForeignKey(
-        School, on_delete=models.PROTECT, related_name="students", null=True, blank=True
+        School,
+        on_delete=models.PROTECT,
+        related_name="students",
+        null=True,
+        blank=True,
+        db_index=False,
     )
     active = models.BooleanField(default=True)
     # History is read per row (by id and date), never by these keys: no index on them.
