@@ -709,12 +709,21 @@ _APPLIERS = {
 }
 
 
-def creates_parallel_safe(spec: EntitySpec) -> bool:
-    """Whether batches of ``spec``'s creates may be applied concurrently: each batch writes
-    only its own new rows. Enrollment creates also update their students' school and close
-    superseded spans (shared rows, so they stay one at a time); an entity referring to itself
-    needs its parents applied first."""
-    return spec.name != "enrollment" and all(ref.entity != spec.name for ref in spec.refs)
+def creates_partition(spec: EntitySpec) -> str | None:
+    """How batches of ``spec``'s creates may be applied concurrently:
+
+    - ``""``: any batches at once (each writes only its own new rows);
+    - a field name: batches at once if no two threads ever take changes with the same value
+      there. Enrollment creates also close superseded spans and move their students' school,
+      so each thread takes the enrollments of its own share of the students (by
+      ``student_id``); a student's spans then apply in the same order as one batch at a time;
+    - ``None``: one batch at a time (an entity referring to itself needs its parents first).
+    """
+    if any(ref.entity == spec.name for ref in spec.refs):
+        return None
+    if spec.name == "enrollment":
+        return "student_id"
+    return ""
 
 
 def next_head(run: SyncRun) -> dict[str, Any] | None:
@@ -737,17 +746,20 @@ def apply_next_batch(ctx: ApplyContext, *, batch_size: int) -> int:
     return apply_batch(ctx, int(head["rank"]), limit=batch_size)
 
 
-def apply_batch(ctx: ApplyContext, rank: int, *, limit: int) -> int:
+def apply_batch(
+    ctx: ApplyContext, rank: int, *, limit: int, share: tuple[str, int, int] | None = None
+) -> int:
     """Claim up to ``limit`` staged changes of ``rank`` (one entity and action) and apply them
     as one atomic batch with their state and the run's progress; returns how many it took
-    (0: none of the rank left to take). Changes another thread holds are left to it."""
+    (0: none of the rank left to take). Changes another thread holds are left to it; with
+    ``share`` (field, index, shares), only that share of the rank is taken."""
     run = ctx.run
     action = action_of_rank(rank)
     with transaction.atomic():
         pgsql.batch_settings()
         # Creates are written from the staged values inside the database: not loaded here.
         changes = pgsql.changes_claim(
-            run.pk, rank, limit=limit, with_values=action != ChangeAction.CREATE
+            run.pk, rank, limit=limit, with_values=action != ChangeAction.CREATE, share=share
         )
         if not changes:
             return 0

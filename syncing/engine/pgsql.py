@@ -420,7 +420,14 @@ def superseded_primary_spans(
 CLAIM_COLUMNS = ("id", "entity", "source_id", "action", "link_id", "content_hash")
 
 
-def changes_claim(run_id: int, rank: int, *, limit: int, with_values: bool) -> list[dict[str, Any]]:
+def changes_claim(
+    run_id: int,
+    rank: int,
+    *,
+    limit: int,
+    with_values: bool,
+    share: tuple[str, int, int] | None = None,
+) -> list[dict[str, Any]]:
     """Take the first ``limit`` changes of ``rank`` still staged: mark them applied and return
     them (:data:`CLAIM_COLUMNS`, and ``values`` with ``with_values``) in id order.
 
@@ -429,20 +436,29 @@ def changes_claim(run_id: int, rank: int, *, limit: int, with_values: bool) -> l
     rolled back, they are staged again. Changes another session claimed and has not committed
     yet are skipped (``SKIP LOCKED``): threads applying one rank each take their own batches,
     with no thread handing ids out. ``id = ANY(ARRAY(…))``: primary-key probes whatever the
-    statistics of a change table this run filled minutes ago say."""
+    statistics of a change table this run filled minutes ago say.
+
+    ``share`` = (field, index, shares): only changes whose staged ``field`` hashes to share
+    ``index`` of ``shares`` (every change with one value of the field in the same share)."""
     columns = [*CLAIM_COLUMNS, *(["values"] if with_values else [])]
     returning = ", ".join(f'c."{name}"' for name in columns)
+    in_share, share_params = "", []
+    if share is not None:
+        field, index, shares = share
+        # hashtext is PostgreSQL's own string hash; the bigint keeps the modulo non-negative.
+        in_share = 'AND (hashtext("values" ->> %s)::bigint + 2147483648) %% %s = %s'
+        share_params = [field, shares, index]
     rows = _rows(
         f"""
         UPDATE syncing_syncchange c SET state = 'applied'
         WHERE c.id = ANY(ARRAY(
             SELECT id FROM syncing_syncchange
-            WHERE run_id = %s AND state = 'staged' AND rank = %s
+            WHERE run_id = %s AND state = 'staged' AND rank = %s {in_share}
             ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
         ))
         RETURNING {returning}
         """,  # noqa: S608 - column names from this module
-        [run_id, rank, limit],
+        [run_id, rank, *share_params, limit],
     )
     claimed = [dict(zip(columns, row, strict=True)) for row in rows]
     if with_values:

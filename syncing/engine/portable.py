@@ -10,6 +10,7 @@ batch; fine for a demo district of hundreds of students, not for the benchmarks'
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -319,15 +320,30 @@ def superseded_primary_spans(
     ]
 
 
-def changes_claim(run_id: int, rank: int, *, limit: int, with_values: bool) -> list[dict[str, Any]]:
-    """Take the first ``limit`` changes of ``rank`` still staged: mark them applied and return
-    them in id order (one session at a time here: nothing to skip)."""
+def changes_claim(
+    run_id: int,
+    rank: int,
+    *,
+    limit: int,
+    with_values: bool,
+    share: tuple[str, int, int] | None = None,
+) -> list[dict[str, Any]]:
+    """Take the first ``limit`` changes of ``rank`` still staged (of one ``share``: see
+    :func:`syncing.engine.pgsql.changes_claim`): mark them applied and return them in id order
+    (one session at a time here: nothing to skip)."""
     columns = [*CLAIM_COLUMNS, *(["values"] if with_values else [])]
-    ids = list(
-        SyncChange.objects.filter(run_id=run_id, state="staged", rank=rank)
-        .order_by("rank", "id")
-        .values_list("id", flat=True)[:limit]
+    staged = SyncChange.objects.filter(run_id=run_id, state="staged", rank=rank).order_by(
+        "rank", "id"
     )
+    if share is None:
+        ids = list(staged.values_list("id", flat=True)[:limit])
+    else:
+        field, index, shares = share
+        ids = [
+            change_id
+            for change_id, values in staged.values_list("id", "values").iterator()
+            if zlib.crc32(str(values.get(field)).encode()) % shares == index
+        ][:limit]
     claimed: list[dict[str, Any]] = []
     for chunk in _chunks(ids):
         claimed += SyncChange.objects.filter(pk__in=chunk).order_by("id").values(*columns)

@@ -35,7 +35,7 @@ from syncing.engine.apply import (
     ApplyContext,
     apply_batch,
     apply_next_batch,
-    creates_parallel_safe,
+    creates_partition,
     next_head,
     policies_load,
 )
@@ -310,13 +310,11 @@ def _apply(run: SyncRun, source: Source | None, progress: ProgressCallback | Non
         many = SyncChange.objects.filter(
             run=run, state=ChangeState.STAGED, rank=head["rank"]
         ).values("id")[2 * batch_size - 1 : 2 * batch_size]
-        if (
-            threads > 1
-            and head["action"] == ChangeAction.CREATE
-            and creates_parallel_safe(spec)
-            and many.exists()
-        ):
-            _apply_rank_in_threads(ctx, int(head["rank"]), batch_size, threads, progress)
+        partition = creates_partition(spec) if head["action"] == ChangeAction.CREATE else None
+        if threads > 1 and partition is not None and many.exists():
+            _apply_rank_in_threads(
+                ctx, int(head["rank"]), batch_size, threads, progress, partition=partition
+            )
         else:
             apply_next_batch(ctx, batch_size=batch_size)
             _report_applied(run, progress)
@@ -339,17 +337,21 @@ def _apply_rank_in_threads(
     batch_size: int,
     threads: int,
     progress: ProgressCallback | None,
+    *,
+    partition: str = "",
 ) -> None:
     """Apply every staged change of ``rank`` with ``threads`` threads. Each claims its next
-    batch itself (the database skips the changes the other holds) and applies it atomically
+    batch itself (the database skips the changes the other holds; with a ``partition`` field,
+    each thread takes only its own share of that field's values) and applies it atomically
     with their state, so a killed worker resumes at the changes still staged, whichever thread
     had them. This thread reports progress meanwhile. The first error stops the others after
     their current batch and is raised."""
     stop = threading.Event()
 
-    def drain() -> None:
+    def drain(index: int) -> None:
+        share = (partition, index, threads) if partition else None
         try:
-            while not stop.is_set() and apply_batch(ctx, rank, limit=batch_size):
+            while not stop.is_set() and apply_batch(ctx, rank, limit=batch_size, share=share):
                 pass
         except BaseException:
             stop.set()
@@ -359,7 +361,9 @@ def _apply_rank_in_threads(
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sync-apply") as pool:
         # Each thread gets a copy of this context (the district of the rows it writes).
-        futures = [pool.submit(contextvars.copy_context().run, drain) for _ in range(threads)]
+        futures = [
+            pool.submit(contextvars.copy_context().run, drain, index) for index in range(threads)
+        ]
         running = set(futures)
         while running:
             running = wait(running, timeout=0.5).not_done

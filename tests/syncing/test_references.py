@@ -14,7 +14,9 @@ from attendance.models import Enrollment, Student
 from sis.connectors.records import EnrollmentRecord, StudentRecord
 from sis.models import SISConnection
 from syncing.engine import run as engine_run
-from syncing.models import QuarantinedRecord, RunStatus, SyncChange
+from syncing.engine.stage import change_rank
+from syncing.entities import SPECS
+from syncing.models import QuarantinedRecord, RunStatus, SyncChange, SyncRun
 from tests.factories import DistrictFactory
 from tests.syncing.fakes import FakeSource, district_records
 from tests.syncing.helpers import sync
@@ -105,7 +107,18 @@ def test_creates_applied_by_two_threads_equal_those_applied_by_one(
     threaded, serial = two_connections
     source = FakeSource(page_size=40)
     district_records(source, schools=2, students=80)
-    settings.SYNC_BATCH_SIZE = 7  # many batches per rank: the threads interleave
+    # Some students also attend a second school: two enrollments of one student, which the
+    # threads must keep together (their student's school is refreshed with each).
+    for i in range(0, 80, 5):
+        source.put(
+            EnrollmentRecord(
+                source_id=f"enr-{i}-b",
+                student_id=f"stu-{i}",
+                school_id=f"sch-{(i + 1) % 2}",
+                entry_date=dt.date(2026, 8, 24),
+                primary=False,
+            )
+        )
     calls: list[int] = []
     in_threads = engine_run._apply_rank_in_threads
 
@@ -114,23 +127,65 @@ def test_creates_applied_by_two_threads_equal_those_applied_by_one(
         return in_threads(ctx, rank, *args, **kwargs)
 
     monkeypatch.setattr(engine_run, "_apply_rank_in_threads", counted)
-    settings.SYNC_APPLY_THREADS = 2
-    run = sync(threaded, source)
-    assert run.status == RunStatus.COMPLETED, run.error_summary
-    assert calls, "no rank was applied by threads"
-    settings.SYNC_APPLY_THREADS = 1
-    calls.clear()
-    other = sync(serial, source)
-    assert other.status == RunStatus.COMPLETED, other.error_summary
-    assert not calls
-    assert run.counts == other.counts
-    assert run.changes_applied == other.changes_applied == run.changes_total
+
+    def both(batch_size: int) -> tuple[SyncRun, SyncRun]:
+        settings.SYNC_BATCH_SIZE = batch_size  # many batches per rank: the threads interleave
+        calls.clear()
+        settings.SYNC_APPLY_THREADS = 2
+        run = sync(threaded, source)
+        assert run.status == RunStatus.COMPLETED, run.error_summary
+        assert change_rank(SPECS["enrollment"], "create") in calls
+        settings.SYNC_APPLY_THREADS = 1
+        calls.clear()
+        other = sync(serial, source)
+        assert other.status == RunStatus.COMPLETED, other.error_summary
+        assert not calls
+        assert run.counts == other.counts
+        assert run.changes_applied == other.changes_applied == run.changes_total
+        assert _roster(threaded) == _roster(serial)
+        return run, other
+
+    run, _ = both(7)
     for model in (Student, Enrollment):
         mine = model.objects.filter(**_district_filter(model, threaded))
         theirs = model.objects.filter(**_district_filter(model, serial))
         assert mine.count() == theirs.count() > 0
         assert model.history.filter(id__in=mine.values("id")).count() == mine.count()
     assert not SyncChange.objects.filter(run=run, state="staged").exists()
+    # Transfers (from both schools, under the safety share of deactivations): the old span
+    # vanishes, a new primary span opens at the other school.
+    transfers = (3, 22, 41, 62)
+    for i in transfers:
+        source.drop("enrollment", f"enr-{i}")
+        source.put(
+            EnrollmentRecord(
+                source_id=f"enr-{i}-t",
+                student_id=f"stu-{i}",
+                school_id=f"sch-{(i + 1) % 2}",
+                entry_date=dt.date(2026, 10, 5),
+            )
+        )
+    run, _ = both(1)
+    assert run.counts["enrollment"] == {"create": 4, "deactivate": 4, "unchanged": 92}
+    schools = {local_id: school for local_id, school, _ in _roster(threaded)}
+    assert schools["S00003"] == "School 0"
+    assert schools["S00022"] == "School 1"
+
+
+def _roster(connection: SISConnection) -> list[tuple[object, ...]]:
+    """Every student of the connection's district with its school and spans, by local id."""
+    district = connection.district
+    spans: dict[str, list[tuple[object, ...]]] = {}
+    for local_id, *span in Enrollment.objects.filter(student__district=district).values_list(
+        "student__local_id", "school__name", "entry_date", "exit_date", "exit_reason", "is_primary"
+    ):
+        spans.setdefault(local_id, []).append(tuple(span))
+    return sorted(
+        (local_id, school, sorted(spans.get(local_id, []), key=repr))
+        for local_id, school in Student.objects.filter(district=district).values_list(
+            "local_id", "school__name"
+        )
+    )
 
 
 def _district_filter(model: type, connection: SISConnection) -> dict[str, object]:
