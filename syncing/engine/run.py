@@ -111,8 +111,11 @@ def _previous_watermark(run: SyncRun) -> str:
 # A run that staged this many changes refreshes the change table's statistics before applying.
 ANALYZE_AFTER_CHANGES = 5000
 
-# Pages fetched ahead of the one being staged (each is one SIS page: memory stays flat).
-PAGES_AHEAD = 2
+# Pages fetched ahead of the one being staged (each is one SIS page: memory stays flat, a few
+# MB). Eight rather than two: the download keeps going while an entity's references are
+# checked after its last page (identical 30,000-student re-sync: 0.98-1.00x the download
+# instead of 1.07-1.08x).
+PAGES_AHEAD = 8
 
 
 def _fetched_ahead(
