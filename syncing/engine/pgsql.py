@@ -446,7 +446,7 @@ def changes_claim(
     if share is not None:
         field, index, shares = share
         # hashtext is PostgreSQL's own string hash; the bigint keeps the modulo non-negative.
-        in_share = 'AND (hashtext("values" ->> %s)::bigint + 2147483648) %% %s = %s'
+        in_share = "AND (hashtext(COALESCE(\"values\" ->> %s, ''))::bigint + 2147483648) %% %s = %s"
         share_params = [field, shares, index]
     rows = _rows(
         f"""

@@ -308,16 +308,19 @@ def _apply(run: SyncRun, source: Source | None, progress: ProgressCallback | Non
     threads = _apply_threads()
     if run.changes_total >= ANALYZE_AFTER_CHANGES:
         pgsql.changes_analyze()
+    threaded: set[int] = set()
     while (head := next_head(run)) is not None:
         spec = SPECS[head["entity"]]
-        many = SyncChange.objects.filter(
-            run=run, state=ChangeState.STAGED, rank=head["rank"]
-        ).values("id")[2 * batch_size - 1 : 2 * batch_size]
+        rank = int(head["rank"])
+        many = SyncChange.objects.filter(run=run, state=ChangeState.STAGED, rank=rank).values("id")[
+            2 * batch_size - 1 : 2 * batch_size
+        ]
         partition = creates_partition(spec) if head["action"] == ChangeAction.CREATE else None
-        if threads > 1 and partition is not None and many.exists():
-            _apply_rank_in_threads(
-                ctx, int(head["rank"]), batch_size, threads, progress, partition=partition
-            )
+        # A rank goes to the threads once: whatever they left (nothing, unless a change fell
+        # in no thread's share) is applied here, one batch at a time.
+        if threads > 1 and partition is not None and rank not in threaded and many.exists():
+            threaded.add(rank)
+            _apply_rank_in_threads(ctx, rank, batch_size, threads, progress, partition=partition)
         else:
             apply_next_batch(ctx, batch_size=batch_size)
             _report_applied(run, progress)

@@ -1,0 +1,69 @@
+"""Batch claims: each apply batch marks and reads its staged changes in one statement;
+shares split a rank between threads without ever splitting one value of the share field."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import transaction
+
+from syncing.engine.dialect import sql as engine_sql
+from syncing.models import SyncChange, SyncRun
+
+RANK = 34
+
+
+@pytest.fixture
+def staged(connection) -> tuple[SyncRun, dict[int, object]]:
+    run = SyncRun.objects.create(district=connection.district, connection=connection)
+    students: list[object] = [f"stu-{n % 7}" for n in range(40)] + [None, None]
+    ids = {}
+    for number, student in enumerate(students):
+        values = {} if student is None else {"student_id": student}
+        change = SyncChange.objects.create(
+            run=run,
+            entity="enrollment",
+            source_id=f"enr-{number}",
+            action="create",
+            rank=RANK,
+            values=values,
+        )
+        ids[change.pk] = student
+    return run, ids
+
+
+def test_claims_take_staged_changes_in_id_order_once(staged):
+    run, ids = staged
+    first = engine_sql.changes_claim(run.pk, RANK, limit=10, with_values=True)
+    assert [c["id"] for c in first] == sorted(ids)[:10]
+    assert first[0]["values"] == {"student_id": "stu-0"}
+    rest = engine_sql.changes_claim(run.pk, RANK, limit=100, with_values=False)
+    assert [c["id"] for c in rest] == sorted(ids)[10:]
+    assert "values" not in rest[0]
+    assert engine_sql.changes_claim(run.pk, RANK, limit=100, with_values=False) == []
+    assert set(SyncChange.objects.filter(run=run).values_list("state", flat=True)) == {"applied"}
+
+
+def test_a_rolled_back_claim_leaves_its_changes_staged(staged):
+    run, ids = staged
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert len(engine_sql.changes_claim(run.pk, RANK, limit=5, with_values=False)) == 5
+        raise RuntimeError("the batch failed")
+    assert SyncChange.objects.filter(run=run, state="staged").count() == len(ids)
+
+
+def test_shares_cover_the_rank_and_keep_each_student_in_one(staged):
+    run, ids = staged
+    taken: dict[int, set[int]] = {}
+    for index in range(3):
+        claimed = engine_sql.changes_claim(
+            run.pk, RANK, limit=100, with_values=False, share=("student_id", index, 3)
+        )
+        taken[index] = {c["id"] for c in claimed}
+    # Every change claimed once, the ones without a student included.
+    assert sorted(i for share in taken.values() for i in share) == sorted(ids)
+    owners: dict[object, set[int]] = {}
+    for index, share in taken.items():
+        for change_id in share:
+            owners.setdefault(ids[change_id], set()).add(index)
+    assert all(len(indexes) == 1 for indexes in owners.values())
+    assert len([share for share in taken.values() if share]) > 1
