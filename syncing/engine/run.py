@@ -420,7 +420,11 @@ def _collect_own_garbage_only() -> Iterator[None]:
     A run allocates hundreds of thousands of short-lived objects per 10,000 records, and each
     of Python's full collections it triggers walked the whole process heap: a fifth to a
     third of staging time (10,000 students staged in 0.52 s instead of 0.75 s). Frozen objects
-    are still freed by reference counting; only their cycles wait for the run's end."""
+    are still freed by reference counting; only their cycles wait for the run's end. A process
+    that froze its heap itself (a pre-fork server) is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield
