@@ -235,17 +235,14 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
     run.refresh_from_db()
 
 
-def _fetched_by_entity(run: SyncRun) -> dict[str, int]:
-    return {spec: fetched_records(run, spec) for spec in SPECS}
-
-
 def _quarantined_in_run(run: SyncRun) -> int:
     return QuarantinedRecord.objects.filter(run=run, status="open").count()
 
 
 def _after_staging(run: SyncRun) -> bool:
     """Budget and safety. Returns True when the run may apply now."""
-    records = sum(_fetched_by_entity(run).values())
+    fetched = fetched_records(run)
+    records = sum(fetched.values())
     quarantined = _quarantined_in_run(run)
     budget = error_budget(records)
     run.quarantined_count = quarantined
@@ -268,7 +265,7 @@ def _after_staging(run: SyncRun) -> bool:
         breaches = safety_evaluate(
             run,
             on=_district_today(run.district),
-            fetched=_fetched_by_entity(run),
+            fetched=fetched,
             full=run.mode == Mode.FULL,
         )
         if breaches:
@@ -281,7 +278,7 @@ def _after_staging(run: SyncRun) -> bool:
         breaches = safety_evaluate(
             run,
             on=_district_today(run.district),
-            fetched=_fetched_by_entity(run),
+            fetched=fetched,
             full=run.mode == Mode.FULL,
         )
         if breaches:

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db.models import Count, Q
 
+from syncing.entities import SPECS
 from syncing.models import (
     ChangeAction,
     SafetyBlackout,
@@ -118,12 +119,23 @@ def safety_evaluate(
     for entity, school_id, action, n in staged:
         by_key[(entity, school_id, action)] = n
         by_key[(entity, None, action + ":all")] = by_key.get((entity, None, action + ":all"), 0) + n
+    # Links are counted only where a rule can use the count: entities with staged
+    # deactivations or updates (the shares' denominators) and, on a full sync, entities the
+    # SIS returned nothing of (the empty-source rule). Counting every link cost an identical
+    # re-sync of 10,000 students a quarter of a second, and one of 100,000 several.
+    counted = {entity for entity, _, _ in by_key}
+    if full:
+        counted |= {spec for spec in SPECS if not fetched.get(spec)}
     population: dict[tuple[str, int | None], int] = {}
     for entity, school_id, n in (
-        SourceLink.objects.filter(connection_id=run.connection_id, active=True)
+        SourceLink.objects.filter(
+            connection_id=run.connection_id, active=True, entity__in=sorted(counted)
+        )
         .values_list("entity", "school_id")
         .order_by()
         .annotate(n=Count("id"))
+        if counted
+        else ()
     ):
         population[(entity, school_id)] = n
         population[(entity, -1)] = population.get((entity, -1), 0) + n

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, Sum
 
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
 from syncing.entities import SPECS, EntitySpec, Invalid, record_values, validate, warnings
@@ -451,8 +451,17 @@ def entities_for(source: Any) -> list[EntitySpec]:
     return sorted((SPECS[e] for e in provided if e in SPECS), key=lambda s: s.rank)
 
 
-def fetched_records(run: SyncRun, entity: str) -> int:
-    return sum(SyncPage.objects.filter(run=run, entity=entity).values_list("records", flat=True))
+def fetched_records(run: SyncRun) -> dict[str, int]:
+    """How many records the SIS returned in this run, per entity (every entity named)."""
+    fetched = dict.fromkeys(SPECS, 0)
+    for entity, records in (
+        SyncPage.objects.filter(run=run)
+        .values_list("entity")
+        .order_by()
+        .annotate(records=Sum("records"))
+    ):
+        fetched[entity] = int(records or 0)
+    return fetched
 
 
 def stage_reset(run: SyncRun) -> None:
