@@ -13,7 +13,7 @@ import pytest
 from attendance import bulk
 from attendance.models import Enrollment, ExitReason, Guardian, Student, StudentGuardian
 from sis.connectors.records import EnrollmentRecord, Page, StudentRecord
-from syncing.models import RunStatus, SourceLink, SyncPage, SyncRun
+from syncing.models import QuarantinedRecord, RunStatus, SourceLink, SyncPage, SyncRun
 from tests.syncing.fakes import FakeSource, district_records
 from tests.syncing.helpers import history_counts, row_counts, sync
 
@@ -119,6 +119,47 @@ def test_a_transfer_closes_one_span_and_opens_another(connection, source):
     assert spans[0].exit_reason == ExitReason.TRANSFERRED
     assert spans[1].exit_date is None
     assert student.school.name == "School 1"
+
+
+def test_re_entries_and_moves_in_one_batch_open_new_spans_and_isolate_a_bad_one(connection, source):
+    # Student 9 also attends School 0 (a second, open enrollment there).
+    source.put(
+        EnrollmentRecord(
+            source_id="enr-9x",
+            student_id="stu-9",
+            school_id="sch-0",
+            entry_date=dt.date(2026, 8, 17),
+            primary=False,
+        )
+    )
+    sync(connection, source)
+    returning = [source.get("enrollment", f"enr-{i}") for i in (5, 6, 7)]
+    for record in returning:
+        source.drop("enrollment", record.source_id)
+    assert sync(connection, source).status == RunStatus.COMPLETED
+    for record in returning:
+        source.put(record)  # re-entries
+    source.get("enrollment", "enr-8").school_id = "sch-1"  # a move (School 0 → 1)
+    source.get("enrollment", "enr-9").school_id = "sch-0"  # collides with enr-9x
+    run = sync(connection, source)
+    assert run.status == RunStatus.COMPLETED_WITH_QUARANTINE
+    for i in (5, 6, 7):
+        spans = Enrollment.objects.filter(student__local_id=f"S{i:05d}").order_by("entry_date")
+        assert [s.exit_date is None for s in spans] == [False, True]
+    moved = Enrollment.objects.filter(student__local_id="S00008").order_by("id")
+    assert [(s.school.name, s.exit_reason) for s in moved] == [
+        ("School 0", ExitReason.TRANSFERRED),
+        ("School 1", ""),
+    ]
+    assert Student.objects.get(local_id="S00008").school.name == "School 1"
+    # The colliding move is quarantined, its old span left open as it was.
+    parked = QuarantinedRecord.objects.get(run=run)
+    assert (parked.source_id, parked.reason_code) == ("enr-9", "constraint_violation")
+    assert "enrollment_one_open_per_school" in parked.message
+    kept = Enrollment.objects.filter(student__local_id="S00009").order_by("id")
+    assert [(s.school.name, s.exit_date) for s in kept] == [("School 1", None), ("School 0", None)]
+    link = SourceLink.objects.get(connection=connection, source_id="enr-8")
+    assert link.object_id == moved.last().pk
 
 
 def test_large_batches_stream_through_copy_with_the_same_result(connection, source, monkeypatch):
