@@ -166,7 +166,16 @@ def _model_row(
     return row, None
 
 
-def _school_of(spec: EntitySpec, row: dict[str, Any], object_id: int | None) -> int | None:
+def _school_of(
+    spec: EntitySpec,
+    row: dict[str, Any],
+    object_id: int | None,
+    section_schools: dict[int, int] | None = None,
+) -> int | None:
+    """The school a link records for ``row`` (for per-school safety thresholds): a section
+    enrollment's is its section's, looked up in ``section_schools``."""
+    if spec.name == "section_enrollment":
+        return (section_schools or {}).get(row["section_id"])
     if spec.school_ref == "id":
         return object_id
     if spec.school_ref:
@@ -427,6 +436,11 @@ def _span_needs_new_row(spec: EntitySpec, local: dict[str, Any], row: dict[str, 
         return False
     if local.get("exit_date") is not None and row.get("exit_date") is None:
         return True
+    return _span_moved(spec, local, row)
+
+
+def _span_moved(spec: EntitySpec, local: dict[str, Any], row: dict[str, Any]) -> bool:
+    """Whether the SIS moved the span to another school, section or person."""
     return any(
         local.get(ref.attname) != row.get(ref.attname)
         for ref in spec.refs
@@ -497,11 +511,7 @@ def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
                 target=target,
                 value=value,
             )
-        school = (
-            section_schools.get(row["section_id"])
-            if spec.name == "section_enrollment"
-            else _school_of(spec, row, local["id"])
-        )
+        school = _school_of(spec, row, local["id"], section_schools)
         link_updates.append(
             {
                 "id": link["id"],
@@ -559,11 +569,7 @@ def _open_new_spans(
     for change, link, row in reopen:
         local = local_rows[link["object_id"]]
         entry = dt.date.fromisoformat(row["entry_date"])
-        moved = any(
-            local.get(ref.attname) != row.get(ref.attname)
-            for ref in spec.refs
-            if row.get(ref.attname) is not None
-        )
+        moved = _span_moved(spec, local, row)
         old_exit = local.get("exit_date")
         close = None
         if old_exit is None or (moved and old_exit >= entry):
@@ -602,9 +608,7 @@ def _open_new_spans(
                     "content_hash": change["content_hash"],
                     "baseline": change["values"],
                     "active": True,
-                    "school_id": section_schools.get(row["section_id"])
-                    if spec.name == "section_enrollment"
-                    else _school_of(spec, row, object_id),
+                    "school_id": _school_of(spec, row, object_id, section_schools),
                     "last_run_id": ctx.run.pk,
                 }
                 for (change, link, _, row), object_id in zip(batch, object_ids, strict=True)

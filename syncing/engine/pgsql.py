@@ -253,8 +253,11 @@ ANALYZE_STATISTICS_TARGET = 10
 
 
 def _analyze(table_and_columns: str) -> None:
-    with transaction.atomic(), db.cursor() as cursor:
-        cursor.execute(f"SET LOCAL default_statistics_target = {ANALYZE_STATISTICS_TARGET}")
+    with (
+        transaction.atomic(),
+        _planner(default_statistics_target=str(ANALYZE_STATISTICS_TARGET)),
+        db.cursor() as cursor,
+    ):
         cursor.execute(f"ANALYZE {table_and_columns}")
 
 

@@ -346,9 +346,9 @@ def changes_claim(
         ][:limit]
     claimed: list[dict[str, Any]] = []
     for chunk in _chunks(ids):
-        claimed += SyncChange.objects.filter(pk__in=chunk).order_by("id").values(*columns)
+        claimed.extend(SyncChange.objects.filter(pk__in=chunk).order_by("id").values(*columns))
         SyncChange.objects.filter(pk__in=chunk).update(state="applied")
-    return [dict(change) for change in claimed]
+    return claimed
 
 
 def enrollment_students(enrollment_ids: Sequence[int]) -> set[int]:
