@@ -355,6 +355,18 @@ class RouteBreaker:
                 f"{self.route.name} breaker half-open, probe in flight",
                 retry_after=min(self.probe_ttl, self.reset_timeout),
             )
+        # The state read above may predate the last probe's outcome: a probe that failed
+        # re-opened the breaker and then gave its reservation back, which this call just won.
+        # Read again now that the reservation is held.
+        snap = self.storage.snapshot()
+        if snap.state == CLOSED:  # the last probe succeeded: an ordinary call
+            self.storage.probe_release(token)
+            return Admission(CLOSED, snap.failures)
+        remaining = (snap.opened_at or 0.0) + self.reset_timeout - time.time()
+        if snap.state == OPEN and remaining > 0:
+            self.storage.probe_release(token)
+            metrics.breaker_rejected(self.route)
+            raise CircuitOpen(f"{self.route.name} breaker open", retry_after=remaining)
         return Admission(snap.state, snap.failures, probe_token=token)
 
     def record(self, admission: Admission, *, failure: str | None, counted: bool = True) -> str:
