@@ -103,7 +103,7 @@ def _resolve(run: SyncRun, entity: str, source_ids: set[str]) -> dict[str, int]:
         return {}
     return dict(
         SourceLink.objects.filter(
-            connection_id=run.connection_id, entity=entity, source_id__in=list(source_ids)
+            connection_id=run.connection_id, entity=entity, source_id__any=list(source_ids)
         ).values_list("source_id", "object_id")
     )
 
@@ -451,7 +451,7 @@ def _span_moved(spec: EntitySpec, local: dict[str, Any], row: dict[str, Any]) ->
 def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, Any]]) -> None:
     links: dict[int, dict[str, Any]] = {
         row["id"]: dict(row)
-        for row in SourceLink.objects.filter(pk__in=[c["link_id"] for c in changes]).values(
+        for row in SourceLink.objects.filter(pk__any=[c["link_id"] for c in changes]).values(
             "id", "object_id", "baseline", "school_id", "source_id"
         )
     }
@@ -459,7 +459,7 @@ def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
     local_rows = {
         row["id"]: row
         for row in spec.model._default_manager.filter(
-            pk__in=[link["object_id"] for link in links.values()]
+            pk__any=[link["object_id"] for link in links.values()]
         ).values("id", *spec.fields, *ref_names)
     }
     refs = _resolve_refs(ctx, spec, changes)
@@ -543,7 +543,7 @@ def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
     )
     failed = set(
         SyncChange.objects.filter(
-            pk__in=[c["id"] for c in changes], state=ChangeState.FAILED
+            pk__any=[c["id"] for c in changes], state=ChangeState.FAILED
         ).values_list("link_id", flat=True)
     )
     pgsql.links_update([lu for lu in link_updates if lu["id"] not in failed])
@@ -629,7 +629,7 @@ def _open_new_spans(
 
 def apply_deactivations(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, Any]]) -> None:
     links = dict(
-        SourceLink.objects.filter(pk__in=[c["link_id"] for c in changes]).values_list(
+        SourceLink.objects.filter(pk__any=[c["link_id"] for c in changes]).values_list(
             "id", "object_id"
         )
     )
@@ -638,7 +638,7 @@ def apply_deactivations(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[
         transfers = _transfer_entries(ctx, spec, changes) if spec.name == "enrollment" else {}
         rows = []
         for row in spec.model._default_manager.filter(
-            pk__in=object_ids, exit_date__isnull=True
+            pk__any=object_ids, exit_date__isnull=True
         ).values("id", "entry_date", "student_id"):
             new_entry = transfers.get(row["student_id"])
             if new_entry is not None:
@@ -654,7 +654,7 @@ def apply_deactivations(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[
         )
         if spec.name == "enrollment":
             students = set(
-                spec.model._default_manager.filter(pk__in=object_ids).values_list(
+                spec.model._default_manager.filter(pk__any=object_ids).values_list(
                     "student_id", flat=True
                 )
             )
@@ -678,7 +678,7 @@ def _transfer_entries(
 ) -> dict[int, dt.date]:
     """Students (local ids) of these vanished spans who get a new primary span in this run,
     with its entry date."""
-    baselines = SourceLink.objects.filter(pk__in=[c["link_id"] for c in changes]).values_list(
+    baselines = SourceLink.objects.filter(pk__any=[c["link_id"] for c in changes]).values_list(
         "baseline", flat=True
     )
     student_sources = {b.get("student_id") for b in baselines if b and b.get("student_id")}

@@ -269,7 +269,7 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
         baselines: dict[int, dict[str, Any]] = {}
         if updates:
             baselines = dict(
-                SourceLink.objects.filter(pk__in=[u[3][0] for u in updates]).values_list(
+                SourceLink.objects.filter(pk__any=[u[3][0] for u in updates]).values_list(
                     "id", "baseline"
                 )
             )
@@ -314,11 +314,9 @@ def _hold_identity_matches(
     if not wanted:
         return creates
     manager = spec.model._default_manager
+    same_key = manager.filter(district_id=ctx.run.district_id, **{f"{key}__any": wanted})
     taken = {
-        row[key]: row
-        for row in manager.filter(district_id=ctx.run.district_id, **{f"{key}__in": wanted}).values(
-            "id", *[f for f in spec.fields if f != "active"]
-        )
+        row[key]: row for row in same_key.values("id", *[f for f in spec.fields if f != "active"])
     }
     if not taken:
         return creates
@@ -327,7 +325,7 @@ def _hold_identity_matches(
         for link_id, object_id in SourceLink.objects.filter(
             connection_id=ctx.run.connection_id,
             entity=spec.name,
-            object_id__in=[row["id"] for row in taken.values()],
+            object_id__any=[row["id"] for row in taken.values()],
         ).values_list("id", "object_id")
     }
     keep = []
@@ -396,7 +394,7 @@ def stage_references(ctx: StageContext, spec: EntitySpec) -> None:
         if ref.required:
             payloads = dict(
                 SyncChange.objects.filter(
-                    pk__in=[row[0] for row in unresolved if row[3] not in waiting]
+                    pk__any=[row[0] for row in unresolved if row[3] not in waiting]
                 ).values_list("id", "values")
             )
         dropped: list[int] = []
@@ -420,8 +418,8 @@ def stage_references(ctx: StageContext, spec: EntitySpec) -> None:
                     continue
                 ctx.count(spec.name, action, -1)
                 dropped.append(change_id)
-            SyncChange.objects.filter(pk__in=dropped).delete()
-            for change in SyncChange.objects.filter(pk__in=cleared):
+            SyncChange.objects.filter(pk__any=dropped).delete()
+            for change in SyncChange.objects.filter(pk__any=cleared):
                 change.values[ref.attname] = None
                 if change.action == ChangeAction.UPDATE:
                     # No diff entry: the baseline held the unknown value already.
