@@ -47,36 +47,38 @@ def test_an_empty_list_matches_nothing_without_a_query():
     assert len(queries.captured_queries) == 0
 
 
-def test_any_on_sqlite_matches_the_listed_values(django_db_blocker):
+@pytest.mark.django_db  # the schema editor also consults the default database's connection
+def test_any_on_sqlite_matches_the_listed_values():
     """The SQLite form (``make run`` without PostgreSQL): a JSON array, one parameter, clear
-    of SQLite's limit on parameters per statement."""
+    of SQLite's limit on parameters per statement (40,002 values here)."""
     sqlite = ConnectionHandler(
         {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
     )
     wrapper = sqlite["default"]
-    with django_db_blocker.unblock():  # an in-memory database of this test's own
-        _sqlite_any(wrapper)
-
-
-def _sqlite_any(wrapper) -> None:
-    try:
-        with wrapper.schema_editor() as editor:
-            editor.create_model(District)
-        with wrapper.cursor() as cursor:
-            for n in range(5):
-                cursor.execute(
-                    "INSERT INTO attendance_district (created_at, updated_at, name, slug, "
-                    "timezone, default_language, phone_region, active) VALUES ('2026-01-01', "
-                    "'2026-01-01', %s, %s, 'UTC', 'en', 'US', 1)",
-                    [f"District {n}", f"slug-{n}"],
-                )
-        wanted = ["slug-1", "slug-3", *[f"absent-{n}" for n in range(40_000)]]
-        query = District.objects.filter(slug__any=wanted).order_by("slug").values_list("slug")
-        sql, params = query.query.get_compiler(connection=wrapper).as_sql()
-        assert "json_each" in sql
-        assert len(params) == 1
+    wanted = ["slug-1", "slug-3", *[f"absent-{n}" for n in range(40_000)]]
+    query = District.objects.filter(slug__any=wanted).order_by("slug").values_list("slug")
+    sql, params = query.query.get_compiler(connection=wrapper).as_sql()
+    assert "json_each" in sql
+    assert len(params) == 1
+    try:  # an in-memory database of this test's own
+        _five_districts(wrapper)
         with wrapper.cursor() as cursor:
             cursor.execute(sql, params)
-            assert [row[0] for row in cursor.fetchall()] == ["slug-1", "slug-3"]
+            slugs = [row[0] for row in cursor.fetchall()]
     finally:
         wrapper.close()
+    assert slugs == ["slug-1", "slug-3"]
+
+
+def _five_districts(wrapper) -> None:
+    """The district table in ``wrapper``'s database, with districts slug-0 … slug-4."""
+    with wrapper.schema_editor() as editor:
+        editor.create_model(District)
+    with wrapper.cursor() as cursor:
+        for n in range(5):
+            cursor.execute(
+                "INSERT INTO attendance_district (created_at, updated_at, name, slug, "
+                "timezone, default_language, phone_region, active) VALUES ('2026-01-01', "
+                "'2026-01-01', %s, %s, 'UTC', 'en', 'US', 1)",
+                [f"District {n}", f"slug-{n}"],
+            )
