@@ -184,7 +184,7 @@ def _school_of(
 
 
 def _section_schools(section_ids: set[int]) -> dict[int, int]:
-    return dict(Section.objects.filter(pk__in=section_ids).values_list("id", "school_id"))
+    return dict(Section.objects.filter(pk__any=section_ids).values_list("id", "school_id"))
 
 
 def _fail(ctx: ApplyContext, change: dict[str, Any], code: str, message: str) -> None:

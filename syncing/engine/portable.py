@@ -332,9 +332,7 @@ def changes_claim(
     :func:`syncing.engine.pgsql.changes_claim`): mark them applied and return them in id order
     (one session at a time here: nothing to skip)."""
     columns = [*CLAIM_COLUMNS, *(["values"] if with_values else [])]
-    staged = SyncChange.objects.filter(run_id=run_id, state="staged", rank=rank).order_by(
-        "rank", "id"
-    )
+    staged = SyncChange.objects.filter(run_id=run_id, state="staged", rank=rank).order_by("id")
     if share is None:
         ids = list(staged.values_list("id", flat=True)[:limit])
     else:

@@ -141,7 +141,7 @@ def _waiting_identity(run: SyncRun, entity: str, source_ids: set[str]) -> set[st
             connection_id=run.connection_id,
             entity=entity,
             status=MatchStatus.SUGGESTED,
-            new_source_id__in=list(source_ids),
+            new_source_id__any=source_ids,
         ).values_list("new_source_id", flat=True)
     )
 
