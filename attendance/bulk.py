@@ -261,13 +261,15 @@ def insert_select(
     *,
     change_reason: str = "",
     user_id: int | None = None,
-) -> list[int]:
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
     """``INSERT … SELECT``: ``columns`` maps field attnames to SQL expressions over ``source``
     (a ``FROM … WHERE … ORDER BY …`` clause with ``params``; expressions take no parameters
     and are cast to the column's type here); omitted fields take their model default. Writes
-    a ``+`` history row per new row; returns the new primary keys in the source's order. For
-    set-based writes of values already in the database (staged rows): nothing travels through
-    Python."""
+    a ``+`` history row per new row; returns a row per new row in the source's order: its
+    primary key, then the value of each ``returning`` expression (SQL over the new row, e.g. a
+    column another statement would otherwise read back). For set-based writes of values
+    already in the database (staged rows): nothing travels through Python."""
     fields = _concrete_fields(model)
     unknown = [name for name in columns if name not in fields]
     if unknown:
@@ -288,17 +290,23 @@ def insert_select(
     quoted = ", ".join(_q(fields[name].column) for name in names)
     sql = (
         f"INSERT INTO {_q(model._meta.db_table)} ({quoted}) "
-        f"SELECT {', '.join(selects)} {source} RETURNING {_q(model._meta.pk.column)}"
+        f"SELECT {', '.join(selects)} {source} "
+        f"RETURNING {', '.join([_q(model._meta.pk.column), *returning])}"
     )
     with transaction.atomic(), connection.cursor() as cursor:
         # Expressions take no parameters: the defaults come first, then the source's.
         cursor.execute(sql, [*constants, *params])
-        ids = [int(r[0]) for r in cursor.fetchall()]
+        rows = [(int(row[0]), *row[1:]) for row in cursor.fetchall()]
         if is_audited(model):
             history_write(
-                model, ids, history_type="+", change_reason=change_reason, user_id=user_id, when=now
+                model,
+                [row[0] for row in rows],
+                history_type="+",
+                change_reason=change_reason,
+                user_id=user_id,
+                when=now,
             )
-    return ids
+    return rows
 
 
 @_portable_elsewhere

@@ -252,7 +252,7 @@ def apply_creates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
         _close_superseded_spans(ctx, spec, ready)
 
     def write(change_ids: list[int]) -> None:
-        object_ids = pgsql.creates_insert(
+        inserted = pgsql.creates_insert(
             spec,
             connection_id=run.connection_id,
             district_id=run.district_id,
@@ -264,10 +264,13 @@ def apply_creates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
             run_id=run.pk,
             connection_id=run.connection_id,
             district_id=run.district_id,
-            pairs=list(zip(change_ids, object_ids, strict=True)),
+            created=[
+                (change_id, object_id, school_id)
+                for change_id, (object_id, school_id) in zip(change_ids, inserted, strict=True)
+            ],
         )
         if spec.name == "enrollment":
-            _refresh_student_schools(ctx, pgsql.enrollment_students(object_ids))
+            _refresh_student_schools(ctx, pgsql.enrollment_students([row[0] for row in inserted]))
 
     by_id = {c["id"]: c for c in changes}
 

@@ -298,6 +298,17 @@ def creates_unresolved(
     return [(int(row[0]), str(row[1])) for row in rows]
 
 
+def _school_of_new_row(spec: EntitySpec) -> str:
+    """SQL over a new row of ``spec`` giving the school its link records (NULL for none)."""
+    if spec.school_ref == "id":
+        return "id"
+    if spec.school_ref:
+        return _name(spec.school_ref)
+    if spec.name == "section_enrollment":
+        return "(SELECT s.school_id FROM attendance_section s WHERE s.id = section_id)"
+    return "NULL::bigint"
+
+
 def creates_insert(
     spec: EntitySpec,
     *,
@@ -305,9 +316,12 @@ def creates_insert(
     district_id: int,
     change_ids: Sequence[int],
     reason: str,
-) -> list[int]:
+) -> list[tuple[int, int | None]]:
     """Insert the domain rows of staged creates straight from their staged values (references
-    resolved by joins), with history; returns the new ids in ``change_ids`` order (sorted)."""
+    resolved by joins), with history; returns ``(new id, school of its link)`` in
+    ``change_ids`` order (sorted). The school comes back with the insert: read back by a join
+    afterwards, the planner (with statistics older than the rows) scanned an index of the
+    whole table for each batch."""
     model = spec.model
     fields = {f.attname for f in model._meta.concrete_fields}
     columns: dict[str, str] = {}
@@ -321,13 +335,15 @@ def creates_insert(
         columns["district_id"] = str(int(district_id))
     joins, params = _ref_joins(spec, connection_id)
     with _index_lookups():
-        return bulk.insert_select(
+        rows = bulk.insert_select(
             model,
             columns,
             f"FROM syncing_syncchange c {joins} WHERE c.id = ANY(%s) ORDER BY c.id",
             [*params, sorted(change_ids)],
             change_reason=reason,
+            returning=[_school_of_new_row(spec)],
         )
+    return [(int(row[0]), row[1]) for row in rows]
 
 
 def links_insert_for_creates(
@@ -336,45 +352,32 @@ def links_insert_for_creates(
     run_id: int,
     connection_id: int,
     district_id: int,
-    pairs: Sequence[tuple[int, int]],
+    created: Sequence[tuple[int, int, int | None]],
 ) -> None:
-    """SourceLinks for applied creates: ``pairs`` of (change id, new object id). The baseline
-    is the staged values; the school comes from the new row (or its section)."""
-    if not pairs:
+    """SourceLinks for applied creates: ``created`` holds (change id, new object id, school).
+    The baseline is the staged values."""
+    if not created:
         return
-    table = spec.model._meta.db_table
-    school = "NULL::bigint"
-    extra = ""
-    if spec.school_ref == "id":
-        school = "m.object_id"
-    elif spec.school_ref:
-        school = f"d.{_name(spec.school_ref)}"
-        extra = f"JOIN {table} d ON d.id = m.object_id"
-    elif spec.name == "section_enrollment":
-        school = "sec.school_id"
-        extra = (
-            f"JOIN {table} d ON d.id = m.object_id "
-            "JOIN attendance_section sec ON sec.id = d.section_id"
-        )
     with _index_lookups(), db.cursor() as cursor:
         cursor.execute(
-            f"""
+            """
             INSERT INTO syncing_sourcelink
                 (district_id, connection_id, entity, source_id, object_id, school_id,
                  content_hash, baseline, first_run_id, last_run_id, active, created_at, updated_at)
-            SELECT %s, %s, c.entity, c.source_id, m.object_id, {school}, c.content_hash,
+            SELECT %s, %s, c.entity, c.source_id, m.object_id, m.school_id, c.content_hash,
                    c."values", %s, %s, true, now(), now()
-            FROM unnest(%s::bigint[], %s::bigint[]) AS m(change_id, object_id)
+            FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])
+                 AS m(change_id, object_id, school_id)
             JOIN syncing_syncchange c ON c.id = m.change_id
-            {extra}
-            """,  # noqa: S608 - table and column names from our specs
+            """,
             [
                 district_id,
                 connection_id,
                 run_id,
                 run_id,
-                [p[0] for p in pairs],
-                [p[1] for p in pairs],
+                [row[0] for row in created],
+                [row[1] for row in created],
+                [row[2] for row in created],
             ],
         )
 

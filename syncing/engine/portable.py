@@ -202,9 +202,10 @@ def creates_insert(
     district_id: int,
     change_ids: Sequence[int],
     reason: str,
-) -> list[int]:
+) -> list[tuple[int, int | None]]:
     """Insert the domain rows of staged creates from their staged values (references resolved
-    through the crosswalk), with history; returns the new ids in ``change_ids`` order (sorted)."""
+    through the crosswalk), with history; returns ``(new id, school of its link)`` in
+    ``change_ids`` order (sorted)."""
     model = spec.model
     fields = {f.attname for f in model._meta.concrete_fields}
     ordered = sorted(change_ids)
@@ -221,7 +222,23 @@ def creates_insert(
         if "district_id" in fields:
             row["district_id"] = district_id
         rows.append(row)
-    return bulk_portable.bulk_insert(model, rows, change_reason=reason)
+    object_ids = bulk_portable.bulk_insert(model, rows, change_reason=reason)
+    if spec.school_ref == "id":
+        return [(object_id, object_id) for object_id in object_ids]
+    if spec.school_ref:
+        school_ref = spec.school_ref
+        return [(oid, row.get(school_ref)) for oid, row in zip(object_ids, rows, strict=True)]
+    if spec.name == "section_enrollment":
+        section_schools: dict[int, int] = {}
+        for chunk in _chunks(sorted({row["section_id"] for row in rows if row["section_id"]})):
+            section_schools.update(
+                Section.objects.filter(pk__in=chunk).values_list("id", "school_id")
+            )
+        return [
+            (oid, section_schools.get(row["section_id"]))
+            for oid, row in zip(object_ids, rows, strict=True)
+        ]
+    return [(object_id, None) for object_id in object_ids]
 
 
 def links_insert_for_creates(
@@ -230,36 +247,21 @@ def links_insert_for_creates(
     run_id: int,
     connection_id: int,
     district_id: int,
-    pairs: Sequence[tuple[int, int]],
+    created: Sequence[tuple[int, int, int | None]],
 ) -> None:
-    """SourceLinks for applied creates: ``pairs`` of (change id, new object id). The baseline
-    is the staged values; the school comes from the new row (or its section)."""
-    if not pairs:
+    """SourceLinks for applied creates: ``created`` holds (change id, new object id, school).
+    The baseline is the staged values."""
+    if not created:
         return
-    object_ids = [object_id for _, object_id in pairs]
-    schools: dict[int, int | None] = {}
-    manager = spec.model._base_manager
-    if spec.school_ref == "id":
-        schools = {object_id: object_id for object_id in object_ids}
-    elif spec.school_ref:
-        for chunk in _chunks(object_ids):
-            schools.update(manager.filter(pk__in=chunk).values_list("id", spec.school_ref))
-    elif spec.name == "section_enrollment":
-        for chunk in _chunks(object_ids):
-            sections = dict(manager.filter(pk__in=chunk).values_list("id", "section_id"))
-            section_schools = dict(
-                Section.objects.filter(pk__in=set(sections.values())).values_list("id", "school_id")
-            )
-            schools.update({oid: section_schools.get(sid) for oid, sid in sections.items()})
     changes: dict[int, tuple[str, str, str, Any]] = {}
-    for chunk in _chunks([change_id for change_id, _ in pairs]):
+    for chunk in _chunks([row[0] for row in created]):
         for row in SyncChange.objects.filter(pk__in=chunk).values_list(
             "id", "entity", "source_id", "content_hash", "values"
         ):
             changes[row[0]] = row[1:]
     now = timezone.now()
     rows = []
-    for change_id, object_id in pairs:
+    for change_id, object_id, school_id in created:
         entity, source_id, content_hash, values = changes[change_id]
         rows.append(
             {
@@ -268,7 +270,7 @@ def links_insert_for_creates(
                 "entity": entity,
                 "source_id": source_id,
                 "object_id": object_id,
-                "school_id": schools.get(object_id),
+                "school_id": school_id,
                 "content_hash": content_hash,
                 "baseline": values,
                 "first_run_id": run_id,

@@ -33,3 +33,30 @@ def table_digest(table: str, columns: str) -> str:
         sql = "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM (SELECT {} FROM {}) t"
         cursor.execute(sql.format(columns, table))
         return cursor.fetchone()[0] or ""
+
+
+def links_with_wrong_school() -> list[tuple[str, str, Any, Any]]:
+    """``(entity, source id, link's school, object's school)`` of every active link whose
+    school is not its object's (the safety check counts per school through the links)."""
+    from attendance.models import SectionEnrollment
+    from syncing.entities import SPECS
+    from syncing.models import SourceLink
+
+    wrong = []
+    for spec in SPECS.values():
+        links = SourceLink.objects.filter(entity=spec.name, active=True)
+        objects = spec.model._base_manager.filter(pk__in=links.values("object_id"))
+        if spec.school_ref == "id":
+            schools = {pk: pk for pk in objects.values_list("pk", flat=True)}
+        elif spec.school_ref:
+            schools = dict(objects.values_list("pk", spec.school_ref))
+        elif spec.model is SectionEnrollment:
+            schools = dict(objects.values_list("pk", "section__school_id"))
+        else:
+            schools = {}
+        for source_id, object_id, school_id in links.values_list(
+            "source_id", "object_id", "school_id"
+        ):
+            if schools.get(object_id) != school_id:
+                wrong.append((spec.name, source_id, school_id, schools.get(object_id)))
+    return wrong

@@ -17,6 +17,7 @@ from attendance.models import (
 from syncing.engine.run import run_execute
 from syncing.models import QuarantinedRecord, RunStatus, SourceLink
 from syncing.services import sync_start
+from tests.syncing.helpers import links_with_wrong_school
 from tests.syncing.sandbox import connection_for, sandbox_for
 
 
@@ -43,6 +44,9 @@ def test_a_full_sync_equals_the_sandbox(district):
     assert Guardian.objects.count() == expected["guardian"]
     assert StudentGuardian.objects.count() == expected["student_guardian"]
     assert SectionEnrollment.objects.count() == expected["section_enrollment"]
+    # Every link records its object's school (students, spans, section enrollments...).
+    assert SourceLink.objects.filter(entity="section_enrollment", school__isnull=False).exists()
+    assert links_with_wrong_school() == []
 
 
 def _history_total():

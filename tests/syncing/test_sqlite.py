@@ -29,9 +29,11 @@ _TOTALS = f"""
 import json
 from attendance import models
 names = {_MODELS!r}
+from tests.syncing.helpers import links_with_wrong_school
 print(json.dumps({{
     "rows": {{n: getattr(models, n).objects.count() for n in names}},
     "history": {{n: getattr(models, n).history.count() for n in names}},
+    "links_with_wrong_school": links_with_wrong_school(),
 }}))
 """
 
@@ -121,6 +123,7 @@ def test_make_run_on_sqlite_syncs_resyncs_nothing_applies_a_day_and_posts_attend
         assert totals["rows"] == {name: expected[entity[name]] for name in _MODELS}
         # One "+" history row per created row, written by the portable bulk writer.
         assert totals["history"] == totals["rows"]
+        assert totals["links_with_wrong_school"] == []
         assert first["changes_applied"] == sum(totals["rows"].values())
 
         # An identical re-sync writes nothing, history included.
