@@ -286,7 +286,10 @@ class SyncChange(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["run", "state", "rank", "id"], name="syncchange_run_state"),
+            # Not on ``state``: applying a change then updates no index, and with the table's
+            # fill factor (migration 0008) its new version stays on its page (a heap-only
+            # update). Claims find the staged rows of a rank from an id floor instead.
+            models.Index(fields=["run", "rank", "id"], name="syncchange_run_rank"),
             models.Index(
                 fields=["link"], name="syncchange_link", condition=models.Q(link__isnull=False)
             ),

@@ -26,7 +26,7 @@ from django.utils import timezone
 from attendance import bulk
 from attendance.models import ExitReason, Section, Student
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
-from syncing.engine.stage import action_of_rank, quarantine_record
+from syncing.engine.stage import action_of_rank, change_rank, quarantine_record
 from syncing.entities import SPECS, EntitySpec
 from syncing.models import (
     ChangeAction,
@@ -692,6 +692,7 @@ def _transfer_entries(
         run=ctx.run,
         entity=spec.name,
         action=ChangeAction.CREATE,
+        rank=change_rank(spec, ChangeAction.CREATE),  # one rank of the change table's index
         state=ChangeState.STAGED,
         values__student_id__in=list(student_sources),
     ).values_list("values", flat=True):
@@ -742,40 +743,45 @@ def creates_partition(spec: EntitySpec) -> str | None:
     return ""
 
 
-def next_head(run: SyncRun) -> dict[str, Any] | None:
-    """``rank``, ``entity`` and ``action`` of the next staged change to apply, if any."""
+def next_head(run: SyncRun, *, after_rank: int = -1) -> dict[str, Any] | None:
+    """``rank``, ``entity``, ``action`` and ``id`` of the first staged change of a rank above
+    ``after_rank``, if any. Ranks are applied in order, so the rows of the ranks above the one
+    just drained are still staged and the walk stops at the first of them; without
+    ``after_rank`` it reads every applied row before the first staged one."""
     head = (
-        SyncChange.objects.filter(run=run, state=ChangeState.STAGED)
+        SyncChange.objects.filter(run=run, rank__gt=after_rank, state=ChangeState.STAGED)
         .order_by("rank", "id")
-        .values("rank", "entity", "action")
+        .values("rank", "entity", "action", "id")
         .first()
     )
     return dict(head) if head is not None else None
 
 
-def apply_next_batch(ctx: ApplyContext, *, batch_size: int) -> int:
-    """Apply the next batch of staged changes (one entity and action); returns how many
-    changes it settled (0: nothing left). Atomic with the run's progress."""
-    head = next_head(ctx.run)
-    if head is None:
-        return 0
-    return apply_batch(ctx, int(head["rank"]), limit=batch_size)
-
-
 def apply_batch(
-    ctx: ApplyContext, rank: int, *, limit: int, share: tuple[str, int, int] | None = None
+    ctx: ApplyContext,
+    rank: int,
+    *,
+    limit: int,
+    share: tuple[str, int, int] | None = None,
+    after: int = 0,
 ) -> int:
-    """Claim up to ``limit`` staged changes of ``rank`` (one entity and action) and apply them
-    as one atomic batch with their state and the run's progress; returns how many it took
-    (0: none of the rank left to take). Changes another thread holds are left to it; with
-    ``share`` (field, index, shares), only that share of the rank is taken."""
+    """Claim up to ``limit`` staged changes of ``rank`` (one entity and action) with ids above
+    ``after`` and apply them as one atomic batch with their state and the run's progress;
+    returns the id of the last change it took (0: none of the rank left to take there), the
+    ``after`` of the next batch. Changes another thread holds are left to it; with ``share``
+    (field, index, shares), only that share of the rank is taken."""
     run = ctx.run
     action = action_of_rank(rank)
     with transaction.atomic():
         pgsql.batch_settings()
         # Creates are written from the staged values inside the database: not loaded here.
         changes = pgsql.changes_claim(
-            run.pk, rank, limit=limit, with_values=action != ChangeAction.CREATE, share=share
+            run.pk,
+            rank,
+            limit=limit,
+            with_values=action != ChangeAction.CREATE,
+            share=share,
+            after=after,
         )
         if not changes:
             return 0
@@ -788,7 +794,7 @@ def apply_batch(
             changes_applied=F("changes_applied") + len(changes),
             updated_at=timezone.now(),
         )
-    return len(changes)
+    return int(changes[-1]["id"])
 
 
 def _analyze_if_stale(ctx: ApplyContext, spec: EntitySpec, creating: int) -> None:

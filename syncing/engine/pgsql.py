@@ -433,15 +433,21 @@ def changes_claim(
     limit: int,
     with_values: bool,
     share: tuple[str, int, int] | None = None,
+    after: int = 0,
 ) -> list[dict[str, Any]]:
-    """Take the first ``limit`` changes of ``rank`` still staged: mark them applied and return
-    them (:data:`CLAIM_COLUMNS`, and ``values`` with ``with_values``) in id order.
+    """Take the first ``limit`` changes of ``rank`` still staged with ids above ``after``: mark
+    them applied and return them (:data:`CLAIM_COLUMNS`, and ``values`` with ``with_values``)
+    in id order.
 
     The caller applies them in the same transaction: committed, the claim is their new state
     (one row write per change, where reading a batch and then marking it cost two statements);
-    rolled back, they are staged again. Changes another session claimed and has not committed
-    yet are skipped (``SKIP LOCKED``): threads applying one rank each take their own batches,
-    with no thread handing ids out. ``id = ANY(ARRAY(…))``: primary-key probes whatever the
+    rolled back, they are staged again. No index covers ``state``, so the write is heap-only (a
+    fifth to a third of the cost of a write that also inserts into the change table's four
+    indexes: 15 ms instead of 40-67 ms per 2,000 changes). The index walk starts at ``after``: a
+    caller taking batches in order passes the last id it took, so the applied rows before it are
+    not read again for every batch. Changes another session claimed and has not committed yet
+    are skipped (``SKIP LOCKED``): threads applying one rank each take their own batches, with
+    no thread handing ids out. ``id = ANY(ARRAY(…))``: primary-key probes whatever the
     statistics of a change table this run filled minutes ago say.
 
     ``share`` = (field, index, shares): only changes whose staged ``field`` hashes to share
@@ -459,12 +465,12 @@ def changes_claim(
         UPDATE syncing_syncchange c SET state = 'applied'
         WHERE c.id = ANY(ARRAY(
             SELECT id FROM syncing_syncchange
-            WHERE run_id = %s AND state = 'staged' AND rank = %s {in_share}
+            WHERE run_id = %s AND rank = %s AND id > %s AND state = 'staged' {in_share}
             ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
         ))
         RETURNING {returning}
         """,  # noqa: S608 - column names from this module
-        [run_id, rank, *share_params, limit],
+        [run_id, rank, after, *share_params, limit],
     )
     claimed = [dict(zip(columns, row, strict=True)) for row in rows]
     if with_values:

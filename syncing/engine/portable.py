@@ -329,12 +329,15 @@ def changes_claim(
     limit: int,
     with_values: bool,
     share: tuple[str, int, int] | None = None,
+    after: int = 0,
 ) -> list[dict[str, Any]]:
-    """Take the first ``limit`` changes of ``rank`` still staged (of one ``share``: see
-    :func:`syncing.engine.pgsql.changes_claim`): mark them applied and return them in id order
-    (one session at a time here: nothing to skip)."""
+    """Take the first ``limit`` changes of ``rank`` still staged with ids above ``after`` (of
+    one ``share``: see :func:`syncing.engine.pgsql.changes_claim`): mark them applied and
+    return them in id order (one session at a time here: nothing to skip)."""
     columns = [*CLAIM_COLUMNS, *(["values"] if with_values else [])]
-    staged = SyncChange.objects.filter(run_id=run_id, state="staged", rank=rank).order_by("id")
+    staged = SyncChange.objects.filter(
+        run_id=run_id, rank=rank, id__gt=after, state="staged"
+    ).order_by("id")
     if share is None:
         ids = list(staged.values_list("id", flat=True)[:limit])
     else:

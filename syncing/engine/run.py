@@ -34,7 +34,6 @@ from sis.connectors.errors import MalformedRecord, UnsupportedOperation
 from syncing.engine.apply import (
     ApplyContext,
     apply_batch,
-    apply_next_batch,
     creates_partition,
     next_head,
     policies_load,
@@ -306,21 +305,35 @@ def _apply(run: SyncRun, source: Source | None, progress: ProgressCallback | Non
     if run.changes_total >= ANALYZE_AFTER_CHANGES:
         pgsql.changes_analyze()
     threaded: set[int] = set()
-    while (head := next_head(run)) is not None:
+    rank = -1
+    while True:
+        head = next_head(run, after_rank=rank)
+        if head is None and rank >= 0:
+            # Every rank was drained in order. Anything still staged behind them (nothing is
+            # expected: each rank is taken to its end) gets another pass, not left unapplied.
+            head = next_head(run)
+        if head is None:
+            break
         spec = SPECS[head["entity"]]
-        rank = int(head["rank"])
-        many = SyncChange.objects.filter(run=run, state=ChangeState.STAGED, rank=rank).values("id")[
-            2 * batch_size - 1 : 2 * batch_size
-        ]
+        rank, after = int(head["rank"]), int(head["id"]) - 1
+        many = SyncChange.objects.filter(
+            run=run, rank=rank, id__gt=after, state=ChangeState.STAGED
+        ).values("id")[2 * batch_size - 1 : 2 * batch_size]
         partition = creates_partition(spec) if head["action"] == ChangeAction.CREATE else None
-        # A rank goes to the threads once: whatever they left (nothing, unless a change fell
-        # in no thread's share) is applied here, one batch at a time.
+        # A rank goes to the threads once; a second pass over it goes one batch at a time.
         if threads > 1 and partition is not None and rank not in threaded and many.exists():
             threaded.add(rank)
-            _apply_rank_in_threads(ctx, rank, batch_size, threads, progress, partition=partition)
-        else:
-            apply_next_batch(ctx, batch_size=batch_size)
+            _apply_rank_in_threads(
+                ctx, rank, batch_size, threads, progress, partition=partition, after=after
+            )
+            continue
+        taken = 0
+        while last := apply_batch(ctx, rank, limit=batch_size, after=after):
+            taken, after = taken + 1, last
             _report_applied(run, progress)
+        if not taken:
+            # The head is staged but could not be claimed: another session holds it.
+            raise RuntimeError(f"staged changes of rank {rank} are held by another session")
     SyncRun.objects.filter(pk=run.pk).update(phase=Phase.FINISH, updated_at=timezone.now())
     run.refresh_from_db()
 
@@ -342,20 +355,25 @@ def _apply_rank_in_threads(
     progress: ProgressCallback | None,
     *,
     partition: str = "",
+    after: int = 0,
 ) -> None:
-    """Apply every staged change of ``rank`` with ``threads`` threads. Each claims its next
-    batch itself (the database skips the changes the other holds; with a ``partition`` field,
-    each thread takes only its own share of that field's values) and applies it atomically
-    with their state, so a killed worker resumes at the changes still staged, whichever thread
-    had them. This thread reports progress meanwhile. The first error stops the others after
-    their current batch and is raised."""
+    """Apply every staged change of ``rank`` above id ``after`` with ``threads`` threads. Each
+    claims its next batch itself (the database skips the changes the other holds; with a
+    ``partition`` field, each thread takes only its own share of that field's values), from
+    the last id it took, and applies it atomically with their state, so a killed worker
+    resumes at the changes still staged, whichever thread had them. This thread reports
+    progress meanwhile. The first error stops the others after their current batch and is
+    raised."""
     stop = threading.Event()
 
     def drain(index: int) -> None:
         share = (partition, index, threads) if partition else None
+        floor = after
         try:
-            while not stop.is_set() and apply_batch(ctx, rank, limit=batch_size, share=share):
-                pass
+            while not stop.is_set() and (
+                last := apply_batch(ctx, rank, limit=batch_size, share=share, after=floor)
+            ):
+                floor = last
         except BaseException:
             stop.set()
             raise

@@ -4,6 +4,7 @@ shares split a rank between threads without ever splitting one value of the shar
 from __future__ import annotations
 
 import pytest
+from django.db import connection as db
 from django.db import transaction
 
 from syncing.engine.dialect import sql as engine_sql
@@ -67,3 +68,32 @@ def test_shares_cover_the_rank_and_keep_each_student_in_one(staged):
             owners.setdefault(ids[change_id], set()).add(index)
     assert all(len(indexes) == 1 for indexes in owners.values())
     assert len([share for share in taken.values() if share]) > 1
+
+
+def test_a_claim_starts_after_its_floor(staged):
+    run, ids = staged
+    ordered = sorted(ids)
+    claimed = engine_sql.changes_claim(run.pk, RANK, limit=5, with_values=False, after=ordered[9])
+    assert [c["id"] for c in claimed] == ordered[10:15]
+    # The changes below the floor stay staged for a caller that starts lower.
+    assert [
+        c["id"] for c in engine_sql.changes_claim(run.pk, RANK, limit=3, with_values=False)
+    ] == (ordered[:3])
+
+
+def test_claims_are_heap_only_updates(staged):
+    """No index covers ``state`` and the table keeps room on its pages (migration 0008), so a
+    claim rewrites no index entry: the cheapest write PostgreSQL has."""
+    run, ids = staged
+    with db.cursor() as cursor:
+        cursor.execute("SELECT 'syncing_syncchange'::regclass::oid")
+        (table,) = cursor.fetchone()
+        claimed = engine_sql.changes_claim(run.pk, RANK, limit=100, with_values=False)
+        cursor.execute(
+            "SELECT pg_stat_get_xact_tuples_updated(%s), pg_stat_get_xact_tuples_hot_updated(%s)",
+            [table, table],
+        )
+        updated, heap_only = cursor.fetchone()
+    assert len(claimed) == len(ids)
+    assert updated >= len(ids)
+    assert heap_only == updated
