@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from queue import Full, Queue
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,6 +29,7 @@ from django.utils import timezone
 
 from attendance.models import District
 from attendance.signals import rows_of_district
+from core.read_ahead import read_ahead
 from sis.connectors.errors import MalformedRecord, UnsupportedOperation
 from syncing.engine.apply import (
     ApplyContext,
@@ -122,48 +122,16 @@ def _fetched_ahead(
 ) -> Iterator[tuple[EntitySpec, Any]]:
     """``(spec, page)`` for every page of every entity in order, then ``(spec, None)`` after an
     entity's last page. A thread fetches up to :data:`PAGES_AHEAD` pages ahead: the download
-    (waiting on the SIS, parsing) overlaps with staging (waiting on the database). The thread
-    only talks to the SIS; an error there is raised here, in order."""
-    queue: Queue[tuple[str, Any, Any]] = Queue(maxsize=PAGES_AHEAD)
-    stop = threading.Event()
+    (waiting on the SIS, parsing, mapping) overlaps with staging (waiting on the database).
+    The thread only talks to the SIS; an error there is raised here, in order."""
 
-    def put(item: tuple[str, Any, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(item, timeout=0.2)
-                return True
-            except Full:
-                continue
-        return False
+    def pages() -> Iterator[tuple[EntitySpec, Any]]:
+        for spec in specs:
+            for page in source.fetch(spec.name, since=since):
+                yield spec, page
+            yield spec, None
 
-    def produce() -> None:
-        try:
-            for spec in specs:
-                for page in source.fetch(spec.name, since=since):
-                    if not put(("page", spec, page)):
-                        return
-                if not put(("end", spec, None)):
-                    return
-            put(("done", None, None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(("error", None, exc))
-        finally:
-            # Connections are per thread: whatever the connector opened here is closed here.
-            db_connections.close_all()
-
-    thread = threading.Thread(target=produce, name="sync-fetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, spec, payload = queue.get()
-            if kind == "done":
-                return
-            if kind == "error":
-                raise payload
-            yield spec, payload
-    finally:
-        stop.set()
-        thread.join(timeout=30)
+    yield from read_ahead(pages(), depth=PAGES_AHEAD, name="sync-fetch")
 
 
 def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> None:
