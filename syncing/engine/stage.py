@@ -78,6 +78,17 @@ class StageContext:
     # The newest modification time the SIS reported: the next delta's watermark (the SIS's
     # own clock, so our clock's skew cannot skip changes).
     max_modified: Any = None
+    # Per entity, whether the connection had any link when the run started staging it. Only
+    # applying creates links, and the connection's lock keeps other runs out until this one
+    # ends, so an entity without links keeps none while staging: its pages skip the lookup.
+    linked: dict[str, bool] = field(default_factory=dict)
+
+    def has_links(self, entity: str) -> bool:
+        if entity not in self.linked:
+            self.linked[entity] = SourceLink.objects.filter(
+                connection_id=self.run.connection_id, entity=entity
+            ).exists()
+        return self.linked[entity]
 
     def count(self, entity: str, action: str, n: int = 1) -> None:
         """Add ``n`` (negative: a staged change taken back) to one count; zeros are dropped."""
@@ -151,8 +162,6 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
     run = ctx.run
     with transaction.atomic():
         pgsql.batch_settings()
-        if SyncPage.objects.filter(run=run, entity=spec.name, number=page.number).exists():
-            return  # staged before a restart
         for item in getattr(page, "quarantined", ()) or ():
             quarantine_record(
                 run=run,
@@ -168,14 +177,18 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
         unmapped = [
             str(item.source_id) for item in getattr(page, "quarantined", ()) or () if item.source_id
         ]
-        links = {
-            row[1]: row
-            for row in pgsql.links_of_sources(
-                run.connection_id,
-                spec.name,
-                list({*(str(r.source_id) for r in page.records), *unmapped}),
-            )
-        }
+        links = (
+            {
+                row[1]: row
+                for row in pgsql.links_of_sources(
+                    run.connection_id,
+                    spec.name,
+                    list({*(str(r.source_id) for r in page.records), *unmapped}),
+                )
+            }
+            if ctx.has_links(spec.name)
+            else {}
+        )
         seen = [row[0] for row in links.values()]
         # Map, compare, validate; the last copy of a source id on a page wins. An unchanged
         # record (same hash as its active link) costs the mapping and the hash, nothing more:
@@ -314,7 +327,12 @@ def _hold_identity_matches(
     if not wanted:
         return creates
     manager = spec.model._default_manager
-    same_key = manager.filter(district_id=ctx.run.district_id, **{f"{key}__any": wanted})
+    district_rows = manager.filter(district_id=ctx.run.district_id)
+    if not district_rows.exists():
+        # A district's first load: nothing local to match, and one probe instead of a lookup
+        # of every key of the page (a tenth of a 10,000-student first load's staging).
+        return creates
+    same_key = district_rows.filter(**{f"{key}__any": wanted})
     taken = {
         row[key]: row for row in same_key.values("id", *[f for f in spec.fields if f != "active"])
     }
