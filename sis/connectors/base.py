@@ -34,7 +34,6 @@ import orjson
 import requests
 from requests.auth import AuthBase
 
-from core.read_ahead import read_ahead
 from gateway import client as gateway
 from gateway.errors import RateLimited
 from sis.connectors.columns import ColumnStore, MemoryColumnStore
@@ -245,12 +244,7 @@ class Connector:
             raise UnsupportedOperation(f"{self.label or self.key} does not provide {entity}.")
         if since is not None:
             self.require(Capability.DELTA)
-        # The next page downloads while this one is mapped: the SIS works on it meanwhile
-        # (one page waits at most, so memory holds a few raw pages whatever the listing).
-        raw_pages = read_ahead(
-            self.fetch_raw(entity, since=since), depth=1, name=f"download-{self.key}"
-        )
-        for number, raw_page in enumerate(raw_pages):
+        for number, raw_page in enumerate(self.fetch_raw(entity, since=since)):
             records: list[Record] = []
             quarantined: list[Quarantined] = []
             for item in raw_page.items:
