@@ -260,7 +260,6 @@ def apply_creates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
             reason=ctx.reason,
         )
         pgsql.links_insert_for_creates(
-            spec,
             run_id=run.pk,
             connection_id=run.connection_id,
             district_id=run.district_id,

@@ -347,7 +347,6 @@ def creates_insert(
 
 
 def links_insert_for_creates(
-    spec: EntitySpec,
     *,
     run_id: int,
     connection_id: int,
