@@ -45,8 +45,8 @@ def read_ahead[T](items: Iterable[T], *, depth: int, name: str) -> Iterator[T]:
         except BaseException as exc:  # handed to the consumer, raised there
             put("error", exc)
         finally:
-            # A generator left early is closed in the thread that ran it (its own clean-up,
-            # nested read-aheads included, runs here and now, not whenever it is collected).
+            # A generator left early is closed in the thread that ran it: its own clean-up
+            # runs here and now, not whenever it is collected.
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()

@@ -76,6 +76,23 @@ class EntitySpec:
     def all_attnames(self) -> list[str]:
         return [*self.fields, *(ref.attname for ref in self.refs)]
 
+    def school_of(
+        self,
+        row: Mapping[str, Any],
+        object_id: int | None,
+        section_schools: Mapping[int, int] | None = None,
+    ) -> int | None:
+        """The school a link records for ``row``, our object ``object_id`` (for per-school
+        safety thresholds): a section enrollment's is its section's, looked up in
+        ``section_schools``."""
+        if self.name == "section_enrollment":
+            return (section_schools or {}).get(row["section_id"])
+        if self.school_ref == "id":
+            return object_id
+        if self.school_ref:
+            return row.get(self.school_ref)
+        return None
+
 
 def _date(value: Any) -> str | None:
     if value in (None, ""):

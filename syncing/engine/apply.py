@@ -166,23 +166,6 @@ def _model_row(
     return row, None
 
 
-def _school_of(
-    spec: EntitySpec,
-    row: dict[str, Any],
-    object_id: int | None,
-    section_schools: dict[int, int] | None = None,
-) -> int | None:
-    """The school a link records for ``row`` (for per-school safety thresholds): a section
-    enrollment's is its section's, looked up in ``section_schools``."""
-    if spec.name == "section_enrollment":
-        return (section_schools or {}).get(row["section_id"])
-    if spec.school_ref == "id":
-        return object_id
-    if spec.school_ref:
-        return row.get(spec.school_ref)
-    return None
-
-
 def _section_schools(section_ids: set[int]) -> dict[int, int]:
     return dict(Section.objects.filter(pk__any=section_ids).values_list("id", "school_id"))
 
@@ -513,7 +496,7 @@ def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
                 target=target,
                 value=value,
             )
-        school = _school_of(spec, row, local["id"], section_schools)
+        school = spec.school_of(row, local["id"], section_schools)
         link_updates.append(
             {
                 "id": link["id"],
@@ -610,7 +593,7 @@ def _open_new_spans(
                     "content_hash": change["content_hash"],
                     "baseline": change["values"],
                     "active": True,
-                    "school_id": _school_of(spec, row, object_id, section_schools),
+                    "school_id": spec.school_of(row, object_id, section_schools),
                     "last_run_id": ctx.run.pk,
                 }
                 for (change, link, _, row), object_id in zip(batch, object_ids, strict=True)

@@ -223,22 +223,16 @@ def creates_insert(
             row["district_id"] = district_id
         rows.append(row)
     object_ids = bulk_portable.bulk_insert(model, rows, change_reason=reason)
-    if spec.school_ref == "id":
-        return [(object_id, object_id) for object_id in object_ids]
-    if spec.school_ref:
-        school_ref = spec.school_ref
-        return [(oid, row.get(school_ref)) for oid, row in zip(object_ids, rows, strict=True)]
+    section_schools: dict[int, int] = {}
     if spec.name == "section_enrollment":
-        section_schools: dict[int, int] = {}
         for chunk in _chunks(sorted({row["section_id"] for row in rows if row["section_id"]})):
             section_schools.update(
                 Section.objects.filter(pk__in=chunk).values_list("id", "school_id")
             )
-        return [
-            (oid, section_schools.get(row["section_id"]))
-            for oid, row in zip(object_ids, rows, strict=True)
-        ]
-    return [(object_id, None) for object_id in object_ids]
+    return [
+        (object_id, spec.school_of(row, object_id, section_schools))
+        for object_id, row in zip(object_ids, rows, strict=True)
+    ]
 
 
 def links_insert_for_creates(

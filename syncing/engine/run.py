@@ -276,9 +276,11 @@ def _apply(run: SyncRun, source: Source | None, progress: ProgressCallback | Non
     rank = -1
     while True:
         head = next_head(run, after_rank=rank)
-        if head is None and rank >= 0:
-            # Every rank was drained in order. Anything still staged behind them (nothing is
-            # expected: each rank is taken to its end) gets another pass, not left unapplied.
+        if head is None and rank >= 0 and _claimed_fewer_than_staged(run):
+            # Every rank was drained in order, yet the counts say a change is still staged
+            # behind them (not expected: each rank is taken to its end). It gets another pass
+            # rather than being left unapplied; the walk from the start reads every applied
+            # row, so it is only taken when the counts call for it.
             head = next_head(run)
         if head is None:
             break
@@ -295,15 +297,22 @@ def _apply(run: SyncRun, source: Source | None, progress: ProgressCallback | Non
                 ctx, rank, batch_size, threads, progress, partition=partition, after=after
             )
             continue
-        taken = 0
+        first = after
         while last := apply_batch(ctx, rank, limit=batch_size, after=after):
-            taken, after = taken + 1, last
+            after = last
             _report_applied(run, progress)
-        if not taken:
+        if after == first:
             # The head is staged but could not be claimed: another session holds it.
             raise RuntimeError(f"staged changes of rank {rank} are held by another session")
     SyncRun.objects.filter(pk=run.pk).update(phase=Phase.FINISH, updated_at=timezone.now())
     run.refresh_from_db()
+
+
+def _claimed_fewer_than_staged(run: SyncRun) -> bool:
+    """Whether the run's batches have claimed fewer changes than were staged for applying
+    (``changes_total`` is counted when applying starts; every batch adds what it claimed)."""
+    run.refresh_from_db(fields=["changes_applied", "changes_total"])
+    return run.changes_applied < run.changes_total
 
 
 def _apply_threads() -> int:
