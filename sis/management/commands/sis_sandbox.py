@@ -5,6 +5,7 @@ python manage.py sis_sandbox --provider oneroster-1.2 --students 2000 --port 876
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 from argparse import ArgumentParser
@@ -75,6 +76,11 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
         signal.signal(signal.SIGTERM, _interrupt)
+        # The district is built once and lives as long as the process: keep the garbage
+        # collector's full collections from walking its objects every few requests (listing
+        # 10,000 students took 0.17 CPU-seconds with them, 0.13 without; CPU that a client
+        # on the same machine, like the sync benchmarks, shares).
+        gc.freeze()
         try:
             server.serve_forever(poll_interval=0.2)
         except KeyboardInterrupt:
