@@ -293,8 +293,15 @@ def _apply(run: SyncRun, source: Source | None, progress: ProgressCallback | Non
         # A rank goes to the threads once; a second pass over it goes one batch at a time.
         if threads > 1 and partition is not None and rank not in threaded and many.exists():
             threaded.add(rank)
+            staged = int(run.counts.get(spec.name, {}).get(head["action"], 0))
             _apply_rank_in_threads(
-                ctx, rank, batch_size, threads, progress, partition=partition, after=after
+                ctx,
+                rank,
+                even_batch_size(staged, threads, batch_size),
+                threads,
+                progress,
+                partition=partition,
+                after=after,
             )
             continue
         first = after
@@ -313,6 +320,17 @@ def _claimed_fewer_than_staged(run: SyncRun) -> bool:
     (``changes_total`` is counted when applying starts; every batch adds what it claimed)."""
     run.refresh_from_db(fields=["changes_applied", "changes_total"])
     return run.changes_applied < run.changes_total
+
+
+def even_batch_size(changes: int, threads: int, batch_size: int) -> int:
+    """The largest batch size up to ``batch_size`` that gives each of ``threads`` the same
+    number of batches of ``changes``. 10,000 creates in batches of 2,000 are three batches for
+    one thread and two for the other, which then idles for a batch's time while its core
+    could work; in batches of 1,667 each thread takes three. (``changes`` is what was staged;
+    on a resume fewer are left and the shares may come out uneven again, never a batch larger
+    than ``batch_size``.)"""
+    rounds = max(1, -(-changes // (threads * batch_size)))
+    return max(1, min(batch_size, -(-changes // (threads * rounds))))
 
 
 def _apply_threads() -> int:
@@ -381,12 +399,18 @@ def _finish(run: SyncRun) -> None:
 
     quarantined = _quarantined_in_run(run)
     counts = dict(run.counts)
-    for entity, action, n in (
+    # A change that failed to apply was quarantined by this run (apply's _fail), so a run
+    # without quarantined records skips this walk over all its changes (no index covers
+    # their state).
+    failed = (
         SyncChange.objects.filter(run=run, state=ChangeState.FAILED)
         .values_list("entity", "action")
         .order_by()
         .annotate(n=Count("id"))
-    ):
+        if quarantined
+        else []
+    )
+    for entity, action, n in failed:
         bucket = counts.setdefault(entity, {})
         bucket[action] = max(0, bucket.get(action, 0) - n)
     run.counts = counts

@@ -8,6 +8,7 @@ from django.db import connection as db
 from django.db import transaction
 
 from syncing.engine.dialect import sql as engine_sql
+from syncing.engine.run import even_batch_size
 from syncing.models import SyncChange, SyncRun
 
 RANK = 34
@@ -97,3 +98,23 @@ def test_claims_are_heap_only_updates(staged):
     assert len(claimed) == len(ids)
     assert updated >= len(ids)
     assert heap_only == updated
+
+
+@pytest.mark.parametrize(
+    ("changes", "threads", "limit", "expected"),
+    [
+        (10_000, 2, 2_000, 1_667),  # three batches per thread instead of three and two
+        (8_000, 2, 2_000, 2_000),  # already even
+        (3_000, 2, 2_000, 1_500),
+        (600_001, 2, 2_000, 1_987),
+        (1, 2, 2_000, 1),
+        (0, 2, 2_000, 1),
+    ],
+)
+def test_threads_get_batches_of_one_even_size(changes, threads, limit, expected):
+    size = even_batch_size(changes, threads, limit)
+    assert size == expected
+    assert size <= limit
+    if changes:
+        batches = -(-changes // size)
+        assert batches % threads == 0 or batches < threads

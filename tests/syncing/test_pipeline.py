@@ -13,7 +13,14 @@ import pytest
 from attendance import bulk
 from attendance.models import Enrollment, ExitReason, Guardian, Student, StudentGuardian
 from sis.connectors.records import EnrollmentRecord, Page, StudentRecord
-from syncing.models import QuarantinedRecord, RunStatus, SourceLink, SyncPage, SyncRun
+from syncing.models import (
+    QuarantinedRecord,
+    RunStatus,
+    SourceLink,
+    SyncChange,
+    SyncPage,
+    SyncRun,
+)
 from tests.syncing.fakes import FakeSource, district_records
 from tests.syncing.helpers import history_counts, row_counts, sync
 
@@ -156,6 +163,12 @@ def test_re_entries_and_moves_in_one_batch_open_new_spans_and_isolate_a_bad_one(
     parked = QuarantinedRecord.objects.get(run=run)
     assert (parked.source_id, parked.reason_code) == ("enr-9", "constraint_violation")
     assert "enrollment_one_open_per_school" in parked.message
+    # The run's counts leave the failed change out.
+    applied = SyncChange.objects.filter(
+        run=run, entity="enrollment", action="update", state="applied"
+    ).count()
+    assert run.counts["enrollment"]["update"] == applied
+    assert SyncChange.objects.filter(run=run, state="failed").count() == 1
     kept = Enrollment.objects.filter(student__local_id="S00009").order_by("id")
     assert [(s.school.name, s.exit_date) for s in kept] == [("School 1", None), ("School 0", None)]
     link = SourceLink.objects.get(connection=connection, source_id="enr-8")
