@@ -355,7 +355,12 @@ def _kill_scenario(students: int, kills: int, results: list[BenchResult]) -> Non
     import random
     import tempfile
 
-    from tests.syncing.kill_resume import district_digest, kill_while_running, sync_worker
+    from tests.syncing.kill_resume import (
+        district_digest,
+        kill_while_running,
+        pauses_within,
+        sync_worker,
+    )
 
     with _sandbox(students) as info, tempfile.TemporaryDirectory() as tmp:
         clean_district, killed_district = _new_district(), _new_district()
@@ -369,19 +374,12 @@ def _kill_scenario(students: int, kills: int, results: list[BenchResult]) -> Non
                 # Random pauses within each phase; the first kills land in staging (which then
                 # restarts), the rest in applying (which resumes at its checkpoint). Pauses are
                 # short enough for all kills to fit in the shorter phase of a clean run.
-                shorter = clean_time
-                if clean.started_at and clean.staged_at and clean.finished_at:
-                    shorter = min(
-                        (clean.staged_at - clean.started_at).total_seconds(),
-                        (clean.finished_at - clean.staged_at).total_seconds(),
-                    )
-                spread = max(2.0, shorter / (kills + 1))
                 made, phases = kill_while_running(
                     run,
                     worker,
                     kills=kills,
                     rng=random.Random(5),  # noqa: S311 - when to kill, not a secret
-                    pause=(0.5, spread),
+                    pause=pauses_within(clean, kills),
                     timeout=max(600.0, clean_time * 6),
                     phases=["fetch"] * (kills // 2) + ["apply"] * (kills - kills // 2),
                 )

@@ -82,6 +82,21 @@ def sync_worker(log_path: Path, *, batch_size: int = 500) -> Iterator[subprocess
         yield process
 
 
+def pauses_within(clean: SyncRun, kills: int) -> tuple[float, float]:
+    """A pause range for :func:`kill_while_running` that fits inside the shorter phase of
+    ``clean``, a clean run of the same data: each pause at most that phase's duration over
+    ``kills + 1``. Fixed pauses outlasted a fast machine's staging of a small district, and
+    the kill meant for staging landed in applying."""
+    if clean.started_at is None or clean.staged_at is None or clean.finished_at is None:
+        raise ValueError("the clean run has not finished")
+    shorter = min(
+        (clean.staged_at - clean.started_at).total_seconds(),
+        (clean.finished_at - clean.staged_at).total_seconds(),
+    )
+    longest = shorter / (kills + 1)
+    return longest / 4, longest
+
+
 def kill_while_running(
     run: SyncRun,
     worker: subprocess.Popen[Any],
@@ -116,6 +131,7 @@ def kill_while_running(
                 os.kill(children[0], signal.SIGKILL)
                 time.sleep(0.5)
             continue
-        time.sleep(0.3)
+        # Often enough that a pause starts soon after its phase does.
+        time.sleep(0.05)
     run.refresh_from_db()
     return len(made), made

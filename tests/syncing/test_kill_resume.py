@@ -13,7 +13,12 @@ from syncing.engine.run import run_execute
 from syncing.models import RunStatus, SyncRun
 from syncing.services import sync_start
 from tests.factories import DistrictFactory
-from tests.syncing.kill_resume import district_digest, kill_while_running, sync_worker
+from tests.syncing.kill_resume import (
+    district_digest,
+    kill_while_running,
+    pauses_within,
+    sync_worker,
+)
 from tests.syncing.sandbox import connection_for, sandbox_for
 
 STUDENTS = 1000
@@ -42,9 +47,9 @@ def test_killed_workers_resume_to_the_same_database_as_a_clean_run(tmp_path):
             worker,
             kills=KILLS,
             rng=random.Random(5),
-            # Small batches and short pauses: the engine applies 1,000 students (two threads)
-            # in about a second, and the second kill in applying must land before it ends.
-            pause=(0.1, 0.8),
+            # Small batches for the worker (it applies more slowly than the clean run), pauses
+            # that fit in the clean run's shorter phase: every kill lands in its phase.
+            pause=pauses_within(clean, KILLS),
             phases=("fetch", "apply", "apply"),
         )
         log = log_path.read_text(errors="replace")
