@@ -99,6 +99,37 @@ def links_of_sources(
     )
 
 
+def page_record(
+    *,
+    run_id: int,
+    entity: str,
+    number: int,
+    seen_link_ids: list[int],
+    records: int,
+    counts: dict[str, dict[str, int]],
+) -> None:
+    """Record a staged page (its SyncPage row, with the ids of the links it saw) and the run's
+    progress in one statement. An identical re-sync stages nothing else for a page, and the
+    ORM's two statements (a model save serialising a thousand ids with the standard json
+    module, then an update) were a sixth of its staging thread's time."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "WITH page AS (INSERT INTO syncing_syncpage "
+            "(run_id, entity, number, seen_link_ids, records) VALUES (%s, %s, %s, %s::jsonb, %s)) "
+            "UPDATE syncing_syncrun SET pages_done = pages_done + 1, counts = %s::jsonb "
+            "WHERE id = %s",
+            [
+                run_id,
+                entity,
+                number,
+                orjson.dumps(seen_link_ids).decode(),
+                records,
+                orjson.dumps(counts).decode(),
+                run_id,
+            ],
+        )
+
+
 # Columns of a staged change as changes_stage takes them.
 CHANGE_COLUMNS = (
     "run_id",

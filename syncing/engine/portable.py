@@ -15,13 +15,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
+from django.db.models import F
 from django.utils import timezone
 
 from attendance import bulk_portable
 from attendance.models import Enrollment, Section
 from syncing.engine.pgsql import CHANGE_COLUMNS, CLAIM_COLUMNS
 from syncing.entities import EntitySpec
-from syncing.models import ChangeAction, SourceLink, SyncChange, SyncPage
+from syncing.models import ChangeAction, SourceLink, SyncChange, SyncPage, SyncRun
 
 # Ids per ``IN (…)`` list: under SQLite's smallest bound-parameter limit (999).
 _CHUNK = 900
@@ -50,6 +51,22 @@ def links_of_sources(
             connection_id=connection_id, entity=entity, source_id__in=chunk
         ).values_list("id", "source_id", "content_hash", "active", "school_id")
     return rows
+
+
+def page_record(
+    *,
+    run_id: int,
+    entity: str,
+    number: int,
+    seen_link_ids: list[int],
+    records: int,
+    counts: dict[str, dict[str, int]],
+) -> None:
+    """Record a staged page and the run's progress."""
+    SyncPage.objects.create(
+        run_id=run_id, entity=entity, number=number, seen_link_ids=seen_link_ids, records=records
+    )
+    SyncRun.objects.filter(pk=run_id).update(pages_done=F("pages_done") + 1, counts=counts)
 
 
 def changes_stage(rows: Sequence[Sequence[Any]]) -> dict[str, int]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q, Sum
 
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
 from syncing.entities import SPECS, EntitySpec, Invalid, record_values, validate, warnings
@@ -250,11 +250,12 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
         creates: list[tuple[str, dict[str, Any], str, Any]] = []
         updates: list[tuple[str, dict[str, Any], str, tuple[Any, ...]]] = []
         deactivations: list[tuple[str, tuple[Any, ...]]] = []
+        unchanged = 0
         for source_id, (values, deleted, record, digest) in mapped.items():
             if record is None:
                 continue  # quarantined
             if record is _UNCHANGED:
-                ctx.count(spec.name, "unchanged")
+                unchanged += 1
                 continue
             link = links.get(source_id)
             if deleted:
@@ -266,6 +267,7 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
             else:
                 updates.append((source_id, values, digest, link))
 
+        ctx.count(spec.name, "unchanged", unchanged)
         creates = _hold_identity_matches(ctx, spec, creates)
 
         # Rows in pgsql.CHANGE_COLUMNS order; values and diff as JSON text.
@@ -305,14 +307,14 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
         # All of them unless the page repeats an earlier page's source id (counted as staged).
         for action, n in pgsql.changes_stage(rows).items():
             ctx.count(spec.name, action, n)
-        SyncPage.objects.create(
-            run=run,
+        pgsql.page_record(
+            run_id=run.pk,
             entity=spec.name,
             number=page.number,
             seen_link_ids=seen,
             records=len(page.records),
+            counts=ctx.counts,
         )
-        SyncRun.objects.filter(pk=run.pk).update(pages_done=F("pages_done") + 1, counts=ctx.counts)
 
 
 def _hold_identity_matches(
