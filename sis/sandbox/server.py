@@ -11,10 +11,12 @@ import base64
 import datetime as dt
 import functools
 import json
+import logging
 import random
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from sis.sandbox.district import District, GeneratedDistrict
+
+logger = logging.getLogger(__name__)
 
 PROVIDERS = ("powerschool", "oneroster-1.1", "oneroster-1.2")
 FAULT_KINDS = ("500", "503", "timeout", "429", "throttle", "malformed", "duplicate_page")
@@ -307,6 +311,16 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().server_bind()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request (a worker killed on purpose, a test that timed
+        out) is routine for a test SIS: one log line instead of socketserver's traceback on
+        stderr. Anything else keeps the traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionResetError | BrokenPipeError):
+            logger.info("sandbox client went away", extra={"error": type(error).__name__})
+            return
+        super().handle_error(request, client_address)
 
     @property
     def base_url(self) -> str:

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import logging
+import socket
+import struct
+import time
 import tracemalloc
 
 import pytest
@@ -81,6 +85,29 @@ def test_seeded_fault_rates_are_injected():
         )
         assert response.status_code == 500
         assert response.json()["statusInfoSet"][0]["imsx_codeMajor"] == "failure"
+
+
+def test_a_client_that_resets_its_connection_is_one_log_line(caplog, capsys):
+    """A worker killed mid-request resets its connection: the sandbox notes it and carries on,
+    without socketserver's traceback on stderr."""
+    caplog.set_level(logging.INFO, logger="sis.sandbox.server")
+    with running_sandbox(provider="oneroster-1.2", students=5) as sandbox:
+        host, port = sandbox.server.server_address[:2]
+        client = socket.create_connection((host, port), timeout=5)
+        client.sendall(b"GET /ims/oneroster")  # half a request line: the server waits for more
+        # Linger 0: close() sends a reset instead of an orderly end.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(
+            r.getMessage() == "sandbox client went away" for r in caplog.records
+        ):
+            time.sleep(0.02)
+        # The server still answers.
+        assert requests.get(f"{sandbox.base_url}/__sandbox/counts", timeout=5).status_code == 200
+    gone = [r for r in caplog.records if r.getMessage() == "sandbox client went away"]
+    assert [getattr(r, "error", None) for r in gone] == ["ConnectionResetError"]
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_paging_caps_and_links(or12_sandbox):
