@@ -242,10 +242,11 @@ def creates_insert(
     object_ids = bulk_portable.bulk_insert(model, rows, change_reason=reason)
     section_schools: dict[int, int] = {}
     if spec.name == "section_enrollment":
-        for chunk in _chunks(sorted({row["section_id"] for row in rows if row["section_id"]})):
-            section_schools.update(
-                Section.objects.filter(pk__in=chunk).values_list("id", "school_id")
-            )
+        # One parameter whatever the count (the ``any`` lookup), like apply's _section_schools.
+        sections = {row["section_id"] for row in rows if row["section_id"]}
+        section_schools = dict(
+            Section.objects.filter(pk__any=sections).values_list("id", "school_id")
+        )
     return [
         (object_id, spec.school_of(row, object_id, section_schools))
         for object_id, row in zip(object_ids, rows, strict=True)
