@@ -94,6 +94,12 @@ class EntitySpec:
         return None
 
 
+def section_schools(section_ids: set[int]) -> dict[int, int]:
+    """School of each section in ``section_ids`` (a section enrollment's link records its
+    section's school: see :meth:`EntitySpec.school_of`); one parameter whatever the count."""
+    return dict(Section.objects.filter(pk__any=section_ids).values_list("id", "school_id"))
+
+
 def _date(value: Any) -> str | None:
     if value in (None, ""):
         return None

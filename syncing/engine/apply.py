@@ -24,10 +24,10 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from attendance import bulk
-from attendance.models import ExitReason, Section, Student
+from attendance.models import ExitReason, Student
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
 from syncing.engine.stage import action_of_rank, change_rank, quarantine_record
-from syncing.entities import SPECS, EntitySpec
+from syncing.entities import SPECS, EntitySpec, section_schools
 from syncing.models import (
     ChangeAction,
     ChangeState,
@@ -164,10 +164,6 @@ def _model_row(
     if any(f.attname == "district_id" for f in spec.model._meta.concrete_fields):
         row["district_id"] = ctx.run.district_id
     return row, None
-
-
-def _section_schools(section_ids: set[int]) -> dict[int, int]:
-    return dict(Section.objects.filter(pk__any=section_ids).values_list("id", "school_id"))
 
 
 def _fail(ctx: ApplyContext, change: dict[str, Any], code: str, message: str) -> None:
@@ -451,9 +447,9 @@ def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
     updates: list[dict[str, Any]] = []
     reopen: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []
     link_updates: list[dict[str, Any]] = []
-    section_schools: dict[int, int] = {}
+    sections_school: dict[int, int] = {}
     if spec.name == "section_enrollment":
-        section_schools = _section_schools(
+        sections_school = section_schools(
             {r["section_id"] for r in local_rows.values()}
             | set(refs.get("section_id", {}).values())
         )
@@ -496,7 +492,7 @@ def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
                 target=target,
                 value=value,
             )
-        school = spec.school_of(row, local["id"], section_schools)
+        school = spec.school_of(row, local["id"], sections_school)
         link_updates.append(
             {
                 "id": link["id"],
@@ -580,8 +576,8 @@ def _open_new_spans(
         )
         rows = [row for _, _, _, row in batch]
         object_ids = bulk.bulk_insert(spec.model, rows, change_reason=ctx.reason)
-        section_schools = (
-            _section_schools({row["section_id"] for row in rows})
+        sections_school = (
+            section_schools({row["section_id"] for row in rows})
             if spec.name == "section_enrollment"
             else {}
         )
@@ -593,7 +589,7 @@ def _open_new_spans(
                     "content_hash": change["content_hash"],
                     "baseline": change["values"],
                     "active": True,
-                    "school_id": spec.school_of(row, object_id, section_schools),
+                    "school_id": spec.school_of(row, object_id, sections_school),
                     "last_run_id": ctx.run.pk,
                 }
                 for (change, link, _, row), object_id in zip(batch, object_ids, strict=True)

@@ -19,9 +19,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from attendance import bulk_portable
-from attendance.models import Enrollment, Section
+from attendance.models import Enrollment
 from syncing.engine.pgsql import CHANGE_COLUMNS, CLAIM_COLUMNS
-from syncing.entities import EntitySpec
+from syncing.entities import EntitySpec, section_schools
 from syncing.models import ChangeAction, SourceLink, SyncChange, SyncPage, SyncRun
 
 # Ids per ``IN (…)`` list: under SQLite's smallest bound-parameter limit (999).
@@ -240,15 +240,11 @@ def creates_insert(
             row["district_id"] = district_id
         rows.append(row)
     object_ids = bulk_portable.bulk_insert(model, rows, change_reason=reason)
-    section_schools: dict[int, int] = {}
+    schools: dict[int, int] = {}
     if spec.name == "section_enrollment":
-        # One parameter whatever the count (the ``any`` lookup), like apply's _section_schools.
-        sections = {row["section_id"] for row in rows if row["section_id"]}
-        section_schools = dict(
-            Section.objects.filter(pk__any=sections).values_list("id", "school_id")
-        )
+        schools = section_schools({row["section_id"] for row in rows if row["section_id"]})
     return [
-        (object_id, spec.school_of(row, object_id, section_schools))
+        (object_id, spec.school_of(row, object_id, schools))
         for object_id, row in zip(object_ids, rows, strict=True)
     ]
 
