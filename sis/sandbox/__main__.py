@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-from typing import Any
 
-from sis.sandbox.server import PROVIDERS, make_server
-
-
-def _interrupt(*_: Any) -> None:
-    raise KeyboardInterrupt
+from sis.sandbox.server import PROVIDERS, make_server, serve_until_terminated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,13 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         flush=True,
     )
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_terminated(server)
     return 0
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import gc
 import json
 import logging
 import random
 import re
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -373,6 +375,28 @@ def make_server(
         district=district, provider=provider, seed=seed, fault_rates=parse_faults(faults), **options
     )
     return SandboxHTTPServer((host, port), state)
+
+
+def serve_until_terminated(server: SandboxHTTPServer) -> None:
+    """Serve in this thread until SIGTERM or Ctrl-C (the command-line entry points), then close.
+
+    The district is built once and lives as long as the process, so the garbage collector's
+    view of it is frozen first: its full collections walked the district every few requests
+    (listing 10,000 students took 0.17 CPU-seconds with them, 0.13 without; CPU that a client
+    on the same machine, like the sync benchmarks, shares)."""
+    gc.freeze()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _interrupt(*_: Any) -> None:
+    # serve_forever runs in this thread, so shutdown() would wait for itself: unwind instead.
+    raise KeyboardInterrupt
 
 
 # ---------------------------------------------------------------- shared helpers ----------------

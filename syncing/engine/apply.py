@@ -447,9 +447,9 @@ def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
     updates: list[dict[str, Any]] = []
     reopen: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []
     link_updates: list[dict[str, Any]] = []
-    sections_school: dict[int, int] = {}
+    school_of_section: dict[int, int] = {}
     if spec.name == "section_enrollment":
-        sections_school = section_schools(
+        school_of_section = section_schools(
             {r["section_id"] for r in local_rows.values()}
             | set(refs.get("section_id", {}).values())
         )
@@ -492,7 +492,7 @@ def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
                 target=target,
                 value=value,
             )
-        school = spec.school_of(row, local["id"], sections_school)
+        school = spec.school_of(row, local["id"], school_of_section)
         link_updates.append(
             {
                 "id": link["id"],
@@ -576,7 +576,7 @@ def _open_new_spans(
         )
         rows = [row for _, _, _, row in batch]
         object_ids = bulk.bulk_insert(spec.model, rows, change_reason=ctx.reason)
-        sections_school = (
+        school_of_section = (
             section_schools({row["section_id"] for row in rows})
             if spec.name == "section_enrollment"
             else {}
@@ -589,7 +589,7 @@ def _open_new_spans(
                     "content_hash": change["content_hash"],
                     "baseline": change["values"],
                     "active": True,
-                    "school_id": spec.school_of(row, object_id, sections_school),
+                    "school_id": spec.school_of(row, object_id, school_of_section),
                     "last_run_id": ctx.run.pk,
                 }
                 for (change, link, _, row), object_id in zip(batch, object_ids, strict=True)
