@@ -57,6 +57,14 @@ def _portable_elsewhere[**P, R](function: Callable[P, R]) -> Callable[P, R]:
     return dispatch
 
 
+def bigint_array(values: Iterable[int | None]) -> str:
+    """``values`` as one PostgreSQL ``bigint[]`` literal, to bind as a single text parameter
+    cast in the SQL (``%s::bigint[]``). psycopg adapts a Python list element by element in
+    Python: about a millisecond per 1,700 ids, several times per batch on the apply threads;
+    joined here it costs a tenth of that."""
+    return "{" + ",".join("NULL" if value is None else str(int(value)) for value in values) + "}"
+
+
 def _q(name: str | None) -> str:
     if not name:  # pragma: no cover - concrete fields and tables always have names
         raise ValueError("missing database identifier")
@@ -135,24 +143,35 @@ def history_write(
         return 0
     # Every writer here records history through this function: one place to announce them.
     rows_written.send(sender=model, ids=list(ids), district_id=district_of_writes())
-    table = model._meta.db_table
-    history_table = model.history.model._meta.db_table  # type: ignore[attr-defined]
-    columns = _history_columns(model)
-    quoted = ", ".join(_q(c) for c in columns)
-    extra = ", ".join(_q(c) for c in _HISTORY_EXTRA)
     pk = _q(model._meta.pk.column)
     # Identifiers come from model metadata (quoted); every value is a parameter.
-    sql = (
-        f"INSERT INTO {_q(history_table)} ({quoted}, {extra}) "  # noqa: S608
-        f"SELECT {quoted}, %s, %s, %s, %s FROM {_q(table)} "
-        f"WHERE {pk} = ANY(%s)"
-    )
+    sql = f"{_history_insert(model, _q(model._meta.db_table))} WHERE {pk} = ANY(%s::bigint[])"
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
-            [when or timezone.now(), change_reason[:100] or None, history_type, user_id, list(ids)],
+            [*_history_params(history_type, change_reason, user_id, when), bigint_array(ids)],
         )
         return int(cursor.rowcount)
+
+
+def _history_insert(model: type[models.Model], source: str) -> str:
+    """SQL inserting a history snapshot of each row of ``source`` (the model's table, or a
+    CTE with its columns), optionally followed by a ``WHERE``; :func:`_history_params` are its
+    first parameters."""
+    history_table = model.history.model._meta.db_table  # type: ignore[attr-defined]
+    quoted = ", ".join(_q(c) for c in _history_columns(model))
+    extra = ", ".join(_q(c) for c in _HISTORY_EXTRA)
+    # Identifiers come from model metadata (quoted).
+    return (
+        f"INSERT INTO {_q(history_table)} ({quoted}, {extra}) "  # noqa: S608
+        f"SELECT {quoted}, %s, %s, %s, %s FROM {source}"
+    )
+
+
+def _history_params(
+    history_type: str, change_reason: str, user_id: int | None, when: dt.datetime | None
+) -> list[Any]:
+    return [when or timezone.now(), change_reason[:100] or None, history_type, user_id]
 
 
 def is_audited(model: type[models.Model]) -> bool:
@@ -288,24 +307,35 @@ def insert_select(
         else:
             constants.append(_as_text(field.get_default()))
     quoted = ", ".join(_q(fields[name].column) for name in names)
-    sql = (
-        f"INSERT INTO {_q(model._meta.db_table)} ({quoted}) "
-        f"SELECT {', '.join(selects)} {source} "
-        f"RETURNING {', '.join([_q(model._meta.pk.column), *returning])}"
+    insert = (
+        f"INSERT INTO {_q(model._meta.db_table)} ({quoted}) SELECT {', '.join(selects)} {source}"
     )
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Expressions take no parameters: the defaults come first, then the source's.
-        cursor.execute(sql, [*constants, *params])
+    pk = _q(model._meta.pk.column)
+    results = ", ".join([pk, *returning])
+    audited = is_audited(model)
+    if audited:
+        # The history rows come from the new rows in the same statement: written afterwards
+        # by id, each batch's new rows were looked up again one by one through the primary key
+        # (and their ids sent back to the database). Ids follow the source's order.
+        sql = (
+            f"WITH new AS ({insert} RETURNING *), "  # noqa: S608 - quoted identifiers
+            f"history AS ({_history_insert(model, 'new')}) "
+            f"SELECT {results} FROM new ORDER BY {pk}"
+        )
+        history = _history_params("+", change_reason, user_id, now)
+    else:
+        sql = f"{insert} RETURNING {results}"
+        history = []
+    # One statement, so atomic with its history without a savepoint.
+    with connection.cursor() as cursor:
+        # Expressions take no parameters: the defaults come first, then the source's, then
+        # the history's (its CTE follows the insert).
+        cursor.execute(sql, [*constants, *params, *history])
         rows = [(int(row[0]), *row[1:]) for row in cursor.fetchall()]
-        if is_audited(model):
-            history_write(
-                model,
-                [row[0] for row in rows],
-                history_type="+",
-                change_reason=change_reason,
-                user_id=user_id,
-                when=now,
-            )
+    if audited and rows:
+        rows_written.send(
+            sender=model, ids=[row[0] for row in rows], district_id=district_of_writes()
+        )
     return rows
 
 

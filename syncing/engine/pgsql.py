@@ -323,8 +323,8 @@ def creates_unresolved(
     with _index_lookups():
         rows = _rows(
             f"SELECT c.id, CASE {missing} END FROM syncing_syncchange c {joins} "  # noqa: S608
-            f"WHERE c.id = ANY(%s) AND ({unresolved})",
-            [*params, list(change_ids)],
+            f"WHERE c.id = ANY(%s::bigint[]) AND ({unresolved})",
+            [*params, bulk.bigint_array(change_ids)],
         )
     return [(int(row[0]), str(row[1])) for row in rows]
 
@@ -369,8 +369,8 @@ def creates_insert(
         rows = bulk.insert_select(
             model,
             columns,
-            f"FROM syncing_syncchange c {joins} WHERE c.id = ANY(%s) ORDER BY c.id",
-            [*params, sorted(change_ids)],
+            f"FROM syncing_syncchange c {joins} WHERE c.id = ANY(%s::bigint[]) ORDER BY c.id",
+            [*params, bulk.bigint_array(sorted(change_ids))],
             change_reason=reason,
             returning=[_school_of_new_row(spec)],
         )
@@ -405,9 +405,9 @@ def links_insert_for_creates(
                 connection_id,
                 run_id,
                 run_id,
-                [row[0] for row in created],
-                [row[1] for row in created],
-                [row[2] for row in created],
+                bulk.bigint_array(row[0] for row in created),
+                bulk.bigint_array(row[1] for row in created),
+                bulk.bigint_array(row[2] for row in created),
             ],
         )
 
@@ -429,7 +429,7 @@ def superseded_primary_spans(
                 WHERE l.connection_id = %s AND l.entity = 'student'
                   AND l.source_id = (c."values" ->> 'student_id') LIMIT 1
             ) r ON true
-            WHERE c.id = ANY(%s) AND COALESCE(c."values" ->> 'entry_date', '') <> ''
+            WHERE c.id = ANY(%s::bigint[]) AND COALESCE(c."values" ->> 'entry_date', '') <> ''
               AND COALESCE(c."values" ->> 'is_primary', 'true') = 'true'
             GROUP BY r.object_id
         )
@@ -448,7 +448,7 @@ def superseded_primary_spans(
             LIMIT 1
         ) l ON true
             """,
-            [connection_id, list(change_ids), connection_id],
+            [connection_id, bulk.bigint_array(change_ids), connection_id],
         )
 
 
@@ -514,8 +514,8 @@ def enrollment_students(enrollment_ids: Sequence[int]) -> set[int]:
     if not enrollment_ids:
         return set()
     rows = _rows(
-        "SELECT DISTINCT student_id FROM attendance_enrollment WHERE id = ANY(%s)",
-        [list(enrollment_ids)],
+        "SELECT DISTINCT student_id FROM attendance_enrollment WHERE id = ANY(%s::bigint[])",
+        [bulk.bigint_array(enrollment_ids)],
     )
     return {row[0] for row in rows}
 
@@ -556,8 +556,8 @@ def links_deactivate(run_id: int, link_ids: Sequence[int], baseline_patch: dict[
     with db.cursor() as cursor:
         cursor.execute(
             "UPDATE syncing_sourcelink SET active = false, last_run_id = %s, updated_at = now(), "
-            "baseline = baseline || %s::jsonb WHERE id = ANY(%s)",
-            [run_id, orjson.dumps(baseline_patch).decode(), list(link_ids)],
+            "baseline = baseline || %s::jsonb WHERE id = ANY(%s::bigint[])",
+            [run_id, orjson.dumps(baseline_patch).decode(), bulk.bigint_array(link_ids)],
         )
 
 
@@ -577,6 +577,6 @@ def open_primary_schools(student_ids: Sequence[int]) -> dict[int, int]:
             ORDER BY e.entry_date DESC LIMIT 1
         ) e ON true
         """,
-            [list(student_ids)],
+            [bulk.bigint_array(student_ids)],
         )
     return {row[0]: row[1] for row in rows}
