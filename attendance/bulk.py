@@ -9,8 +9,9 @@ model's history table with one ``INSERT … SELECT``, so:
 - an update touches only rows whose values differ (``IS DISTINCT FROM``) and writes one ``~``
   history row for each of those, none for the rest — re-sending identical values writes nothing.
 
-History rows are snapshots taken from the table itself after the write, so they are complete
-(timestamps, untouched columns) without building model instances in Python.
+History rows are snapshots of the rows as written (read back from the table after an update;
+for ``insert_select``, taken from the insert's ``RETURNING`` in the same statement), so they are
+complete (timestamps, untouched columns) without building model instances in Python.
 
 Values travel as text and are cast per column in SQL. A small batch sends them as arrays through
 ``unnest``; a large one streams them with ``COPY`` into a temporary table first (Django binds
