@@ -43,6 +43,34 @@ def test_full_sync_creates_the_roster_with_history(connection, source):
     assert SourceLink.objects.filter(connection=connection).count() == 2 + 4 * 60
 
 
+def test_each_created_row_has_a_history_snapshot_equal_to_the_row(connection, source):
+    run = sync(connection, source)
+    assert run.status == RunStatus.COMPLETED, run.error_summary
+    for student in Student.objects.filter(local_id__in=["S00001", "S00007", "S00060"]):
+        snapshot = student.history.get()
+        assert snapshot.history_type == "+"
+        assert snapshot.history_change_reason == f"SIS sync run {run.pk}"
+        assert snapshot.history_user_id is None
+        for name in ("local_id", "legal_first_name", "birth_date", "school_id", "district_id",
+                     "active", "created_at", "updated_at"):  # fmt: skip
+            assert getattr(snapshot, name) == getattr(student, name), name
+    guardian = Guardian.objects.get(email="parent7@example.org")
+    assert guardian.history.get().mobile_phone == guardian.mobile_phone
+
+
+def test_bigint_array_literal_round_trips_through_postgresql(db):
+    from django.db import connection as database
+
+    with database.cursor() as cursor:
+        cursor.execute(
+            "SELECT %s::bigint[], %s::bigint[]",
+            [bulk.bigint_array([1, None, 2**40, True]), bulk.bigint_array([])],
+        )
+        assert cursor.fetchone() == ([1, None, 2**40, 1], [])
+    with pytest.raises(ValueError):
+        bulk.bigint_array(["1); DROP TABLE x; --"])
+
+
 def test_an_identical_resync_writes_nothing(connection, source):
     sync(connection, source)
     rows, history = row_counts(), history_counts()
