@@ -142,8 +142,7 @@ def history_write(
     each. Returns the number of history rows written."""
     if not ids:
         return 0
-    # Every writer here records history through this function: one place to announce them.
-    rows_written.send(sender=model, ids=list(ids), district_id=district_of_writes())
+    _announce(model, ids)
     pk = _q(model._meta.pk.column)
     # Identifiers come from model metadata (quoted); every value is a parameter.
     sql = f"{_history_insert(model, _q(model._meta.db_table))} WHERE {pk} = ANY(%s::bigint[])"
@@ -153,6 +152,13 @@ def history_write(
             [*_history_params(history_type, change_reason, user_id, when), bigint_array(ids)],
         )
         return int(cursor.rowcount)
+
+
+def _announce(model: type[models.Model], ids: Sequence[int]) -> None:
+    """Tell the receivers of ``rows_written`` (the API's roster cache) that rows ``ids`` were
+    written. Every writer here records history, and calls this where it does: one place to
+    announce them."""
+    rows_written.send(sender=model, ids=list(ids), district_id=district_of_writes())
 
 
 def _history_insert(model: type[models.Model], source: str) -> str:
@@ -334,9 +340,7 @@ def insert_select(
         cursor.execute(sql, [*constants, *params, *history])
         rows = [(int(row[0]), *row[1:]) for row in cursor.fetchall()]
     if audited and rows:
-        rows_written.send(
-            sender=model, ids=[row[0] for row in rows], district_id=district_of_writes()
-        )
+        _announce(model, [row[0] for row in rows])
     return rows
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connection as database
 
 from attendance import bulk
 from attendance.models import Enrollment, ExitReason, Guardian, Student, StudentGuardian
@@ -59,8 +60,6 @@ def test_each_created_row_has_a_history_snapshot_equal_to_the_row(connection, so
 
 
 def test_bigint_array_literal_round_trips_through_postgresql(db):
-    from django.db import connection as database
-
     with database.cursor() as cursor:
         cursor.execute(
             "SELECT %s::bigint[], %s::bigint[]",
