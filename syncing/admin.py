@@ -11,10 +11,12 @@ import datetime as dt
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from attendance.admin_scoping import ScopedAdmin
@@ -122,6 +124,7 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
         "started_at",
         "staged_at",
         "finished_at",
+        "details_retention",
         "approval",
         "approved_by",
         "approved_at",
@@ -164,6 +167,21 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
     def held_summary(self, obj: SyncRun) -> str:
         details = obj.held_details or {"totals": run_change_totals(obj)}
         return format_html("<pre>{}</pre>", json.dumps(details, indent=2, default=str)[:20000])
+
+    @admin.display(description="staged changes and pages")
+    def details_retention(self, obj: SyncRun) -> str:
+        def when(moment: dt.datetime) -> str:
+            return date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+
+        if obj.details_purged_at is not None:
+            return (
+                f"deleted {when(obj.details_purged_at)} "
+                "(retention period ended; the counts above are kept)"
+            )
+        if obj.finished_at is None:
+            return "kept while the run is active"
+        days = settings.SYNC_RUN_DETAIL_RETENTION_DAYS
+        return f"kept until {when(obj.finished_at + dt.timedelta(days=days))}"
 
     @admin.display(description="duration")
     def duration_display(self, obj: SyncRun) -> str:

@@ -99,6 +99,9 @@ class SyncRun(TimeStampedModel):
     quarantined_count = models.PositiveIntegerField(default=0)
     conflicts_count = models.PositiveIntegerField(default=0)
     held_reason = models.TextField(blank=True)
+    # When the run's staged changes and page records were deleted (syncing/retention.py); its
+    # counts above stay.
+    details_purged_at = models.DateTimeField(null=True, blank=True)
     # Staged totals and samples shown to the reviewing admin.
     held_details = models.JSONField(default=dict, blank=True)
     approval = models.CharField(max_length=24, choices=Approval.choices, blank=True)

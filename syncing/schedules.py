@@ -37,6 +37,15 @@ SCHEDULES = [
         every_seconds=60,
         description="Sync the SIS events that arrived while a run was active.",
     ),
+    SystemSchedule(
+        name="sync-run-details-purge",
+        task="syncing.tasks.sync_run_details_purge",
+        crontab="20 3 * * *",
+        description=(
+            "Delete the staged changes and page records of sync runs finished more than "
+            "SYNC_RUN_DETAIL_RETENTION_DAYS ago (their counts stay)."
+        ),
+    ),
 ]
 
 

@@ -1,0 +1,50 @@
+"""``python manage.py purge_sync_runs [--days N] [--json]``
+
+Deletes the staged changes and page records of sync runs finished more than
+SYNC_RUN_DETAIL_RETENTION_DAYS ago (see ``syncing/retention.py``); the runs and their counts
+stay. Safe to stop and to run again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from syncing.retention import runs_due_for_purge, sync_run_details_purge
+
+
+class Command(BaseCommand):
+    help = "Delete the staged changes and page records of old finished sync runs."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--days", type=int, default=None, help="override SYNC_RUN_DETAIL_RETENTION_DAYS"
+        )
+        parser.add_argument("--json", action="store_true", help="print the totals as JSON")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        days = options["days"]
+        if days is not None and days < 1:
+            raise CommandError("--days must be at least 1.")
+        bar = tqdm(
+            total=runs_due_for_purge(retention_days=days).count(),
+            unit="run",
+            disable=options["json"] or not sys.stderr.isatty(),
+            file=sys.stderr,
+            desc="purging sync runs",
+        )
+        try:
+            result = sync_run_details_purge(retention_days=days, progress=bar.update)
+        finally:
+            bar.close()
+        if options["json"]:
+            self.stdout.write(json.dumps(result.as_dict()))
+        else:
+            self.stdout.write(
+                f"Purged {result.runs} run(s): {result.changes} staged change(s) and "
+                f"{result.pages} page record(s) deleted."
+            )
