@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.core.cache import cache
 
@@ -29,3 +31,12 @@ def eager_celery():
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated by ``manage.py migrate`` with the dev settings, made once per
+    session; tests that run the project on SQLite copy it (tests/sqlite_project.py)."""
+    from tests.sqlite_project import migrate_into
+
+    return migrate_into(tmp_path_factory.mktemp("sqlite-template"))

@@ -9,13 +9,12 @@ SQLite file in VAR_DIR), Celery tasks eager and the in-process ``test`` SMS prov
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.sqlite_project import ROOT, copy_database, project_env
 
 # An absence recorded through the service the API uses; the receiver's tasks run eagerly:
 # plan, dispatch (portable INSERT … SELECT twin), cancel check, claim, send, record.
@@ -172,23 +171,13 @@ print(json.dumps({"calls": len(calls), "got": got,
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TEST_", "REDIS_", "CELERY_", "DATABASE_", "DJANGO_"))
-    }
-    var = tmp_path / "var"
-    for folder in ("broker/queue", "broker/processed"):
-        (var / folder).mkdir(parents=True, exist_ok=True)
     # No DATABASE_URL: the SQLite file of `make run` (IMMEDIATE transactions), in VAR_DIR.
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.dev",
-        VAR_DIR=str(var),
+    return project_env(
+        tmp_path,
         SMS_PROVIDER="test",
         CELERY_TASK_ALWAYS_EAGER="true",
         NOTIFY_ATTENDANCE_HOLD_SECONDS="0",
     )
-    return env
 
 
 def _shell(env: dict[str, str], script: str) -> Any:
@@ -204,18 +193,11 @@ def _shell(env: dict[str, str], script: str) -> Any:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_on_sqlite_an_absence_is_sent_grades_compute_and_a_column_is_created_once(tmp_path):
+def test_on_sqlite_an_absence_is_sent_grades_compute_and_a_column_is_created_once(
+    tmp_path, migrated_sqlite
+):
     env = _env(tmp_path)
-    migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-    assert (tmp_path / "var" / "db.sqlite3").exists()
+    copy_database(migrated_sqlite, tmp_path / "var" / "db.sqlite3")
 
     sent = _shell(env, _NOTIFY)
     assert sent["points"] == [["sms", True]]

@@ -1,23 +1,21 @@
 """`make run` on SQLite: the portable sync engine, lock and bulk writers, end to end.
 
 The suite runs on PostgreSQL, so this test runs the project in subprocesses with the dev
-settings on a fresh SQLite file (no REDIS_URL): migrate, connect to the sandbox SIS (started
-here, over real HTTP), sync, re-sync, advance the sandbox a day, sync again, then post a bulk
-attendance batch through the API's writer.
+settings on a copy of a freshly migrated SQLite file (no REDIS_URL; tests/sqlite_project.py):
+connect to the sandbox SIS (started here, over real HTTP), sync, re-sync, advance the sandbox
+a day, sync again, then post a bulk attendance batch through the API's writer.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from tests.sqlite_project import ROOT, copy_database, project_env
 from tests.syncing.sandbox import sandbox_for
-
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 _MODELS = (
     "School", "Term", "Course", "Staff", "Section", "Student", "Enrollment", "Guardian",
@@ -61,20 +59,7 @@ print(json.dumps({"outcomes": outcomes, "status": changed.status,
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TEST_", "REDIS_", "CELERY_", "DATABASE_", "DJANGO_"))
-    }
-    var = tmp_path / "var"
-    for folder in ("broker/queue", "broker/processed"):
-        (var / folder).mkdir(parents=True, exist_ok=True)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.dev",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        VAR_DIR=str(var),
-    )
-    return env
+    return project_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
 
 
 def _manage(env: dict[str, str], *args: str) -> str:
@@ -101,9 +86,11 @@ def _sync(env: dict[str, str]) -> dict[str, Any]:
     return dict(summary)
 
 
-def test_make_run_on_sqlite_syncs_resyncs_nothing_applies_a_day_and_posts_attendance(tmp_path):
+def test_make_run_on_sqlite_syncs_resyncs_nothing_applies_a_day_and_posts_attendance(
+    tmp_path, migrated_sqlite
+):
     env = _env(tmp_path)
-    _manage(env, "migrate", "--noinput")
+    copy_database(migrated_sqlite, tmp_path / "db.sqlite3")
     with sandbox_for(students=60) as sandbox:
         _manage(
             env,

@@ -1,0 +1,51 @@
+"""The project run in subprocesses with the dev settings on SQLite, as ``make run`` runs it
+with no services: the environment for such a subprocess, and one migrated database that every
+such test starts from (migrating a new SQLite file takes 30–45 s here, most of it Django
+rendering migration states; each test copies the file instead)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """This process's environment without the suite's database, cache and broker settings,
+    with a fresh VAR_DIR (the SQLite file and the embedded broker's folders) under ``tmp_path``.
+    Without DATABASE_URL in ``extra`` the database is ``VAR_DIR/db.sqlite3``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TEST_", "REDIS_", "CELERY_", "DATABASE_", "DJANGO_"))
+    }
+    var = tmp_path / "var"
+    for folder in ("broker/queue", "broker/processed"):
+        (var / folder).mkdir(parents=True, exist_ok=True)
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.dev", VAR_DIR=str(var), **extra)
+    return env
+
+
+def migrate_into(tmp_path: Path) -> Path:
+    """Run ``manage.py migrate`` into a new ``VAR_DIR/db.sqlite3``; returns the file."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=project_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    database = tmp_path / "var" / "db.sqlite3"
+    assert database.exists()
+    return database
+
+
+def copy_database(template: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, target)
