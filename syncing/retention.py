@@ -5,9 +5,11 @@ dates, contact details) and records every page it fetched, with the crosswalk id
 SyncPage row. Both exist to check, apply and resume the run; once it has finished they only
 feed its detail page, and a first load of a large district leaves over a million of them. After
 ``SYNC_RUN_DETAIL_RETENTION_DAYS`` they are deleted, and so are the change samples shown to the
-admin who reviewed a held run. The run row keeps its counts, timings, errors and decision, the
-domain's history tables keep what changed, and conflicts, quarantined records and identity
-suggestions stay in their own queues.
+admin who reviewed a held run, and quarantined records closed (resolved by a re-drive, or
+discarded) as long ago: their payload is the SIS record as it came. The run row keeps its
+counts, timings, errors and decision, the domain's history tables keep what changed, open
+quarantined records and identity suggestions stay in their queues, and conflicts stay: a
+decided one is the audit of who chose which value.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from syncing.models import FINISHED_STATUSES, SyncChange, SyncPage, SyncRun
+from syncing.models import (
+    FINISHED_STATUSES,
+    QuarantinedRecord,
+    QuarantineStatus,
+    SyncChange,
+    SyncPage,
+    SyncRun,
+)
 
 
 @dataclass
@@ -29,9 +38,20 @@ class PurgeResult:
     runs: int = 0
     changes: int = 0
     pages: int = 0
+    quarantined: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"runs": self.runs, "changes": self.changes, "pages": self.pages}
+        return {
+            "runs": self.runs,
+            "changes": self.changes,
+            "pages": self.pages,
+            "quarantined": self.quarantined,
+        }
+
+
+def _cutoff(now: dt.datetime | None, retention_days: int | None) -> dt.datetime:
+    days = retention_days if retention_days is not None else settings.SYNC_RUN_DETAIL_RETENTION_DAYS
+    return (now or timezone.now()) - dt.timedelta(days=days)
 
 
 def runs_due_for_purge(
@@ -39,10 +59,10 @@ def runs_due_for_purge(
 ) -> QuerySet[SyncRun]:
     """Finished runs older than the retention period whose working rows are still kept. A
     pending, running or held run is never due, however old: it still needs them."""
-    days = retention_days if retention_days is not None else settings.SYNC_RUN_DETAIL_RETENTION_DAYS
-    cutoff = (now or timezone.now()) - dt.timedelta(days=days)
     return SyncRun.objects.filter(
-        status__in=FINISHED_STATUSES, finished_at__lt=cutoff, details_purged_at__isnull=True
+        status__in=FINISHED_STATUSES,
+        finished_at__lt=_cutoff(now, retention_days),
+        details_purged_at__isnull=True,
     ).order_by("finished_at", "id")
 
 
@@ -55,9 +75,14 @@ def sync_run_details_purge(
 ) -> PurgeResult:
     """Delete the staged changes and page records of every run due (see
     :func:`runs_due_for_purge`), ``batch_size`` changes per transaction so that a run of a
-    million changes never holds one long transaction. Stopped half-way, it goes on from where
-    it was; run again, it deletes nothing more. ``progress`` is called with 1 per run done."""
+    million changes never holds one long transaction, and the quarantined records closed
+    before the same cutoff. Stopped half-way, it goes on from where it was; run again, it
+    deletes nothing more. ``progress`` is called with 1 per run done."""
     result = PurgeResult()
+    result.quarantined = QuarantinedRecord.objects.filter(
+        status__in=(QuarantineStatus.RESOLVED, QuarantineStatus.DISCARDED),
+        updated_at__lt=_cutoff(now, retention_days),
+    ).delete()[0]
     run_ids = list(
         runs_due_for_purge(now=now, retention_days=retention_days).values_list("id", flat=True)
     )

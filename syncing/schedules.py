@@ -43,7 +43,8 @@ SCHEDULES = [
         crontab="20 3 * * *",
         description=(
             "Delete the staged changes and page records of sync runs finished more than "
-            "SYNC_RUN_DETAIL_RETENTION_DAYS ago (their counts stay)."
+            "SYNC_RUN_DETAIL_RETENTION_DAYS ago (their counts stay), and quarantined records "
+            "closed as long ago."
         ),
     ),
 ]

@@ -63,7 +63,8 @@ def conflicts_digest() -> int:
 @shared_task(base=BaseTask, name="syncing.tasks.sync_run_details_purge")
 def sync_run_details_purge() -> dict[str, int]:
     """Delete the staged changes and page records of runs finished more than
-    SYNC_RUN_DETAIL_RETENTION_DAYS ago (idempotent)."""
+    SYNC_RUN_DETAIL_RETENTION_DAYS ago, and quarantined records closed as long ago
+    (idempotent)."""
     from syncing.retention import sync_run_details_purge as purge
 
     return purge().as_dict()

@@ -420,6 +420,7 @@ SYNC_APPLY_THREADS = env_int("SYNC_APPLY_THREADS", 2, minimum=1)
 # Quarantined records a run may have and still apply: max(minimum, percent of records fetched).
 SYNC_ERROR_BUDGET_PERCENT = env_int("SYNC_ERROR_BUDGET_PERCENT", 5, minimum=0, maximum=100)
 SYNC_ERROR_BUDGET_MIN = env_int("SYNC_ERROR_BUDGET_MIN", 10, minimum=0)
-# Days a finished run keeps its staged changes and page records (they hold SIS record values);
-# `manage.py purge_sync_runs`, scheduled daily, deletes them after that. Counts stay.
+# Days a finished run keeps its staged changes and page records, and a closed quarantined record
+# its payload (they hold SIS record values); `manage.py purge_sync_runs`, scheduled daily,
+# deletes them after that. Run counts stay.
 SYNC_RUN_DETAIL_RETENTION_DAYS = env_int("SYNC_RUN_DETAIL_RETENTION_DAYS", 30, minimum=1)

@@ -15,7 +15,14 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from django.utils import timezone
 
-from syncing.models import RunStatus, SyncChange, SyncPage, SyncRun
+from syncing.models import (
+    QuarantinedRecord,
+    QuarantineStatus,
+    RunStatus,
+    SyncChange,
+    SyncPage,
+    SyncRun,
+)
 from syncing.retention import runs_due_for_purge, sync_run_details_purge
 from syncing.tasks import sync_run_details_purge as purge_task
 from tests.factories import UserFactory
@@ -51,7 +58,7 @@ def test_an_old_run_loses_its_working_rows_and_keeps_its_counts(connection, sour
     done = []
     result = sync_run_details_purge(batch_size=7, progress=done.append)
 
-    assert result.as_dict() == {"runs": 1, "changes": changes, "pages": pages}
+    assert result.as_dict() == {"runs": 1, "changes": changes, "pages": pages, "quarantined": 0}
     assert done == [1]
     assert _kept(old) == (0, 0)
     assert _kept(recent) == recent_kept
@@ -60,12 +67,19 @@ def test_an_old_run_loses_its_working_rows_and_keeps_its_counts(connection, sour
     assert old.counts == counts and old.status == RunStatus.COMPLETED
     assert (row_counts(), history_counts()) == (rows, history)
     # Run again: nothing is due, nothing is deleted.
-    assert sync_run_details_purge(batch_size=7).as_dict() == {"runs": 0, "changes": 0, "pages": 0}
+    assert sync_run_details_purge(batch_size=7).as_dict() == {
+        "runs": 0,
+        "changes": 0,
+        "pages": 0,
+        "quarantined": 0,
+    }
     # The next sync still works against the crosswalk (the links were not touched).
     assert sync(connection, source).status == RunStatus.COMPLETED
 
 
-def test_active_runs_are_never_purged_and_review_samples_go(connection, district):
+def test_active_runs_and_open_quarantine_stay_review_samples_and_closed_records_go(
+    connection, district
+):
     long_ago = timezone.now() - dt.timedelta(days=400)
     held = SyncRun.objects.create(
         district=district, connection=connection, mode="full", trigger="admin", status="held"
@@ -88,12 +102,32 @@ def test_active_runs_are_never_purged_and_review_samples_go(connection, district
     )
     SyncChange.objects.create(run=decided, entity="student", source_id="s9", action="deactivate")
 
+    parked = {
+        status: QuarantinedRecord.objects.create(
+            district=district,
+            connection=connection,
+            run=decided,
+            entity="student",
+            source_id=f"q-{status}",
+            payload={"givenName": "Ada"},
+            reason_code="bad_date",
+            status=status,
+        )
+        for status in QuarantineStatus.values
+    }
+    QuarantinedRecord.objects.filter(status=QuarantineStatus.DISCARDED).update(updated_at=long_ago)
+
     result = sync_run_details_purge(retention_days=1)
 
-    assert result.as_dict() == {"runs": 1, "changes": 1, "pages": 0}
+    assert result.as_dict() == {"runs": 1, "changes": 1, "pages": 0, "quarantined": 1}
     assert _kept(held) == (1, 1)
     held.refresh_from_db()
     assert held.details_purged_at is None
+    # Closed long ago: gone. Open, or closed within the period: kept.
+    assert set(QuarantinedRecord.objects.values_list("pk", flat=True)) == {
+        parked[QuarantineStatus.OPEN].pk,
+        parked[QuarantineStatus.RESOLVED].pk,
+    }
     decided.refresh_from_db()
     assert decided.held_details == {
         "totals": {"student": {"deactivate": 1}},
@@ -110,10 +144,15 @@ def test_the_command_the_task_and_the_admin(client, connection, source):
     assert b"kept until" in client.get(url).content
     out = io.StringIO()
     call_command("purge_sync_runs", "--days", "5", "--json", stdout=out)
-    assert json.loads(out.getvalue()) == {"runs": 0, "changes": 0, "pages": 0}
+    assert json.loads(out.getvalue()) == {"runs": 0, "changes": 0, "pages": 0, "quarantined": 0}
     out = io.StringIO()
     call_command("purge_sync_runs", "--days", "2", "--json", stdout=out)
-    assert json.loads(out.getvalue()) == {"runs": 1, "changes": changes, "pages": pages}
+    assert json.loads(out.getvalue()) == {
+        "runs": 1,
+        "changes": changes,
+        "pages": pages,
+        "quarantined": 0,
+    }
     page = client.get(url).content
     assert b"(retention period ended; the counts above are kept)" in page
     assert b"kept until" not in page
@@ -122,5 +161,5 @@ def test_the_command_the_task_and_the_admin(client, connection, source):
     # The scheduled task uses the setting (30 days): a 3-day-old run is not due.
     second = sync(connection, source)
     _age(second, 3)
-    assert purge_task.apply().get() == {"runs": 0, "changes": 0, "pages": 0}
+    assert purge_task.apply().get() == {"runs": 0, "changes": 0, "pages": 0, "quarantined": 0}
     assert _kept(second)[1] > 0

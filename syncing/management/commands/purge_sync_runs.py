@@ -1,8 +1,8 @@
 """``python manage.py purge_sync_runs [--days N] [--json]``
 
 Deletes the staged changes and page records of sync runs finished more than
-SYNC_RUN_DETAIL_RETENTION_DAYS ago (see ``syncing/retention.py``); the runs and their counts
-stay. Safe to stop and to run again.
+SYNC_RUN_DETAIL_RETENTION_DAYS ago, and the quarantined records closed as long ago (see
+``syncing/retention.py``); the runs and their counts stay. Safe to stop and to run again.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from syncing.retention import runs_due_for_purge, sync_run_details_purge
 
 
 class Command(BaseCommand):
-    help = "Delete the staged changes and page records of old finished sync runs."
+    help = "Delete old finished sync runs' staged changes and pages, and old closed quarantine."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -46,5 +46,6 @@ class Command(BaseCommand):
         else:
             self.stdout.write(
                 f"Purged {result.runs} run(s): {result.changes} staged change(s) and "
-                f"{result.pages} page record(s) deleted."
+                f"{result.pages} page record(s) deleted; {result.quarantined} closed "
+                "quarantined record(s) deleted."
             )
