@@ -46,6 +46,7 @@ from syncing.services import (
     conflict_resolve,
     identity_match_confirm,
     identity_match_reject,
+    quarantine_discard,
     quarantine_redrive,
     run_approve,
     run_cancel,
@@ -402,8 +403,11 @@ class QuarantinedRecordAdmin(ReadOnlyScopedAdmin):
 
     @admin.action(description="Discard (stop tracking)")
     def discard(self, request: HttpRequest, queryset: QuerySet[QuarantinedRecord]) -> None:
-        if self._can_write(request):
-            queryset.update(status=QuarantineStatus.DISCARDED, updated_at=timezone.now())
+        if not self._can_write(request):
+            messages.error(request, "You may not discard records.")
+            return
+        discarded = quarantine_discard(records=queryset)
+        messages.success(request, f"{discarded} open record(s) discarded.")
 
 
 @admin.register(IdentityMatch)

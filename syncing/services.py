@@ -280,6 +280,17 @@ def quarantine_redrive(*, records: Any, user: Any = None) -> SyncRun | None:
     return run
 
 
+def quarantine_discard(*, records: Any) -> int:
+    """Stop tracking quarantined records (an admin decided the SIS will not fix them). Only
+    open ones change; the count of those is returned. A later run that meets the record
+    still malformed parks it again as a new open record."""
+    return int(
+        records.filter(status=QuarantineStatus.OPEN).update(
+            status=QuarantineStatus.DISCARDED, updated_at=timezone.now()
+        )
+    )
+
+
 def quarantine_settle(*, run: SyncRun) -> None:
     """After a run: quarantined records the run saw again and that went through cleanly (now
     linked and unchanged, or applied) leave quarantine."""

@@ -10,7 +10,15 @@ from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
 from attendance.models import Student
-from syncing.models import Conflict, RunStatus, ScheduleKind, SyncRun, SyncSchedule
+from syncing.models import (
+    Conflict,
+    QuarantinedRecord,
+    QuarantineStatus,
+    RunStatus,
+    ScheduleKind,
+    SyncRun,
+    SyncSchedule,
+)
 from syncing.schedules import schedule_save, scheduled_sync_start
 from syncing.webhooks import signature_for
 from tests.factories import UserFactory
@@ -70,6 +78,40 @@ def test_bulk_resolve_from_the_conflict_queue(client, superuser, connection, sou
     )
     conflict.refresh_from_db()
     assert conflict.status == "resolved_local" and conflict.resolved_by == superuser
+
+
+def test_discard_from_the_quarantine_stops_tracking_open_records_only(
+    client, superuser, connection
+):
+    run = SyncRun.objects.create(
+        district=connection.district, connection=connection, mode="full", trigger="admin",
+        status=RunStatus.COMPLETED_WITH_QUARANTINE,
+    )  # fmt: skip
+    records = {
+        status: QuarantinedRecord.objects.create(
+            district=connection.district,
+            connection=connection,
+            run=run,
+            entity="student",
+            source_id=f"q-{status}",
+            payload={},
+            reason_code="bad_date",
+            status=status,
+        )  # fmt: skip
+        for status in (QuarantineStatus.OPEN, QuarantineStatus.RESOLVED)
+    }
+    resolved_at = records[QuarantineStatus.RESOLVED].updated_at
+    client.force_login(superuser)
+    page = client.post(
+        reverse("admin:syncing_quarantinedrecord_changelist"),
+        {"action": "discard", "_selected_action": [r.pk for r in records.values()]},
+        follow=True,
+    )
+    assert b"1 open record(s) discarded." in page.content
+    statuses = dict(QuarantinedRecord.objects.values_list("source_id", "status"))
+    assert statuses == {"q-open": "discarded", "q-resolved": "resolved"}
+    records[QuarantineStatus.RESOLVED].refresh_from_db()
+    assert records[QuarantineStatus.RESOLVED].updated_at == resolved_at
 
 
 def test_a_schedule_becomes_beat_rows_and_a_double_beat_is_one_run(connection):
