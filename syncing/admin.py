@@ -11,7 +11,6 @@ import datetime as dt
 import json
 from typing import Any
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -41,6 +40,7 @@ from syncing.models import (
     Trigger,
     WriteBackItem,
 )
+from syncing.retention import details_kept_until
 from syncing.selectors import run_change_totals
 from syncing.services import (
     conflict_resolve,
@@ -179,10 +179,8 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
                 f"deleted {when(obj.details_purged_at)} "
                 "(retention period ended; the counts above are kept)"
             )
-        if obj.finished_at is None:
-            return "kept while the run is active"
-        days = settings.SYNC_RUN_DETAIL_RETENTION_DAYS
-        return f"kept until {when(obj.finished_at + dt.timedelta(days=days))}"
+        until = details_kept_until(obj)
+        return "kept while the run is active" if until is None else f"kept until {when(until)}"
 
     @admin.display(description="duration")
     def duration_display(self, obj: SyncRun) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -41,17 +41,17 @@ class PurgeResult:
     quarantined: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "runs": self.runs,
-            "changes": self.changes,
-            "pages": self.pages,
-            "quarantined": self.quarantined,
-        }
+        return asdict(self)
 
 
-def _cutoff(now: dt.datetime | None, retention_days: int | None) -> dt.datetime:
+def _period(retention_days: int | None = None) -> dt.timedelta:
     days = retention_days if retention_days is not None else settings.SYNC_RUN_DETAIL_RETENTION_DAYS
-    return (now or timezone.now()) - dt.timedelta(days=days)
+    return dt.timedelta(days=days)
+
+
+def details_kept_until(run: SyncRun) -> dt.datetime | None:
+    """When a finished run's working rows become due for deletion (None while it is active)."""
+    return None if run.finished_at is None else run.finished_at + _period()
 
 
 def runs_due_for_purge(
@@ -61,7 +61,7 @@ def runs_due_for_purge(
     pending, running or held run is never due, however old: it still needs them."""
     return SyncRun.objects.filter(
         status__in=FINISHED_STATUSES,
-        finished_at__lt=_cutoff(now, retention_days),
+        finished_at__lt=(now or timezone.now()) - _period(retention_days),
         details_purged_at__isnull=True,
     ).order_by("finished_at", "id")
 
@@ -78,10 +78,11 @@ def sync_run_details_purge(
     million changes never holds one long transaction, and the quarantined records closed
     before the same cutoff. Stopped half-way, it goes on from where it was; run again, it
     deletes nothing more. ``progress`` is called with 1 per run done."""
+    now = now or timezone.now()  # one cutoff for the runs and the quarantine
     result = PurgeResult()
     result.quarantined = QuarantinedRecord.objects.filter(
         status__in=(QuarantineStatus.RESOLVED, QuarantineStatus.DISCARDED),
-        updated_at__lt=_cutoff(now, retention_days),
+        updated_at__lt=now - _period(retention_days),
     ).delete()[0]
     run_ids = list(
         runs_due_for_purge(now=now, retention_days=retention_days).values_list("id", flat=True)

@@ -6,7 +6,6 @@ rendering migration states; each test copies the file instead)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,8 +43,3 @@ def migrate_into(tmp_path: Path) -> Path:
     database = tmp_path / "var" / "db.sqlite3"
     assert database.exists()
     return database
-
-
-def copy_database(template: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template, target)

@@ -9,12 +9,13 @@ SQLite file in VAR_DIR), Celery tasks eager and the in-process ``test`` SMS prov
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.sqlite_project import ROOT, copy_database, project_env
+from tests.sqlite_project import ROOT, project_env
 
 # An absence recorded through the service the API uses; the receiver's tasks run eagerly:
 # plan, dispatch (portable INSERT … SELECT twin), cancel check, claim, send, record.
@@ -197,7 +198,7 @@ def test_on_sqlite_an_absence_is_sent_grades_compute_and_a_column_is_created_onc
     tmp_path, migrated_sqlite
 ):
     env = _env(tmp_path)
-    copy_database(migrated_sqlite, tmp_path / "var" / "db.sqlite3")
+    shutil.copyfile(migrated_sqlite, tmp_path / "var" / "db.sqlite3")
 
     sent = _shell(env, _NOTIFY)
     assert sent["points"] == [["sms", True]]

@@ -9,12 +9,13 @@ a day, sync again, then post a bulk attendance batch through the API's writer.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.sqlite_project import ROOT, copy_database, project_env
+from tests.sqlite_project import ROOT, project_env
 from tests.syncing.sandbox import sandbox_for
 
 _MODELS = (
@@ -90,7 +91,7 @@ def test_make_run_on_sqlite_syncs_resyncs_nothing_applies_a_day_and_posts_attend
     tmp_path, migrated_sqlite
 ):
     env = _env(tmp_path)
-    copy_database(migrated_sqlite, tmp_path / "db.sqlite3")
+    shutil.copyfile(migrated_sqlite, tmp_path / "db.sqlite3")
     with sandbox_for(students=60) as sandbox:
         _manage(
             env,
