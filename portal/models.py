@@ -95,7 +95,12 @@ class PortalAudit(models.Model):
     session was opened (``code:sms``, ``code:email``, ``link:email``, ``link:message``); no
     contact values are stored here."""
 
-    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="+")
+    guardian = models.ForeignKey(
+        Guardian,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # portal_audit_guardian_idx leads with it
+    )
     action = models.CharField(max_length=16, choices=AuditAction.choices)
     student = models.ForeignKey(
         Student, on_delete=models.SET_NULL, related_name="+", null=True, blank=True

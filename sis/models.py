@@ -33,7 +33,12 @@ class Vendor(models.TextChoices):
 class SISConnection(TimeStampedModel):
     """One SIS instance a district reads rosters from (a district may have several)."""
 
-    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="sis_connections")
+    district = models.ForeignKey(
+        District,
+        on_delete=models.PROTECT,
+        related_name="sis_connections",
+        db_index=False,  # sisconnection_unique_name_per_district leads with it
+    )
     name = models.CharField(max_length=120)
     # Not limited to Provider choices: outside connector packages add their own keys.
     provider = models.CharField(max_length=64)
@@ -121,7 +126,10 @@ class GradebookColumn(models.Model):
     score goes to it. Not student data; kept while the connection exists."""
 
     connection = models.ForeignKey(
-        SISConnection, on_delete=models.CASCADE, related_name="gradebook_columns"
+        SISConnection,
+        on_delete=models.CASCADE,
+        related_name="gradebook_columns",
+        db_index=False,  # gradebook_column_unique leads with it
     )
     key = models.CharField(max_length=255)
     sis_id = models.CharField(max_length=255)

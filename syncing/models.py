@@ -64,9 +64,17 @@ class Approval(models.TextChoices):
 
 
 class SyncRun(TimeStampedModel):
-    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="sync_runs")
+    district = models.ForeignKey(
+        District,
+        on_delete=models.PROTECT,
+        related_name="sync_runs",
+        db_index=False,  # syncrun_district_recent leads with it
+    )
     connection = models.ForeignKey(
-        "sis.SISConnection", on_delete=models.PROTECT, related_name="sync_runs"
+        "sis.SISConnection",
+        on_delete=models.PROTECT,
+        related_name="sync_runs",
+        db_index=False,  # syncrun_connection_status leads with it
     )
     mode = models.CharField(max_length=8, choices=Mode.choices)
     trigger = models.CharField(max_length=8, choices=Trigger.choices)
@@ -306,7 +314,12 @@ class SyncPage(models.Model):
     """A page fetched and staged by a run, with the ids of the existing links it saw (what a
     full sync does *not* see is deactivated, so the seen set must survive a worker restart)."""
 
-    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="pages")
+    run = models.ForeignKey(
+        SyncRun,
+        on_delete=models.CASCADE,
+        related_name="pages",
+        db_index=False,  # syncpage_unique leads with it
+    )
     entity = models.CharField(max_length=32)
     number = models.PositiveIntegerField()
     seen_link_ids = models.JSONField(default=list)
@@ -331,7 +344,12 @@ class FieldPolicy(TimeStampedModel):
     """Who wins when the SIS and a local edit both changed one field. A policy on a connection
     overrides the district's; without any, the field is held for review."""
 
-    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    district = models.ForeignKey(
+        District,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # fieldpolicy_unique leads with it
+    )
     connection = models.ForeignKey(
         "sis.SISConnection",
         on_delete=models.CASCADE,
@@ -371,7 +389,12 @@ class Conflict(TimeStampedModel):
     already resolved (so nothing is decided silently), with review it stays open.
     """
 
-    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    district = models.ForeignKey(
+        District,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # conflict_queue leads with it
+    )
     school = models.ForeignKey(
         School, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -417,7 +440,12 @@ class SafetyPolicy(TimeStampedModel):
     outage). A source that returns nothing where a roster exists is always held.
     """
 
-    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    district = models.ForeignKey(
+        District,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # safetypolicy_unique leads with it
+    )
     connection = models.ForeignKey(
         "sis.SISConnection",
         on_delete=models.CASCADE,
@@ -540,7 +568,10 @@ class WriteBackItem(TimeStampedModel):
 
     district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
     connection = models.ForeignKey(
-        "sis.SISConnection", on_delete=models.CASCADE, related_name="writeback_items"
+        "sis.SISConnection",
+        on_delete=models.CASCADE,
+        related_name="writeback_items",
+        db_index=False,  # writeback_unique leads with it
     )
     entity = models.CharField(max_length=32)
     object_id = models.BigIntegerField()
@@ -584,7 +615,10 @@ class PendingEvent(models.Model):
 
     district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
     connection = models.ForeignKey(
-        "sis.SISConnection", on_delete=models.CASCADE, related_name="pending_events"
+        "sis.SISConnection",
+        on_delete=models.CASCADE,
+        related_name="pending_events",
+        db_index=False,  # pendingevent_unique leads with it
     )
     entity = models.CharField(max_length=32)
     source_id = models.CharField(max_length=255)

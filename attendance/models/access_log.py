@@ -14,7 +14,12 @@ from attendance.models.organization import District
 
 
 class ApiAccessLog(models.Model):
-    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="access_logs")
+    district = models.ForeignKey(
+        District,
+        on_delete=models.CASCADE,
+        related_name="access_logs",
+        db_index=False,  # access_log_district_idx leads with it
+    )
     # Who: the kind of credential and its public label (key prefix or OAuth client id).
     client_kind = models.CharField(max_length=16)
     client_id = models.CharField(max_length=100)

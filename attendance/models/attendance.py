@@ -35,7 +35,10 @@ class AttendanceCode(TimeStampedModel):
     """One of a district's SIS attendance codes (``A``, ``T``, ``EX`` …) and what it means."""
 
     district = models.ForeignKey(
-        District, on_delete=models.PROTECT, related_name="attendance_codes"
+        District,
+        on_delete=models.PROTECT,
+        related_name="attendance_codes",
+        db_index=False,  # attendance_code_unique leads with it
     )
     code = models.CharField(max_length=16)
     description = models.CharField(max_length=200, blank=True)
@@ -56,8 +59,18 @@ class AttendanceCode(TimeStampedModel):
 class AttendanceRecord(TimeStampedModel):
     """A student's attendance on a date: for the whole day (no section) or for one section."""
 
-    school = models.ForeignKey(School, on_delete=models.PROTECT, related_name="attendance")
-    student = models.ForeignKey(Student, on_delete=models.PROTECT, related_name="attendance")
+    school = models.ForeignKey(
+        School,
+        on_delete=models.PROTECT,
+        related_name="attendance",
+        db_index=False,  # attendance_school_date_idx leads with it
+    )
+    student = models.ForeignKey(
+        Student,
+        on_delete=models.PROTECT,
+        related_name="attendance",
+        db_index=False,  # attendance_student_date_idx leads with it
+    )
     date = models.DateField()
     section = models.ForeignKey(
         Section, on_delete=models.PROTECT, related_name="attendance", null=True, blank=True
@@ -106,7 +119,10 @@ class ParticipationGrade(TimeStampedModel):
     to the SIS gradebook. ``rule`` names the rule and version that computed it."""
 
     student = models.ForeignKey(
-        Student, on_delete=models.PROTECT, related_name="participation_grades"
+        Student,
+        on_delete=models.PROTECT,
+        related_name="participation_grades",
+        db_index=False,  # participation_grade_unique leads with it
     )
     section = models.ForeignKey(
         Section, on_delete=models.PROTECT, related_name="participation_grades"

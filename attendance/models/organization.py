@@ -46,7 +46,12 @@ class SchoolLevel(models.TextChoices):
 
 
 class School(TimeStampedModel):
-    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="schools")
+    district = models.ForeignKey(
+        District,
+        on_delete=models.PROTECT,
+        related_name="schools",
+        db_index=False,  # school_unique_name leads with it
+    )
     name = models.CharField(max_length=200)
     # The SIS school number; empty for schools created here.
     local_id = models.CharField(max_length=64, blank=True)
@@ -81,7 +86,12 @@ class TermKind(models.TextChoices):
 class Term(TimeStampedModel):
     """An academic session. Nested: school year → semester → grading period."""
 
-    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="terms")
+    district = models.ForeignKey(
+        District,
+        on_delete=models.PROTECT,
+        related_name="terms",
+        db_index=False,  # the (district, start_date) index leads with it
+    )
     # Null for a district-wide calendar.
     school = models.ForeignKey(
         School, on_delete=models.PROTECT, related_name="terms", null=True, blank=True
@@ -119,7 +129,12 @@ class Term(TimeStampedModel):
 
 
 class Course(TimeStampedModel):
-    district = models.ForeignKey(District, on_delete=models.PROTECT, related_name="courses")
+    district = models.ForeignKey(
+        District,
+        on_delete=models.PROTECT,
+        related_name="courses",
+        db_index=False,  # course_unique_code leads with it
+    )
     school = models.ForeignKey(
         School, on_delete=models.PROTECT, related_name="courses", null=True, blank=True
     )
@@ -141,7 +156,7 @@ class Course(TimeStampedModel):
 class Section(TimeStampedModel):
     """A class: a course taught at a school in a term, in one or more periods."""
 
-    # No index of its own: the (school, term) index and the unique section number lead with it.
+    # No index of its own: the unique section number (school, term, course, number) leads with it.
     school = models.ForeignKey(
         School, on_delete=models.PROTECT, related_name="sections", db_index=False
     )
@@ -170,7 +185,6 @@ class Section(TimeStampedModel):
                 name="section_unique_number",
             ),
         ]
-        indexes = [models.Index(fields=["school", "term"])]
 
     def __str__(self) -> str:
         return f"{self.course.code}-{self.section_number}"

@@ -37,7 +37,12 @@ class ContactPoint(TimeStampedModel):
     so it is applied to every contact point with the same value.
     """
 
-    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="contact_points")
+    guardian = models.ForeignKey(
+        Guardian,
+        on_delete=models.CASCADE,
+        related_name="contact_points",
+        db_index=False,  # contact_point_unique_value leads with it
+    )
     kind = models.CharField(max_length=8, choices=Channel.choices)
     value = models.CharField(max_length=254)
     raw_value = models.CharField(max_length=254, blank=True)

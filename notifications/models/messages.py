@@ -40,13 +40,23 @@ class Notification(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     event_key = models.CharField(max_length=200)
-    district = models.ForeignKey(District, on_delete=models.CASCADE, related_name="+")
+    district = models.ForeignKey(
+        District,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # notification_district_idx leads with it
+    )
     school = models.ForeignKey(
         School, on_delete=models.SET_NULL, related_name="+", null=True, blank=True
     )
     guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="notifications")
     student = models.ForeignKey(
-        Student, on_delete=models.CASCADE, related_name="notifications", null=True, blank=True
+        Student,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        null=True,
+        blank=True,
+        db_index=False,  # notification_student_idx leads with it
     )
     bulk_notice = models.ForeignKey(
         "notifications.BulkNotice",

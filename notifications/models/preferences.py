@@ -49,7 +49,12 @@ class Preference(TimeStampedModel):
     defaults. ``None`` / empty means "not set here, ask the next layer".
     """
 
-    guardian = models.ForeignKey(Guardian, on_delete=models.CASCADE, related_name="preferences")
+    guardian = models.ForeignKey(
+        Guardian,
+        on_delete=models.CASCADE,
+        related_name="preferences",
+        db_index=False,  # preference_unique_scope leads with it
+    )
     student = models.ForeignKey(
         Student, on_delete=models.CASCADE, related_name="+", null=True, blank=True
     )
