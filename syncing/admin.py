@@ -214,11 +214,16 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
     def reject(self, request: HttpRequest, queryset: QuerySet[SyncRun]) -> None:
         self._decide(request, queryset, Approval.REJECT)
 
-    @admin.action(description="Cancel pending or running runs")
+    @admin.action(description="Cancel pending, held or stalled runs")
     def cancel(self, request: HttpRequest, queryset: QuerySet[SyncRun]) -> None:
+        done, failed = 0, []
         for run in queryset:
-            run_cancel(run=run)
-        messages.success(request, "Cancelled.")
+            try:
+                run_cancel(run=run)
+                done += 1
+            except ApplicationError as exc:
+                failed.append(f"Run #{run.pk}: {exc.message}")
+        _report(request, done, failed, "Cancelled")
 
 
 @admin.register(SyncChange)
@@ -390,14 +395,20 @@ class QuarantinedRecordAdmin(ReadOnlyScopedAdmin):
             messages.error(request, "You may not re-drive records.")
             return
         try:
-            run = quarantine_redrive(
+            run, started = quarantine_redrive(
                 records=queryset.filter(status=QuarantineStatus.OPEN), user=request.user
             )
         except ApplicationError as exc:
             messages.error(request, exc.message)
             return
-        if run is not None:
+        if run is not None and started:
             messages.success(request, f"Re-drive queued as sync run #{run.pk}.")
+        elif run is not None:
+            messages.success(
+                request,
+                f"Sync run #{run.pk} of this connection is active: the records will be "
+                "re-fetched by the run that follows it.",
+            )
 
     @admin.action(description="Discard (stop tracking)")
     def discard(self, request: HttpRequest, queryset: QuerySet[QuarantinedRecord]) -> None:
@@ -431,8 +442,14 @@ class IdentityMatchAdmin(ReadOnlyScopedAdmin):
     def reject(self, request: HttpRequest, queryset: QuerySet[IdentityMatch]) -> None:
         if not self._can_write(request):
             return
+        done, failed = 0, []
         for match in queryset.filter(status=MatchStatus.SUGGESTED):
-            identity_match_reject(match=match, user=request.user)
+            try:
+                identity_match_reject(match=match, user=request.user)
+                done += 1
+            except ApplicationError as exc:
+                failed.append(exc.message)
+        _report(request, done, failed, "Rejected")
 
 
 @admin.register(WriteBackItem)

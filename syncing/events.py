@@ -32,23 +32,27 @@ def sync_events_receive(*, connection: Any, targets: list[list[str]]) -> tuple[S
         # Earlier events still wait: join them, so records sync in the order they arrived.
         run = _active_run(connection.pk)
         if run is not None:
-            _keep(connection, targets)
+            pending_events_keep(connection, targets)
             return run, False, True
+    now, later = targets[:MAX_TARGETS], targets[MAX_TARGETS:]
     run, created = sync_start(
         connection=connection,
         mode=Mode.TARGETED,
         trigger=Trigger.EVENT,
-        target_entity=targets[0][0],
-        target_source_id=targets[0][1],
-        targets=targets,
+        target_entity=now[0][0],
+        target_source_id=now[0][1],
+        targets=now,
     )
     if created:
+        if later:  # synced by the targeted run that follows this one
+            pending_events_keep(connection, later)
         return run, True, False
-    _keep(connection, targets)
+    pending_events_keep(connection, targets)
     return run, False, True
 
 
-def _keep(connection: Any, targets: list[list[str]]) -> None:
+def pending_events_keep(connection: Any, targets: list[list[str]]) -> None:
+    """Keep records ([[entity, source id], ...]) for the targeted run after the active one."""
     rows = [
         PendingEvent(
             district_id=connection.district_id,

@@ -4,6 +4,7 @@ the ``sync`` command call these; they never touch the models directly."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -18,6 +19,7 @@ from core.errors import ApplicationError, ConflictError
 from core.tasks import enqueue_on_commit
 from syncing.engine.stage import content_hash
 from syncing.entities import SPECS
+from syncing.locks import connection_lock_held
 from syncing.models import (
     ACTIVE_STATUSES,
     Approval,
@@ -135,10 +137,19 @@ def run_approve(*, run: SyncRun, user: Any, approval: str, enqueue: bool = True)
 
 
 def run_cancel(*, run: SyncRun) -> SyncRun:
+    """Cancel a pending or held run, or a running one whose worker is gone (nothing holds the
+    connection's lock). A run a worker is executing cannot be stopped midway: the worker would
+    go on staging and applying, and a new run could start beside it."""
     with transaction.atomic():
         run = SyncRun.objects.select_for_update().get(pk=run.pk)
         if run.status not in ACTIVE_STATUSES:
             return run
+        if run.status != RunStatus.HELD and connection_lock_held(run.connection_id):
+            raise ConflictError(
+                "A worker is running this sync; it cannot be stopped midway. Cancel it once it "
+                "is held, or let it finish.",
+                code="run_in_progress",
+            )
         SyncChange.objects.filter(run=run, state=ChangeState.STAGED).update(
             state=ChangeState.REJECTED
         )
@@ -171,7 +182,19 @@ def conflict_resolve(
             raise ConflictError("The conflict is already resolved.", code="already_resolved")
         link = conflict.link
         spec = SPECS[conflict.entity]
-        chosen = {"sis": conflict.sis_value, "local": conflict.local_value, "edit": value}[choice]
+        if choice == "local":
+            # The record's value now: a local correction made since the sync recorded the
+            # conflict is what "keep local" keeps, not the value the conflict remembers.
+            current_value = (
+                spec.model._default_manager.filter(pk=link.object_id)
+                .values_list(conflict.field, flat=True)
+                .first()
+            )
+            chosen = (
+                current_value.isoformat() if isinstance(current_value, dt.date) else current_value
+            )
+        else:
+            chosen = {"sis": conflict.sis_value, "edit": value}[choice]
         row: dict[str, Any] = {"id": link.object_id, conflict.field: chosen}
         if spec.derive is not None:
             current = dict(
@@ -193,8 +216,7 @@ def conflict_resolve(
         link.save(update_fields=["baseline", "updated_at"])
         if choice != "sis" and chosen != conflict.sis_value:
             capability = spec.writeback_capability
-            capabilities = set(getattr(link.connection, "capabilities", None) or [])
-            if capability and (not capabilities or capability in capabilities):
+            if capability and _connection_can(link.connection, capability):
                 from syncing.engine.apply import writeback_queue
 
                 writeback_queue(
@@ -216,6 +238,22 @@ def conflict_resolve(
         conflict.resolved_at = timezone.now()
         conflict.save()
     return conflict
+
+
+def _connection_can(connection: Any, capability: str) -> bool:
+    """Whether a connector built for ``connection`` would have ``capability`` enabled: its
+    provider declares it and the connection's own list (empty: everything declared) allows
+    it. Decided without building the connector, so settling a conflict does not depend on the
+    connection's credentials."""
+    from sis.connectors.errors import ConfigurationError
+    from sis.connectors.registry import connector_class
+
+    try:
+        declared = {str(c) for c in connector_class(connection.provider).capabilities}
+    except ConfigurationError:
+        return False
+    allowed = set(connection.capabilities or declared)
+    return capability in declared & allowed
 
 
 def _edited_value_check(conflict: Conflict, value: Any) -> None:
@@ -249,9 +287,11 @@ def conflicts_resolve_bulk(*, conflicts: Any, user: Any, choice: str) -> int:
 # --- quarantine ---------------------------------------------------------------------------------
 
 
-def quarantine_redrive(*, records: Any, user: Any = None) -> SyncRun | None:
+def quarantine_redrive(*, records: Any, user: Any = None) -> tuple[SyncRun | None, bool]:
     """Re-fetch quarantined records fresh from the SIS in one targeted run — never from the
-    stale payload, which could undo a newer change. Returns the run (None: nothing to do)."""
+    stale payload, which could undo a newer change. Returns the run and whether it is the
+    re-drive's own: while another run of the connection is active, that run comes back and the
+    records wait as pending events for the targeted run after it."""
     targets: dict[int, list[list[str]]] = {}
     connections: dict[int, Any] = {}
     for record in records:
@@ -266,9 +306,9 @@ def quarantine_redrive(*, records: Any, user: Any = None) -> SyncRun | None:
             "None of these records can be re-fetched; fix them in the SIS and run a sync.",
             code="not_redrivable",
         )
-    run = None
+    run, started = None, False
     for connection_id, items in targets.items():
-        run, _ = sync_start(
+        run, started = sync_start(
             connection=connections[connection_id],
             mode=Mode.TARGETED,
             trigger=Trigger.ADMIN,
@@ -277,7 +317,13 @@ def quarantine_redrive(*, records: Any, user: Any = None) -> SyncRun | None:
             target_source_id=items[0][1],
             targets=items,
         )
-    return run
+        if not started:
+            # Another run of the connection is active (sync_start returned it): keep the
+            # records as pending events, re-fetched by the targeted run that follows it.
+            from syncing.events import pending_events_keep
+
+            pending_events_keep(connections[connection_id], items)
+    return run, started
 
 
 def quarantine_discard(*, records: Any) -> int:
@@ -331,10 +377,39 @@ def identity_match_confirm(*, match: IdentityMatch, user: Any) -> SourceLink:
         ).first()
         if existing is not None:
             raise ConflictError("The new source id is already linked.", code="already_linked")
+        # A run staging now would not have seen the new link and would deactivate the record
+        # through it; a held run has finished staging (its deactivation through the old link
+        # is rejected below).
+        if SyncRun.objects.filter(
+            connection_id=match.connection_id,
+            status__in=[RunStatus.PENDING, RunStatus.RUNNING],
+        ).exists():
+            raise ConflictError(
+                "A sync of this connection is in progress; confirm once it has finished.",
+                code="sync_in_progress",
+            )
         old = match.old_link
+        others = SourceLink.objects.filter(
+            connection_id=match.connection_id,
+            entity=match.entity,
+            object_id=match.object_id,
+            active=True,
+        )
+        if old is not None:
+            others = others.exclude(pk=old.pk)
+        if others.exists():
+            raise ConflictError(
+                "Another SIS record is already linked to this local record.",
+                code="object_already_linked",
+            )
         if old is not None:
             old.active = False
             old.save(update_fields=["active", "updated_at"])
+            # The old source id is gone from the SIS: a held run's staged deactivation through
+            # the old link would deactivate the very record the new link now keeps.
+            SyncChange.objects.filter(
+                link_id=old.pk, state=ChangeState.STAGED, action=ChangeAction.DEACTIVATE
+            ).update(state=ChangeState.REJECTED)
             baseline = old.baseline
             school_id = old.school_id
         else:
@@ -375,15 +450,20 @@ def identity_match_reject(*, match: IdentityMatch, user: Any) -> IdentityMatch:
         match.decided_by = user if getattr(user, "pk", None) else None
         match.decided_at = timezone.now()
         match.save()
-        QuarantinedRecord.objects.create(
-            district_id=match.district_id,
+        # One open row per record: the record may be parked already (a warning on the same
+        # run, or the rejection of an earlier suggestion).
+        QuarantinedRecord.objects.update_or_create(
             connection_id=match.connection_id,
-            run=match.run,
             entity=match.entity,
             source_id=match.new_source_id,
-            payload=match.values,
-            reason_code="duplicate_key",
-            message="Another local record already uses this record's local id.",
+            status=QuarantineStatus.OPEN,
+            defaults={
+                "district_id": match.district_id,
+                "run": match.run,
+                "payload": match.values,
+                "reason_code": "duplicate_key",
+                "message": "Another local record already uses this record's local id.",
+            },
         )
     return match
 

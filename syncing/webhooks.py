@@ -41,7 +41,6 @@ ENTITY_ALIASES = {
     "section_enrollment": "section_enrollment",
     "reenrollments": "enrollment",
 }
-MAX_TARGETS = 500
 
 
 def signature_for(secret: str, body: bytes) -> str:
@@ -50,7 +49,9 @@ def signature_for(secret: str, body: bytes) -> str:
 
 def _targets(payload: Any) -> list[list[str]]:
     events = payload.get("events", [payload]) if isinstance(payload, dict) else payload
-    targets: list[list[str]] = []
+    # Every record named, once, in the order first named (a run takes 500; the rest wait as
+    # pending events for the next one). The body's size limit bounds how many there can be.
+    targets: dict[tuple[str, str], None] = {}
     for event in events if isinstance(events, list) else []:
         if not isinstance(event, dict):
             continue
@@ -58,10 +59,8 @@ def _targets(payload: Any) -> list[list[str]]:
         entity = ENTITY_ALIASES.get(raw.lower(), raw.lower())
         source_id = event.get("source_id") or event.get("id") or event.get("dcid")
         if entity in SPECS and source_id not in (None, ""):
-            pair = [entity, str(source_id)]
-            if pair not in targets:
-                targets.append(pair)
-    return targets[:MAX_TARGETS]
+            targets[(entity, str(source_id))] = None
+    return [list(pair) for pair in targets]
 
 
 @csrf_exempt
@@ -72,7 +71,9 @@ def sis_events(request: HttpRequest, connection_id: int) -> JsonResponse:
 
     secret = schedule_webhook_secret(connection_id=connection_id)
     given = request.headers.get("X-Sync-Signature", "")
-    if secret is None or not hmac.compare_digest(given, signature_for(secret, request.body)):
+    # As bytes: compare_digest refuses a str with non-ASCII characters (a TypeError, a 500).
+    expected = signature_for(secret, request.body).encode() if secret is not None else b""
+    if secret is None or not hmac.compare_digest(given.encode(), expected):
         logger.warning("sync webhook refused", extra={"connection_id": connection_id})
         return JsonResponse({"error": {"code": "bad_signature"}}, status=403)
     try:

@@ -609,8 +609,10 @@ def _open_new_spans(
 
 
 def apply_deactivations(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, Any]]) -> None:
+    # Only through links still active: one retired since staging (an admin confirmed that a
+    # new source id is the same record, while the run was held) no longer speaks for it.
     links = dict(
-        SourceLink.objects.filter(pk__any=[c["link_id"] for c in changes]).values_list(
+        SourceLink.objects.filter(pk__any=[c["link_id"] for c in changes], active=True).values_list(
             "id", "object_id"
         )
     )

@@ -399,15 +399,16 @@ def _finish(run: SyncRun) -> None:
 
     quarantined = _quarantined_in_run(run)
     counts = dict(run.counts)
-    # A change that failed to apply was quarantined by this run (apply's _fail), so a run
-    # without quarantined records skips this walk over all its changes (no index covers
-    # their state).
+    # The counts are what was applied: changes that failed (each quarantined by this run, in
+    # apply's _fail) or were rejected (only a held run's: approved except deactivations, or
+    # withdrawn by a confirmed identity match) come off. Other runs skip this walk over all
+    # their changes (no index covers their state).
     failed = (
-        SyncChange.objects.filter(run=run, state=ChangeState.FAILED)
+        SyncChange.objects.filter(run=run, state__in=[ChangeState.FAILED, ChangeState.REJECTED])
         .values_list("entity", "action")
         .order_by()
         .annotate(n=Count("id"))
-        if quarantined
+        if quarantined or run.approval
         else []
     )
     for entity, action, n in failed:
@@ -485,9 +486,15 @@ def _execute_locked(
         return run
     try:
         if run.status == RunStatus.PENDING:
-            run.status = RunStatus.RUNNING
-            run.started_at = run.started_at or timezone.now()
-            run.save()
+            # Only if still pending: an admin may have cancelled it since it was read.
+            started = SyncRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
+                status=RunStatus.RUNNING,
+                started_at=run.started_at or timezone.now(),
+                updated_at=timezone.now(),
+            )
+            run.refresh_from_db()
+            if not started:
+                return run
         if source is None:
             source = source_for_connection(run.connection)
         if run.phase == Phase.FETCH:

@@ -348,12 +348,33 @@ def _hold_identity_matches(
             object_id__any=[row["id"] for row in taken.values()],
         ).values_list("id", "object_id")
     }
+    # Suggestions an admin rejected stay rejected: such a record waits in quarantine for the
+    # SIS to fix the key, instead of being suggested again by every run.
+    rejected = set(
+        IdentityMatch.objects.filter(
+            connection_id=ctx.run.connection_id,
+            entity=spec.name,
+            status=MatchStatus.REJECTED,
+            new_source_id__any=[entry[0] for entry in creates],
+        ).values_list("new_source_id", "object_id")
+    )
     keep = []
     for entry in creates:
         source_id, values = entry[0], entry[1]
         local = taken.get(values.get(key))
         if local is None:
             keep.append(entry)
+            continue
+        if (source_id, local["id"]) in rejected:
+            quarantine_record(
+                run=ctx.run,
+                entity=spec.name,
+                source_id=source_id,
+                payload=_raw_of(entry[3]),
+                reason_code="duplicate_key",
+                message="Another local record already uses this record's local id.",
+            )
+            ctx.count(spec.name, "quarantined")
             continue
         compared = {
             name: {"local": _plain(local.get(name)), "sis": values.get(name)}

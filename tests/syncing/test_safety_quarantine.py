@@ -68,6 +68,9 @@ def test_a_30_percent_drop_at_one_school_is_held_and_partial_approval_spares_stu
         )
         run = run_execute(run.pk, source=source)
     assert run.status in (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_QUARANTINE)
+    # The run's counts say what was applied: none of the rejected deactivations.
+    assert run.counts["student"].get("deactivate", 0) == 0
+    assert run.counts["student"]["update"] >= 1
     edited = Student.objects.get(local_id=str(int(edit["id"]) + 100000))
     assert edited.legal_last_name == edit["detail"]["new"]
     still = SourceLink.objects.filter(entity="student", source_id__in=dropped)
@@ -119,7 +122,8 @@ def test_malformed_records_are_quarantined_and_redriven_after_the_sis_fixes_them
         assert record.reason_code == "malformed"
         assert Student.objects.count() == 59
         # The fault is gone: a re-drive fetches the record fresh and applies it.
-        redrive = quarantine_redrive(records=[record])
+        redrive, started = quarantine_redrive(records=[record])
+        assert started
         redrive = run_execute(redrive.pk)
     assert redrive.status == RunStatus.COMPLETED, redrive.error_summary
     assert Student.objects.count() == 60
