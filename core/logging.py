@@ -22,6 +22,8 @@ _SECRET_QUERY = re.compile(
     r"(?i)\b(token|secret|password|key|signature|code|client_secret|access_token)=[^&\s]+"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+# PostgreSQL's detail line quotes the row's values ("Key (district_id, local_id)=(3, S0042)").
+_PG_DETAIL = re.compile(r"(?m)^DETAIL:.*$")
 
 # LogRecord attributes that are not ours to serialise as extras.
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
@@ -29,12 +31,13 @@ _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "reque
 
 # Each pattern above needs one of these; most logged values (route names, statuses, templated
 # paths) have none, and one search is cheaper than four substitutions on every log line.
-_MAYBE_SENSITIVE = re.compile(r"[@=]|\d[\d\s().-]{8,}|(?i:bearer|basic)\s")
+_MAYBE_SENSITIVE = re.compile(r"[@=]|\d[\d\s().-]{8,}|(?i:bearer|basic)\s|DETAIL:")
 
 
 def redact(text: str) -> str:
     if _MAYBE_SENSITIVE.search(text) is None:
         return text
+    text = _PG_DETAIL.sub("DETAIL: [redacted]", text)
     text = _BEARER.sub(r"\1 [redacted]", text)
     text = _SECRET_QUERY.sub(r"\1=[redacted]", text)
     text = _EMAIL.sub("[email]", text)

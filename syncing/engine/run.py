@@ -22,13 +22,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.db import connections as db_connections
-from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
 from attendance.models import District
 from attendance.signals import rows_of_district
+from core.logging import redact
 from core.read_ahead import read_ahead
 from sis.connectors.errors import MalformedRecord, UnsupportedOperation
 from syncing.engine.apply import (
@@ -519,12 +520,29 @@ def _execute_locked(
         logger.exception("sync run failed", extra={"run_id": run_id})
         run.refresh_from_db()
         run.status = RunStatus.FAILED
-        run.error_summary = f"{type(exc).__name__}: {exc}"[:2000]
+        run.error_summary = error_summary(exc)
         run.finished_at = timezone.now()
         run.save()
         _notify_if_needed(run)
         raise
     return run
+
+
+def error_summary(exc: BaseException) -> str:
+    """What a failed run says about its error: stored on the run, shown in the admin and the
+    API, e-mailed to administrators — so no record values. PostgreSQL's messages quote them
+    ("Key (district_id, local_id)=(3, S0042) already exists", "invalid input syntax for type
+    date: …"), so a database error is named by its kind, SQLSTATE, table and constraint."""
+    if isinstance(exc, DatabaseError):
+        cause = exc.__cause__
+        diag = getattr(cause, "diag", None)
+        parts = [f"{type(exc).__name__}: database error {getattr(cause, 'sqlstate', None) or ''}"]
+        for label, attribute in (("table", "table_name"), ("constraint", "constraint_name")):
+            value = getattr(diag, attribute, None)
+            if value:
+                parts.append(f"{label} {value}")
+        return ", ".join(part.strip() for part in parts)
+    return redact(f"{type(exc).__name__}: {exc}")[:2000]
 
 
 def _notify_if_needed(run: SyncRun) -> None:

@@ -62,7 +62,19 @@ def test_dates_and_ids_survive_redaction():
     assert redact(text) == text
 
 
+def test_postgresql_detail_lines_quoting_row_values_are_scrubbed():
+    text = (
+        'duplicate key value violates unique constraint "student_unique_local_id"\n'
+        "DETAIL:  Key (district_id, local_id)=(3, S0042) already exists."
+    )
+    assert redact(text) == (
+        'duplicate key value violates unique constraint "student_unique_local_id"\n'
+        "DETAIL: [redacted]"
+    )
+
+
 def _every_substitution(text: str) -> str:
+    text = core_logging._PG_DETAIL.sub("DETAIL: [redacted]", text)
     text = core_logging._BEARER.sub(r"\1 [redacted]", text)
     text = core_logging._SECRET_QUERY.sub(r"\1=[redacted]", text)
     text = core_logging._EMAIL.sub("[email]", text)
@@ -83,6 +95,7 @@ def _every_substitution(text: str) -> str:
         "555.010.9999",
         "2026-11-26T07:00:00",
         "order 1234567890123",
+        "DETAIL:  Failing row contains (Jane, Doe).",
     ],
 )
 def test_the_quick_check_skips_only_text_no_pattern_would_change(text):

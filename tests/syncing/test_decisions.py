@@ -354,3 +354,25 @@ def test_the_admin_says_a_redrive_waits_for_the_active_run(client, connection, d
     )
     assert f"Sync run #{held.pk} of this connection is active".encode() in page.content
     assert PendingEvent.objects.filter(source_id="stu-3").exists()
+
+
+# --- what a failed run says ---------------------------------------------------------------------
+
+
+def test_a_failed_runs_error_names_the_constraint_not_the_values(district):
+    from django.db import IntegrityError, transaction
+
+    from syncing.engine.run import error_summary
+    from tests.factories import StudentFactory
+
+    StudentFactory(district=district, local_id="S0042")
+    with pytest.raises(IntegrityError) as caught, transaction.atomic():
+        StudentFactory(district=district, local_id="S0042")
+    assert "S0042" in str(caught.value)  # what PostgreSQL says quotes the row
+    summary = error_summary(caught.value)
+    assert "S0042" not in summary
+    assert summary == (
+        "IntegrityError: database error 23505, table attendance_student, "
+        "constraint student_unique_local_id"
+    )
+    assert error_summary(ValueError("plain words")) == "ValueError: plain words"
