@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -427,29 +428,29 @@ class IdentityMatchAdmin(ReadOnlyScopedAdmin):
 
     @admin.action(description="Confirm: the same record (re-key, no duplicate)")
     def confirm(self, request: HttpRequest, queryset: QuerySet[IdentityMatch]) -> None:
-        if not self._can_write(request):
-            return
-        done, failed = 0, []
-        for match in queryset.filter(status=MatchStatus.SUGGESTED):
-            try:
-                identity_match_confirm(match=match, user=request.user)
-                done += 1
-            except ApplicationError as exc:
-                failed.append(exc.message)
-        _report(request, done, failed, "Confirmed")
+        self._decide(request, queryset, identity_match_confirm, "Confirmed")
 
     @admin.action(description="Reject: a different record")
     def reject(self, request: HttpRequest, queryset: QuerySet[IdentityMatch]) -> None:
+        self._decide(request, queryset, identity_match_reject, "Rejected")
+
+    def _decide(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[IdentityMatch],
+        decide: Callable[..., Any],
+        what: str,
+    ) -> None:
         if not self._can_write(request):
             return
         done, failed = 0, []
         for match in queryset.filter(status=MatchStatus.SUGGESTED):
             try:
-                identity_match_reject(match=match, user=request.user)
+                decide(match=match, user=request.user)
                 done += 1
             except ApplicationError as exc:
                 failed.append(exc.message)
-        _report(request, done, failed, "Rejected")
+        _report(request, done, failed, what)
 
 
 @admin.register(WriteBackItem)

@@ -60,3 +60,15 @@ def links_with_wrong_school() -> list[tuple[str, str, Any, Any]]:
             if schools.get(object_id) != school_id:
                 wrong.append((spec.name, source_id, school_id, schools.get(object_id)))
     return wrong
+
+
+def rekey_students(source: Any) -> None:
+    """Give every student of a fake source a new source id ("v2-…"), as an SIS upgrade does;
+    the records that refer to students follow."""
+    for record in list(source.records["student"].values()):
+        source.drop("student", record.source_id)
+        record.source_id = "v2-" + record.source_id
+        source.put(record)
+    for entity in ("student_guardian", "enrollment"):
+        for record in source.records[entity].values():
+            record.student_id = "v2-" + record.student_id

@@ -47,7 +47,7 @@ from syncing.services import (
 )
 from syncing.webhooks import signature_for
 from tests.factories import UserFactory
-from tests.syncing.helpers import sync
+from tests.syncing.helpers import rekey_students, sync
 
 
 def _hold_connection_lock(connection_id: int) -> psycopg.Connection:
@@ -110,19 +110,9 @@ def test_a_held_run_can_be_cancelled(connection, source):
 # --- identity matches ---------------------------------------------------------------------------
 
 
-def _rekey_students(source) -> None:
-    for record in list(source.records["student"].values()):
-        source.drop("student", record.source_id)
-        record.source_id = "v2-" + record.source_id
-        source.put(record)
-    for entity in ("student_guardian", "enrollment"):
-        for record in source.records[entity].values():
-            record.student_id = "v2-" + record.student_id
-
-
 def test_confirming_a_held_rekey_then_approving_keeps_every_student(connection, source):
     sync(connection, source)
-    _rekey_students(source)
+    rekey_students(source)
     held = sync(connection, source)
     assert held.status == RunStatus.HELD
     assert SyncChange.objects.filter(run=held, entity="student", action="deactivate").count() == 60
@@ -162,7 +152,7 @@ def test_a_deactivation_staged_through_a_link_retired_since_is_not_applied(conne
 
 def test_confirming_while_a_sync_runs_is_refused(connection, source):
     sync(connection, source)
-    _rekey_students(source)
+    rekey_students(source)
     held = sync(connection, source)
     run_cancel(run=held)
     match = IdentityMatch.objects.filter(status="suggested", entity="student").first()
@@ -376,3 +366,24 @@ def test_a_failed_runs_error_names_the_constraint_not_the_values(district):
         "constraint student_unique_local_id"
     )
     assert error_summary(ValueError("plain words")) == "ValueError: plain words"
+
+
+def test_the_admin_confirms_and_rejects_identity_matches(client, connection, source):
+    sync(connection, source)
+    rekey_students(source)
+    held = sync(connection, source)
+    client.force_login(UserFactory(username="root", is_superuser=True))
+    url = reverse("admin:syncing_identitymatch_changelist")
+    first, second, *_ = IdentityMatch.objects.filter(status="suggested").order_by("id")
+    page = client.post(url, {"action": "confirm", "_selected_action": [first.pk]}, follow=True)
+    assert b"Confirmed: 1." in page.content
+    page = client.post(url, {"action": "reject", "_selected_action": [second.pk]}, follow=True)
+    assert b"Rejected: 1." in page.content
+    assert dict(
+        IdentityMatch.objects.filter(pk__in=[first.pk, second.pk]).values_list("pk", "status")
+    ) == {first.pk: "confirmed", second.pk: "rejected"}
+    # While a run is in progress the admin says why nothing was confirmed.
+    SyncRun.objects.filter(pk=held.pk).update(status=RunStatus.RUNNING)
+    third = IdentityMatch.objects.filter(status="suggested").first()
+    page = client.post(url, {"action": "confirm", "_selected_action": [third.pk]}, follow=True)
+    assert b"A sync of this connection is in progress" in page.content

@@ -21,20 +21,13 @@ from syncing.engine.run import run_execute
 from syncing.models import Approval, IdentityMatch, QuarantinedRecord, RunStatus, SourceLink
 from syncing.services import identity_match_confirm, run_approve, sync_start
 from tests.factories import UserFactory
-from tests.syncing.helpers import sync
+from tests.syncing.helpers import rekey_students, sync
 from tests.syncing.sandbox import connection_for, sandbox_for
 
 
 def test_a_rekeyed_sis_is_matched_by_confirmed_suggestions_never_duplicated(connection, source):
     sync(connection, source)
-    # The upgrade gives every student a new source id (records that refer to students follow).
-    for record in list(source.records["student"].values()):
-        source.drop("student", record.source_id)
-        record.source_id = "v2-" + record.source_id
-        source.put(record)
-    for entity in ("student_guardian", "enrollment"):
-        for record in source.records[entity].values():
-            record.student_id = "v2-" + record.student_id
+    rekey_students(source)  # the upgrade gives every student a new source id
     run = sync(connection, source)
     assert run.status == RunStatus.HELD  # every old id vanished at once
     assert Student.objects.count() == 60  # no duplicates created
