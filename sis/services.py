@@ -199,6 +199,17 @@ def _invalid(exc: ValidationError) -> ApplicationError:
     return ApplicationError("; ".join(messages), code="invalid_sis_connection")
 
 
+def sis_connection_capabilities(connection: SISConnection) -> frozenset[str]:
+    """What a connector built for ``connection`` may do: its provider's declared capabilities,
+    narrowed by the connection's own list (empty: all of them), as the connector decides in
+    ``__init__`` — without building it, so no credentials are needed (none: unknown provider)."""
+    try:
+        declared = frozenset(str(c) for c in connector_class(connection.provider).capabilities)
+    except ConfigurationError:
+        return frozenset()
+    return declared & frozenset(connection.capabilities or declared)
+
+
 def sis_connection_connector(connection: SISConnection) -> Connector:
     """The connector for ``connection``, with its credentials decrypted and its token shared
     through the cache. Raises ApplicationError for a bad configuration."""

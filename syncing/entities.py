@@ -168,6 +168,13 @@ _EXIT_REASON_BY_STATUS = {
 }
 
 
+def plain_value(value: Any) -> Any:
+    """A model field's value as staged values and baselines hold it (dates as ISO strings)."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
 def record_values(record: Any) -> Values:
     """The canonical record as our field values (references as source ids)."""
     return _MAPPERS[str(record.entity)](record)

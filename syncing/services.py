@@ -4,7 +4,6 @@ the ``sync`` command call these; they never touch the models directly."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -17,8 +16,10 @@ from attendance import bulk
 from attendance.models import Membership, MembershipRole
 from core.errors import ApplicationError, ConflictError
 from core.tasks import enqueue_on_commit
+from sis.services import sis_connection_capabilities
 from syncing.engine.stage import content_hash
-from syncing.entities import SPECS
+from syncing.entities import SPECS, plain_value
+from syncing.events import pending_events_keep
 from syncing.locks import connection_lock_held
 from syncing.models import (
     ACTIVE_STATUSES,
@@ -185,13 +186,10 @@ def conflict_resolve(
         if choice == "local":
             # The record's value now: a local correction made since the sync recorded the
             # conflict is what "keep local" keeps, not the value the conflict remembers.
-            current_value = (
+            chosen = plain_value(
                 spec.model._default_manager.filter(pk=link.object_id)
                 .values_list(conflict.field, flat=True)
                 .first()
-            )
-            chosen = (
-                current_value.isoformat() if isinstance(current_value, dt.date) else current_value
             )
         else:
             chosen = {"sis": conflict.sis_value, "edit": value}[choice]
@@ -216,7 +214,7 @@ def conflict_resolve(
         link.save(update_fields=["baseline", "updated_at"])
         if choice != "sis" and chosen != conflict.sis_value:
             capability = spec.writeback_capability
-            if capability and _connection_can(link.connection, capability):
+            if capability and capability in sis_connection_capabilities(link.connection):
                 from syncing.engine.apply import writeback_queue
 
                 writeback_queue(
@@ -238,22 +236,6 @@ def conflict_resolve(
         conflict.resolved_at = timezone.now()
         conflict.save()
     return conflict
-
-
-def _connection_can(connection: Any, capability: str) -> bool:
-    """Whether a connector built for ``connection`` would have ``capability`` enabled: its
-    provider declares it and the connection's own list (empty: everything declared) allows
-    it. Decided without building the connector, so settling a conflict does not depend on the
-    connection's credentials."""
-    from sis.connectors.errors import ConfigurationError
-    from sis.connectors.registry import connector_class
-
-    try:
-        declared = {str(c) for c in connector_class(connection.provider).capabilities}
-    except ConfigurationError:
-        return False
-    allowed = set(connection.capabilities or declared)
-    return capability in declared & allowed
 
 
 def _edited_value_check(conflict: Conflict, value: Any) -> None:
@@ -320,8 +302,6 @@ def quarantine_redrive(*, records: Any, user: Any = None) -> tuple[SyncRun | Non
         if not started:
             # Another run of the connection is active (sync_start returned it): keep the
             # records as pending events, re-fetched by the targeted run that follows it.
-            from syncing.events import pending_events_keep
-
             pending_events_keep(connections[connection_id], items)
     return run, started
 

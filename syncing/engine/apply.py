@@ -27,7 +27,7 @@ from attendance import bulk
 from attendance.models import ExitReason, Student
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
 from syncing.engine.stage import action_of_rank, change_rank, quarantine_record
-from syncing.entities import SPECS, EntitySpec, section_schools
+from syncing.entities import SPECS, EntitySpec, plain_value, section_schools
 from syncing.models import (
     ChangeAction,
     ChangeState,
@@ -84,12 +84,6 @@ def policies_load(run: SyncRun) -> dict[tuple[str, str], str]:
     for policy in sorted(rows, key=lambda p: p.connection_id is not None):
         result[(policy.entity, policy.field)] = policy.policy
     return result
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return value
 
 
 def _hash(value: Any) -> str:
@@ -318,7 +312,7 @@ def _three_way(
     for name in spec.fields:
         base = base_all.get(name)
         theirs = sis.get(name)
-        ours = _plain(local.get(name))
+        ours = plain_value(local.get(name))
         if theirs == base:
             if ours != base and can_write_back:
                 writebacks[name] = ours
@@ -474,7 +468,7 @@ def apply_updates(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[str, A
         )
         for name in spec.fields:
             if name not in write:
-                row[name] = _plain(local.get(name))
+                row[name] = plain_value(local.get(name))
             else:
                 row[name] = write[name]
         if spec.derive is not None:

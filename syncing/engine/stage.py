@@ -18,7 +18,15 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
-from syncing.entities import SPECS, EntitySpec, Invalid, record_values, validate, warnings
+from syncing.entities import (
+    SPECS,
+    EntitySpec,
+    Invalid,
+    plain_value,
+    record_values,
+    validate,
+    warnings,
+)
 from syncing.models import (
     ChangeAction,
     IdentityMatch,
@@ -377,7 +385,7 @@ def _hold_identity_matches(
             ctx.count(spec.name, "quarantined")
             continue
         compared = {
-            name: {"local": _plain(local.get(name)), "sis": values.get(name)}
+            name: {"local": plain_value(local.get(name)), "sis": values.get(name)}
             for name in (key, *_EVIDENCE.get(spec.name, ()))
         }
         evidence: dict[str, Any] = {
@@ -409,12 +417,6 @@ _EVIDENCE = {
     "school": ("name",),
     "course": ("title",),
 }
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
 
 
 def stage_references(ctx: StageContext, spec: EntitySpec) -> None:
