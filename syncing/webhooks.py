@@ -1,9 +1,12 @@
 """The SIS event webhook: a PowerSchool event subscription (or any SIS) tells us a record
 changed; we re-fetch that record in a targeted run.
 
-Authenticated with an HMAC-SHA256 of the raw body under the connection's own secret
-(``X-Sync-Signature: sha256=<hex>``); a bad or missing signature is a 403 and is logged without
-the body. If a run of the connection is already active the records are kept and synced in one
+Authenticated with an HMAC-SHA256 under the connection's own secret of ``<timestamp>.<raw
+body>`` (headers ``X-Sync-Timestamp: <Unix seconds>`` and ``X-Sync-Signature: sha256=<hex>``).
+A bad or missing signature, or a timestamp more than ``SYNC_WEBHOOK_TOLERANCE_SECONDS`` away
+from our clock, is a 403 and is logged without the body; the same signed request seen again
+within that window (a replay, or a sender's retry) is answered 200 ``duplicate`` and does
+nothing. If a run of the connection is already active the records are kept and synced in one
 targeted run after it (``syncing.events``).
 """
 
@@ -13,12 +16,16 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from core.api import error_response
 from core.errors import ApplicationError
 from syncing.entities import SPECS
 from syncing.schedules import schedule_webhook_secret
@@ -43,8 +50,21 @@ ENTITY_ALIASES = {
 }
 
 
-def signature_for(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature_for(secret: str, body: bytes, timestamp: int | str) -> str:
+    """``sha256=<hex>``: the HMAC-SHA256 of ``<timestamp>.<body>`` under ``secret``."""
+    message = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The two headers a sender puts on ``body`` (now, unless ``timestamp`` is given)."""
+    at = int(time.time()) if timestamp is None else timestamp
+    return {"X-Sync-Timestamp": str(at), "X-Sync-Signature": signature_for(secret, body, at)}
+
+
+def _refused(connection_id: int, code: str, message: str) -> JsonResponse:
+    logger.warning("sync webhook refused", extra={"connection_id": connection_id, "code": code})
+    return error_response(code, message, status_code=403)
 
 
 def _targets(payload: Any) -> list[list[str]]:
@@ -66,30 +86,56 @@ def _targets(payload: Any) -> list[list[str]]:
 @csrf_exempt
 @require_POST
 def sis_events(request: HttpRequest, connection_id: int) -> JsonResponse:
+    secret = schedule_webhook_secret(connection_id=connection_id)
+    given = request.headers.get("X-Sync-Signature", "")
+    stamp = request.headers.get("X-Sync-Timestamp", "")
+    # As bytes: compare_digest refuses a str with non-ASCII characters (a TypeError, a 500).
+    expected = b""
+    if secret is not None and stamp.isascii() and stamp.isdigit() and len(stamp) <= 12:
+        expected = signature_for(secret, request.body, stamp).encode()
+    if not expected or not hmac.compare_digest(given.encode(), expected):
+        return _refused(connection_id, "bad_signature", "The request signature is not valid.")
+    tolerance = settings.SYNC_WEBHOOK_TOLERANCE_SECONDS
+    if abs(time.time() - int(stamp)) > tolerance:
+        # A captured request replayed later, or a sender whose clock is wrong.
+        return _refused(
+            connection_id, "stale_signature", "The request timestamp is too far from our clock."
+        )
+    # Within the window, the signature identifies the request: seen once, it is done.
+    seen = f"sync-webhook:{connection_id}:{hashlib.sha256(expected).hexdigest()}"
+    if not cache.add(seen, 1, timeout=2 * tolerance):
+        logger.info("sync webhook duplicate ignored", extra={"connection_id": connection_id})
+        return JsonResponse({"duplicate": True, "queued": False}, status=200)
+    try:
+        response = _receive(request, connection_id)
+    except BaseException:
+        cache.delete(seen)  # not done: the sender's retry must be able to do it
+        raise
+    if response.status_code >= 300:
+        cache.delete(seen)  # refused (a disabled connection, say): a retry may succeed later
+    return response
+
+
+def _receive(request: HttpRequest, connection_id: int) -> JsonResponse:
     from sis.models import SISConnection
     from syncing.events import sync_events_receive
 
-    secret = schedule_webhook_secret(connection_id=connection_id)
-    given = request.headers.get("X-Sync-Signature", "")
-    # As bytes: compare_digest refuses a str with non-ASCII characters (a TypeError, a 500).
-    expected = signature_for(secret, request.body).encode() if secret is not None else b""
-    if secret is None or not hmac.compare_digest(given.encode(), expected):
-        logger.warning("sync webhook refused", extra={"connection_id": connection_id})
-        return JsonResponse({"error": {"code": "bad_signature"}}, status=403)
     try:
         payload = json.loads(request.body or b"{}")
     except ValueError:
-        return JsonResponse({"error": {"code": "invalid_json"}}, status=400)
+        return error_response("invalid_json", "The body is not JSON.", status_code=400)
     targets = _targets(payload)
     if not targets:
-        return JsonResponse({"error": {"code": "no_events"}}, status=400)
+        return error_response(
+            "no_events", "The body names no record of a known entity.", status_code=400
+        )
     connection = SISConnection.objects.filter(pk=connection_id).first()
     if connection is None:
-        return JsonResponse({"error": {"code": "not_found"}}, status=404)
+        return error_response("not_found", "No such connection.", status_code=404)
     try:
         run, created, kept = sync_events_receive(connection=connection, targets=targets)
     except ApplicationError as exc:
-        return JsonResponse({"error": {"code": exc.code, "message": exc.message}}, status=409)
+        return error_response(exc.code, exc.message, status_code=409)
     return JsonResponse(
         {"run": run.pk, "queued": created, "kept": kept, "targets": len(targets)}, status=202
     )

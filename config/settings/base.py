@@ -424,3 +424,6 @@ SYNC_ERROR_BUDGET_MIN = env_int("SYNC_ERROR_BUDGET_MIN", 10, minimum=0)
 # its payload (they hold SIS record values); `manage.py purge_sync_runs`, scheduled daily,
 # deletes them after that. Run counts stay.
 SYNC_RUN_DETAIL_RETENTION_DAYS = env_int("SYNC_RUN_DETAIL_RETENTION_DAYS", 30, minimum=1)
+# Seconds a signed SIS event (X-Sync-Timestamp) may be away from our clock; the same signed
+# request seen again within twice that is a duplicate.
+SYNC_WEBHOOK_TOLERANCE_SECONDS = env_int("SYNC_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=10)

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 import urllib.request
 from typing import Any
 
@@ -139,21 +140,26 @@ class PowerSchoolChanges:
         ]
         body = json.dumps({"events": events}).encode()
         secret = str(subscription.get("secret", ""))
-        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        # Our webhook's contract (docs/sync.md): the HMAC covers "<timestamp>.<body>".
+        stamp = str(int(time.time()))
+        message = stamp.encode() + b"." + body
+        signature = "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Sync-Timestamp": stamp,
+            "X-Sync-Signature": signature,
+        }
         thread = threading.Thread(
             target=self._deliver,
-            args=(str(subscription["callback_url"]), body, signature, events),
+            args=(str(subscription["callback_url"]), body, headers, events),
             daemon=True,
         )
         thread.start()
         self.delivery = thread
 
-    def _deliver(self, url: str, body: bytes, signature: str, events: list[Any]) -> None:
+    def _deliver(self, url: str, body: bytes, headers: dict[str, str], events: list[Any]) -> None:
         request = urllib.request.Request(  # noqa: S310 (the subscriber's URL, set by a test)
-            url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "X-Sync-Signature": signature},
+            url, data=body, method="POST", headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310

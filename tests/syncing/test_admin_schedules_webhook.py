@@ -20,7 +20,7 @@ from syncing.models import (
     SyncSchedule,
 )
 from syncing.schedules import schedule_save, scheduled_sync_start
-from syncing.webhooks import signature_for
+from syncing.webhooks import signed_headers
 from tests.factories import UserFactory
 from tests.syncing.helpers import sync
 
@@ -149,7 +149,7 @@ def test_the_event_webhook_needs_the_connection_signature(client, connection, so
 
     secret = schedule_webhook_secret(connection_id=connection.pk)
     good = client.post(url, body, content_type="application/json",
-                       headers={"X-Sync-Signature": signature_for(secret, body)})  # fmt: skip
+                       headers=signed_headers(secret, body))  # fmt: skip
     assert good.status_code == 202
     run = SyncRun.objects.get()
     assert run.mode == "targeted" and run.targets == [["student", "stu-3"]]

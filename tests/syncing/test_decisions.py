@@ -4,7 +4,6 @@ resolution, and the event webhook's edges."""
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import psycopg
 import pytest
@@ -28,14 +27,11 @@ from syncing.models import (
     PendingEvent,
     QuarantinedRecord,
     RunStatus,
-    ScheduleKind,
     SourceLink,
     SyncChange,
     SyncRun,
-    SyncSchedule,
     WriteBackItem,
 )
-from syncing.schedules import schedule_save, schedule_webhook_secret
 from syncing.services import (
     conflict_resolve,
     identity_match_confirm,
@@ -45,7 +41,6 @@ from syncing.services import (
     run_cancel,
     sync_start,
 )
-from syncing.webhooks import signature_for
 from tests.factories import UserFactory
 from tests.syncing.helpers import rekey_students, sync
 
@@ -271,39 +266,6 @@ def test_keeping_local_queues_no_write_back_a_connector_cannot_send(district, so
     conflict_resolve(conflict=conflict, user=UserFactory(), choice="local")
     assert not WriteBackItem.objects.exists()
     assert Student.objects.get(local_id="S00001").legal_last_name == "LocalName"
-
-
-# --- the event webhook --------------------------------------------------------------------------
-
-
-def _post(client, connection, body: bytes, signature: str):
-    url = reverse("syncing:sis-events", args=[connection.pk])
-    return client.post(
-        url, body, content_type="application/json", headers={"X-Sync-Signature": signature}
-    )
-
-
-def test_a_non_ascii_signature_is_refused_not_an_error(client, connection):
-    schedule_save(schedule=SyncSchedule(connection=connection, kind=ScheduleKind.REALTIME))
-    body = json.dumps({"events": [{"entity": "students", "id": "stu-3"}]}).encode()
-    response = _post(client, connection, body, "sha256=\u00e9")
-    assert response.status_code == 403
-    assert response.json()["error"]["code"] == "bad_signature"
-    assert not SyncRun.objects.exists()
-
-
-def test_events_past_one_run_wait_for_the_next(client, connection):
-    schedule_save(schedule=SyncSchedule(connection=connection, kind=ScheduleKind.REALTIME))
-    events = [{"entity": "students", "id": f"stu-{n}"} for n in range(520)]
-    events.append({"entity": "students", "id": "stu-0"})  # a repeat counts once
-    body = json.dumps({"events": events}).encode()
-    secret = schedule_webhook_secret(connection_id=connection.pk)
-    response = _post(client, connection, body, signature_for(secret, body))
-    assert response.status_code == 202
-    run = SyncRun.objects.get()
-    assert len(run.targets) == 500 and run.targets[0] == ["student", "stu-0"]
-    kept = set(PendingEvent.objects.values_list("source_id", flat=True))
-    assert kept == {f"stu-{n}" for n in range(500, 520)}
 
 
 # --- the admin's word for it --------------------------------------------------------------------
