@@ -6,6 +6,10 @@ it is kept as a :class:`~syncing.models.PendingEvent` (one row per record, so re
 coalesce) and all kept records are synced in one targeted run once the active run is over —
 right after the run finishes (``syncing.tasks.sync_run_execute``) and, for runs that end any
 other way (rejected, cancelled, run from the command line), by the periodic drain.
+
+A record the connector cannot re-fetch on its own (counted as ``not_refetchable`` in the
+targeted run) is read by a delta run started right after the targeted run, when the connection
+can do deltas; otherwise by the connection's next scheduled sync.
 """
 
 from __future__ import annotations
@@ -15,7 +19,15 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from syncing.models import ACTIVE_STATUSES, Mode, PendingEvent, SyncRun, Trigger
+from syncing.models import (
+    ACTIVE_STATUSES,
+    NOT_REFETCHABLE,
+    Mode,
+    PendingEvent,
+    RunStatus,
+    SyncRun,
+    Trigger,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +84,27 @@ def _active_run(connection_id: int) -> SyncRun | None:
         .order_by("-id")
         .first()
     )
+
+
+def sync_run_followup(*, run: SyncRun) -> SyncRun | None:
+    """What follows a finished run: a delta when a targeted run could not re-fetch some of its
+    records, else (or once that delta is over) the targeted run of the events kept meanwhile.
+    Returns the run started, if any."""
+    from sis.services import sis_connection_capabilities
+    from syncing.services import sync_start
+
+    not_refetched = any(NOT_REFETCHABLE in counts for counts in run.counts.values())
+    applied = run.status in (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_QUARANTINE)
+    if run.mode == Mode.TARGETED and not_refetched and applied and not run.dry_run:
+        connection = run.connection
+        if connection.enabled and "delta" in sis_connection_capabilities(connection):
+            delta, created = sync_start(
+                connection=connection, mode=Mode.DELTA, trigger=Trigger.EVENT
+            )
+            if created:
+                logger.info("delta after a targeted run", extra={"run_id": delta.pk})
+                return delta
+    return sync_events_drain(connection_id=run.connection_id)
 
 
 def sync_events_drain(*, connection_id: int) -> SyncRun | None:

@@ -47,6 +47,9 @@ FINISHED_STATUSES = (
     RunStatus.FAILED,
     RunStatus.CANCELLED,
 )
+#: the count (in ``SyncRun.counts``) of a targeted run's records the connector cannot re-fetch
+#: one by one; a delta run follows to pick them up
+NOT_REFETCHABLE = "not_refetchable"
 
 
 class Phase(models.TextChoices):

@@ -16,13 +16,13 @@ from core.tasks import BaseTask
 @shared_task(base=BaseTask, name="syncing.tasks.sync_run_execute")
 def sync_run_execute(run_id: int) -> dict[str, Any]:
     from syncing.engine.run import run_execute
-    from syncing.events import sync_events_drain
+    from syncing.events import sync_run_followup
     from syncing.models import FINISHED_STATUSES
 
     run = run_execute(run_id)
     if run.status in FINISHED_STATUSES:
-        # Events that arrived during the run wait for it; run them now.
-        sync_events_drain(connection_id=run.connection_id)
+        # Events that arrived during the run wait for it (and a targeted run may need a delta).
+        sync_run_followup(run=run)
     return {"run": run.pk, "status": run.status}
 
 

@@ -32,21 +32,22 @@ from syncing.schedules import schedule_webhook_secret
 
 logger = logging.getLogger(__name__)
 
-# Vendor table/resource names → our entities (PowerSchool tables, OneRoster collections).
-ENTITY_ALIASES = {
-    "students": "student",
-    "student": "student",
-    "guardians": "guardian",
-    "guardian": "guardian",
-    "person": "guardian",
-    "studentcontactassoc": "student_guardian",
-    "teachers": "staff",
-    "users": "student",
-    "schools": "school",
-    "sections": "section",
-    "cc": "section_enrollment",
-    "section_enrollment": "section_enrollment",
-    "reenrollments": "enrollment",
+# Vendor table/resource names → the entities one event on that record re-fetches (PowerSchool
+# tables, OneRoster collections). A student's record also carries its school enrollment; a
+# OneRoster user may be a student or staff (read as each; the one it is not finds nothing).
+ENTITY_ALIASES: dict[str, tuple[str, ...]] = {
+    "students": ("student", "enrollment"),
+    "student": ("student", "enrollment"),
+    "users": ("student", "enrollment", "staff"),
+    "guardians": ("guardian",),
+    "person": ("guardian",),
+    "contacts": ("guardian",),
+    "studentcontactassoc": ("student_guardian",),
+    "teachers": ("staff",),
+    "schools": ("school",),
+    "sections": ("section",),
+    "cc": ("section_enrollment",),
+    "reenrollments": ("enrollment",),
 }
 
 
@@ -76,10 +77,10 @@ def _targets(payload: Any) -> list[list[str]]:
         if not isinstance(event, dict):
             continue
         raw = str(event.get("entity") or event.get("resource") or event.get("table") or "")
-        entity = ENTITY_ALIASES.get(raw.lower(), raw.lower())
         source_id = event.get("source_id") or event.get("id") or event.get("dcid")
-        if entity in SPECS and source_id not in (None, ""):
-            targets[(entity, str(source_id))] = None
+        for entity in ENTITY_ALIASES.get(raw.lower(), (raw.lower(),)):
+            if entity in SPECS and source_id not in (None, ""):
+                targets[(entity, str(source_id))] = None
     return [list(pair) for pair in targets]
 
 

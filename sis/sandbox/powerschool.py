@@ -439,7 +439,9 @@ class PowerSchoolDialect(PowerSchoolChanges, PowerTeacherGradebook):
         self, handler: SandboxHandler, path: str, query: dict[str, str], fault: str | None
     ) -> None:
         positions: Any = range(self.district.count("section_enrollment"))
-        wanted = fiql_values(query.get("q", ""), "id")
+        # The sandbox's CC rows carry the same value as ID and DCID.
+        by_id, by_dcid = (fiql_values(query.get("q", ""), name) for name in ("id", "dcid"))
+        wanted = None if by_id is None else by_id | (by_dcid or set())
         if wanted is not None:
             found = (self.district.index_of("section_enrollment", i) for i in sorted(wanted))
             positions = [

@@ -55,6 +55,7 @@ from syncing.engine.stage import (
 from syncing.entities import SPECS, EntitySpec
 from syncing.locks import connection_lock
 from syncing.models import (
+    NOT_REFETCHABLE,
     ChangeAction,
     ChangeState,
     Mode,
@@ -141,14 +142,18 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
     specs = entities_for(source)
     if run.mode == Mode.TARGETED:
         targets = [tuple(t) for t in run.targets] or [(run.target_entity, run.target_source_id)]
+        provided = {spec.name for spec in specs}
         for number, (entity, source_id) in enumerate(
             sorted(targets, key=lambda t: SPECS[t[0]].rank)
         ):
+            if entity not in provided:  # e.g. a OneRoster "users" event read as staff too
+                continue
             spec = SPECS[entity]
             try:
                 record: Any = source.fetch_one(entity, source_id)
             except UnsupportedOperation:
-                logger.info("connector cannot re-fetch", extra={"entity": entity})
+                # Counted, so the run says so; a delta follows the run (syncing.events).
+                ctx.count(entity, NOT_REFETCHABLE)
                 continue
             except MalformedRecord as exc:
                 quarantine_record(

@@ -208,8 +208,10 @@ def stage_page(ctx: StageContext, spec: EntitySpec, page: Any) -> None:
             if modified is not None and (ctx.max_modified is None or modified > ctx.max_modified):
                 ctx.max_modified = modified
             try:
-                values = record_values(record)
                 deleted = _is_deleted(record)
+                # A deletion needs no values: a targeted re-fetch of a record gone at the SIS
+                # stands in for it with its source id alone.
+                values = {} if deleted else record_values(record)
                 digest = "" if deleted else content_hash(values)
                 link = links.get(source_id)
                 if link is not None and link[3] and link[2] == digest:

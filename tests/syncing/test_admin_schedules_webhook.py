@@ -152,7 +152,7 @@ def test_the_event_webhook_needs_the_connection_signature(client, connection, so
                        headers=signed_headers(secret, body))  # fmt: skip
     assert good.status_code == 202
     run = SyncRun.objects.get()
-    assert run.mode == "targeted" and run.targets == [["student", "stu-3"]]
+    assert run.mode == "targeted" and run.targets == [["student", "stu-3"], ["enrollment", "stu-3"]]
     from syncing.engine.run import run_execute
 
     run = run_execute(run.pk, source=source)

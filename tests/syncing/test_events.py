@@ -12,24 +12,33 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.urls import reverse
 
-from attendance.models import Enrollment, ExitReason, SectionEnrollment, Student
+from attendance.models import (
+    Enrollment,
+    ExitReason,
+    Guardian,
+    SectionEnrollment,
+    Staff,
+    Student,
+)
 from sis.services import sis_connection_connector
 from syncing.engine.run import run_execute
-from syncing.events import sync_events_drain
+from syncing.events import sync_events_drain, sync_run_followup
 from syncing.models import (
+    NOT_REFETCHABLE,
     Mode,
     PendingEvent,
     QuarantinedRecord,
     RunStatus,
     ScheduleKind,
     SourceLink,
+    SyncChange,
     SyncRun,
     SyncSchedule,
 )
 from syncing.schedules import schedule_save, schedule_webhook_secret
 from syncing.services import sync_start
 from syncing.tasks import sync_run_execute
-from syncing.webhooks import signed_headers
+from syncing.webhooks import _targets, signed_headers
 from tests.syncing.sandbox import connection_for, sandbox_for
 
 
@@ -79,7 +88,8 @@ def test_events_during_an_active_run_are_kept_and_synced_after_it(ps, client):
     assert first.status_code == again.status_code == 202
     assert first.json()["kept"] and again.json()["run"] == active.pk
     kept = sorted(PendingEvent.objects.values_list("entity", "source_id"))
-    assert kept == sorted(("student", link.source_id) for link in links)  # coalesced
+    # A student's event re-fetches the student and its enrollment; coalesced per record.
+    assert kept == sorted((e, link.source_id) for link in links for e in ("enrollment", "student"))
     assert sync_events_drain(connection_id=connection.pk) is None  # still active
     assert SyncRun.objects.filter(connection=connection).count() == 2  # full + the active
 
@@ -105,7 +115,8 @@ def test_an_event_with_no_active_run_starts_a_targeted_run_at_once(ps, client):
     assert response.status_code == 202 and response.json()["queued"]
     assert not PendingEvent.objects.exists()
     run = SyncRun.objects.get(pk=response.json()["run"])
-    assert run.mode == Mode.TARGETED and run.targets == [["student", link.source_id]]
+    assert run.mode == Mode.TARGETED
+    assert run.targets == [["student", link.source_id], ["enrollment", link.source_id]]
 
 
 class _Capture(BaseHTTPRequestHandler):
@@ -223,3 +234,126 @@ def test_section_enrollments_name_students_by_dcid_although_cc_uses_ids(ps):
     )
     assert student_link.source_id == record.student_id
     assert SectionEnrollment.objects.count() == sandbox.counts()["section_enrollment"]
+
+
+def _events_of(changes):
+    """The events the sandbox's subscription sends for ``changes`` (entity names as PowerSchool
+    reports them)."""
+    resources = {"student": "students", "guardian": "person", "section_enrollment": "cc"}
+    return [{"entity": resources[c["entity"]], "id": c["id"]} for c in changes]
+
+
+def test_powerschool_events_re_fetch_what_they_name_as_a_delta_would(ps):
+    """Every kind of change the sandbox scripts (edit, new student, withdrawal, transfer,
+    section change, guardian phone, guardian deleted), synced from its events alone: a delta
+    afterwards finds nothing left to do for the records the events named."""
+    sandbox, connection = ps
+    changes = sandbox.control("advance", {"days": 1})["changes"]
+    targets = _targets({"events": _events_of(changes)})
+    run, _ = sync_start(
+        connection=connection,
+        mode=Mode.TARGETED,
+        trigger="event",
+        target_entity=targets[0][0],
+        target_source_id=targets[0][1],
+        targets=targets,
+        enqueue=False,
+    )
+    run = run_execute(run.pk)
+    assert run.status == RunStatus.COMPLETED, run.error_summary
+    assert not any(NOT_REFETCHABLE in counts for counts in run.counts.values()), run.counts
+    kinds = {c["kind"]: c for c in changes}
+    assert {"transfer", "withdrawal", "guardian_phone", "delete", "section_change"} <= set(kinds)
+    assert run.counts["guardian"] == {"update": 1, "deactivate": 1}
+    assert run.counts["enrollment"].get("create")  # the transfer's new span
+
+    delta, _ = sync_start(connection=connection, mode=Mode.DELTA, enqueue=False)
+    delta = run_execute(delta.pk)
+    named = {(entity, source_id) for entity, source_id in targets}
+    students = {source_id for entity, source_id in targets if entity == "student"}
+    left = [
+        (change.entity, change.source_id, change.action)
+        for change in SyncChange.objects.filter(run=delta)
+        if (change.entity, change.source_id) in named
+        or (
+            change.entity in ("student", "enrollment")
+            and change.source_id.split(":")[0] in students
+        )
+    ]
+    assert left == []
+    # What the delta did find was never named by an event (a new student's classes and
+    # guardians, the withdrawn student's classes), so it did find something.
+    assert SyncChange.objects.filter(run=delta).exists()
+
+    phone = kinds["guardian_phone"]
+    guardian = SourceLink.objects.get(
+        connection=connection, entity="guardian", source_id=phone["id"]
+    )
+    digits = "".join(ch for ch in phone["detail"]["mobile"] if ch.isdigit())
+    assert Guardian.objects.get(pk=guardian.object_id).mobile_phone.endswith(digits)
+    deleted = kinds["delete"]
+    assert not SourceLink.objects.get(
+        connection=connection, entity="guardian", source_id=deleted["id"]
+    ).active
+
+
+def _targeted(connection, targets, source=None):
+    run, created = sync_start(
+        connection=connection,
+        mode=Mode.TARGETED,
+        trigger="event",
+        target_entity=targets[0][0],
+        target_source_id=targets[0][1],
+        targets=targets,
+        enqueue=False,
+    )
+    assert created
+    return run_execute(run.pk, source=source)
+
+
+def test_an_event_for_a_record_gone_at_the_sis_deactivates_it(connection, source):
+    from tests.syncing.helpers import sync
+
+    sync(connection, source)
+    source.drop("student", "stu-5")
+    run = _targeted(connection, [["student", "stu-5"]], source=source)
+    assert run.status == RunStatus.COMPLETED
+    assert run.counts["student"] == {"deactivate": 1}
+    assert not QuarantinedRecord.objects.exists()
+    assert Student.objects.get(local_id="S00005").active is False
+
+
+def test_records_the_connector_cannot_re_fetch_are_counted_and_a_delta_follows(ps):
+    _, connection = ps
+    term = SourceLink.objects.filter(connection=connection, entity="term").first()
+    run = _targeted(connection, [["term", term.source_id]])
+    assert run.status == RunStatus.COMPLETED
+    assert run.counts["term"] == {NOT_REFETCHABLE: 1}
+
+    follow_up = sync_run_followup(run=run)
+    assert follow_up is not None and follow_up.mode == Mode.DELTA
+    assert follow_up.trigger == "event"
+    # A targeted run that re-fetched everything needs no delta.
+    follow_up.status = RunStatus.COMPLETED
+    follow_up.save(update_fields=["status"])
+    student = SourceLink.objects.filter(connection=connection, entity="student").first()
+    complete = _targeted(connection, [["student", student.source_id]])
+    assert sync_run_followup(run=complete) is None
+
+
+def test_a_oneroster_users_event_re_fetches_a_teacher(district):
+    with sandbox_for(provider="oneroster-1.2", students=20) as sandbox:
+        connection = connection_for(sandbox, district)
+        _sync(connection)
+        students = Student.objects.count()
+        link = SourceLink.objects.filter(connection=connection, entity="staff").first()
+        sandbox.state.district.overrides["staff"] = {link.source_id: {"last": "Renamed"}}
+
+        run = _targeted(
+            connection, _targets({"events": [{"entity": "users", "id": link.source_id}]})
+        )
+
+        assert run.status == RunStatus.COMPLETED, run.error_summary
+        assert run.counts == {"staff": {"update": 1}}  # read as a student too: nothing there
+        assert Staff.objects.get(pk=link.object_id).last_name == "Renamed"
+        assert Student.objects.count() == students

@@ -34,7 +34,7 @@ def _code(response) -> str:
 def test_a_signed_request_starts_a_targeted_run(client, connection, secret):
     response = _post(client, connection, BODY, signed_headers(secret, BODY))
     assert response.status_code == 202, response.content
-    assert SyncRun.objects.get().targets == [["student", "stu-3"]]
+    assert SyncRun.objects.get().targets == [["student", "stu-3"], ["enrollment", "stu-3"]]
 
 
 @pytest.mark.parametrize(
@@ -114,12 +114,29 @@ def test_a_connection_without_a_schedule_refuses_every_request(client, connectio
 
 
 def test_events_past_one_run_wait_for_the_next(client, connection, secret):
-    events = [{"entity": "students", "id": f"stu-{n}"} for n in range(520)]
-    events.append({"entity": "students", "id": "stu-0"})  # a repeat counts once
+    events = [{"entity": "teachers", "id": f"t-{n}"} for n in range(520)]
+    events.append({"entity": "teachers", "id": "t-0"})  # a repeat counts once
     body = json.dumps({"events": events}).encode()
     response = _post(client, connection, body, signed_headers(secret, body))
     assert response.status_code == 202
     run = SyncRun.objects.get()
-    assert len(run.targets) == 500 and run.targets[0] == ["student", "stu-0"]
+    assert len(run.targets) == 500 and run.targets[0] == ["staff", "t-0"]
     kept = set(PendingEvent.objects.values_list("source_id", flat=True))
-    assert kept == {f"stu-{n}" for n in range(500, 520)}
+    assert kept == {f"t-{n}" for n in range(500, 520)}
+
+
+@pytest.mark.parametrize(
+    ("name", "entities"),
+    [
+        ("students", ["student", "enrollment"]),  # the record carries its school enrollment
+        ("users", ["student", "enrollment", "staff"]),  # a OneRoster user of either kind
+        ("teachers", ["staff"]),
+        ("person", ["guardian"]),
+        ("cc", ["section_enrollment"]),
+        ("guardian", ["guardian"]),  # our own entity names pass through
+    ],
+)
+def test_what_an_event_re_fetches(client, connection, secret, name, entities):
+    body = json.dumps({"events": [{"entity": name, "id": "42"}]}).encode()
+    assert _post(client, connection, body, signed_headers(secret, body)).status_code == 202
+    assert SyncRun.objects.get().targets == [[entity, "42"] for entity in entities]

@@ -36,6 +36,7 @@ from sis.connectors.errors import (
     ConnectorError,
     MalformedRecord,
     NotFound,
+    UnsupportedOperation,
 )
 from sis.connectors.powerschool import mapping
 from sis.connectors.powerschool.gradebook import PowerSchoolGradebook
@@ -243,6 +244,8 @@ class PowerSchoolConnector(PowerSchoolGradebook):
             Entity.SECTION: "section",
             Entity.COURSE: "course",
         }.get(entity)
+        if entity in (Entity.GUARDIAN, Entity.STUDENT_GUARDIAN, Entity.SECTION_ENROLLMENT):
+            return self._fetch_one_row(entity, source_id)
         if resource is None:
             return super().fetch_one_raw(entity, source_id)
         if entity == Entity.ENROLLMENT:
@@ -257,6 +260,31 @@ class PowerSchoolConnector(PowerSchoolGradebook):
         except NotFound:
             return None
         return data.get(resource)
+
+    def _fetch_one_row(self, entity: Entity, source_id: str) -> Any | None:
+        """A contact or a CC row, which have no ``/ws/v1`` resource of their own: the same
+        filtered PowerQuery or table read a delta uses for changed rows."""
+        if entity == Entity.SECTION_ENROLLMENT:
+            pages = self._table_pages("cc", "section_enrollment", q=f"dcid=={source_id}")
+            return next((item for page in pages for item in page.items), None)
+        student, _, contact = source_id.rpartition(":")
+        if entity == Entity.STUDENT_GUARDIAN and not student:
+            raise UnsupportedOperation("A student-contact link is re-fetched by student:contact.")
+        if self.options.guardian_source == "contacts":
+            if entity == Entity.GUARDIAN:  # the contacts API lists contacts per student only
+                return super().fetch_one_raw(entity, source_id)
+            rows = self._contact_rows(student)
+        else:
+            pages = self._query_pages(GUARDIAN_QUERY, q=f"contactdcid=={contact}")
+            rows = [item for page in pages for item in page.items]
+        for item in rows:
+            row = mapping.table_row(item)
+            same_student = mapping.text(row.get("studentsdcid")) == student
+            if mapping.text(row.get("contactdcid")) == contact and (
+                entity == Entity.GUARDIAN or same_student
+            ):
+                return item
+        return None
 
     # ---------------------------------------------------------------- writes ------------------
     def student_write(
@@ -355,23 +383,21 @@ class PowerSchoolConnector(PowerSchoolGradebook):
         for page in self._listing("/ws/v1/district/student", "students", "student", "student"):
             items: list[Any] = []
             for student in page.items:
-                contacts = self.get_json(
-                    f"/ws/contacts/student/{student['id']}",
-                    path_template="/ws/contacts/student/{id}",
-                )
-                for contact in mapping.as_list(contacts):
-                    items.append(
-                        {
-                            "name": "contacts",
-                            "tables": {
-                                "studentcontactassoc": {
-                                    "studentsdcid": str(student["id"]),
-                                    **contact,
-                                }
-                            },
-                        }
-                    )
+                items.extend(self._contact_rows(str(student["id"])))
             yield RawPage(items)
+
+    def _contact_rows(self, student_dcid: str) -> list[dict[str, Any]]:
+        """A student's contacts (``/ws/contacts/student/{dcid}``) as guardian-query rows."""
+        contacts = self.get_json(
+            f"/ws/contacts/student/{student_dcid}", path_template="/ws/contacts/student/{id}"
+        )
+        return [
+            {
+                "name": "contacts",
+                "tables": {"studentcontactassoc": {"studentsdcid": student_dcid, **contact}},
+            }
+            for contact in mapping.as_list(contacts)
+        ]
 
 
 def throttle_seconds(response: requests.Response) -> float | None:
