@@ -531,9 +531,19 @@ class SafetyBlackoutAdmin(ScopedAdmin):
 
 @admin.register(SyncSchedule)
 class SyncScheduleAdmin(ScopedAdmin):
-    list_display = ["connection", "kind", "delta_every_minutes", "daily_at", "cron", "paused"]
+    list_display = [
+        "connection",
+        "kind",
+        "delta_every_minutes",
+        "daily_at",
+        "cron",
+        "paused",
+        "full_owed_since",
+    ]
     list_filter = ["kind", "paused", "district"]
-    exclude = ["webhook_secret_encrypted"]
+    exclude = ["webhook_secret_encrypted", "full_owed_key"]
+    # Set by the scheduler: a scheduled full sync waiting for the connection's active run.
+    readonly_fields = ["full_owed_since"]
 
     def save_model(self, request: HttpRequest, obj: SyncSchedule, form: Any, change: bool) -> None:
         from syncing.schedules import schedule_save

@@ -26,8 +26,10 @@ from syncing.models import (
     PendingEvent,
     RunStatus,
     SyncRun,
+    SyncSchedule,
     Trigger,
 )
+from syncing.schedules import scheduled_full_owed_start
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +89,16 @@ def _active_run(connection_id: int) -> SyncRun | None:
 
 
 def sync_run_followup(*, run: SyncRun) -> SyncRun | None:
-    """What follows a finished run: a delta when a targeted run could not re-fetch some of its
-    records, else (or once that delta is over) the targeted run of the events kept meanwhile.
-    Returns the run started, if any."""
+    """What follows a finished run: the scheduled full sync that waited for it; else a delta
+    when a targeted run could not re-fetch some of its records; else the targeted run of the
+    events kept meanwhile (each one's own follow-up starts the next). Returns the run started,
+    if any."""
     from sis.services import sis_connection_capabilities
     from syncing.services import sync_start
 
+    owed = scheduled_full_owed_start(connection_id=run.connection_id)
+    if owed is not None:  # reads everything, the records below included
+        return owed
     not_refetched = any(NOT_REFETCHABLE in counts for counts in run.counts.values())
     applied = run.status in (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_QUARANTINE)
     if run.mode == Mode.TARGETED and not_refetched and applied and not run.dry_run:
@@ -143,11 +149,17 @@ def sync_events_drain(*, connection_id: int) -> SyncRun | None:
     return run
 
 
-def sync_events_drain_all() -> int:
-    """The periodic drain: every connection with kept events and no active run."""
+def sync_waiting_start_all() -> int:
+    """The periodic drain: for every connection with no active run, the scheduled full sync
+    it owes, else its kept events. Returns how many runs started."""
     started = 0
-    connection_ids = set(PendingEvent.objects.values_list("connection_id", flat=True))
-    for connection_id in sorted(connection_ids):
-        if sync_events_drain(connection_id=connection_id) is not None:
-            started += 1
+    owing = set(
+        SyncSchedule.objects.exclude(full_owed_key="").values_list("connection_id", flat=True)
+    )
+    waiting = set(PendingEvent.objects.values_list("connection_id", flat=True))
+    for connection_id in sorted(owing | waiting):
+        run = scheduled_full_owed_start(connection_id=connection_id)
+        if run is None:
+            run = sync_events_drain(connection_id=connection_id)
+        started += run is not None
     return started

@@ -709,6 +709,15 @@ class SyncSchedule(TimeStampedModel):
     paused = models.BooleanField(default=False)
     # HMAC key for the SIS event webhook of this connection.
     webhook_secret_encrypted = models.TextField(blank=True)
+    # A scheduled full sync that fired while another run of the connection was active: it
+    # starts as soon as that run is over, under its beat slot's idempotency key (so once).
+    full_owed_key = models.CharField(max_length=120, blank=True)
+    full_owed_since = models.DateTimeField(
+        "full sync waiting since",
+        null=True,
+        blank=True,
+        help_text="A scheduled full sync fired while another run was active; it starts after it.",
+    )
 
     def __str__(self) -> str:
         return f"{self.connection_id}: {self.get_kind_display()}"

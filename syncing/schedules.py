@@ -1,16 +1,24 @@
 """Per-connection schedules as django-celery-beat periodic tasks owned by this module.
 
 Admins edit :class:`~syncing.models.SyncSchedule`; :func:`schedule_save` rewrites the beat rows
-it owns (named ``sync:<connection>:<role>``). Each beat message carries its *slot* (the
-schedule's firing time, rounded), and the run's idempotency key is built from it, so a beat
-that fires twice — two beat processes, a retried message — starts one run.
+it owns (named ``sync:<connection>:<role>``). A beat message names its row's role; the run's
+idempotency key is built from the row's *slot* — the firing time the message belongs to (the
+crontab's latest firing, or the interval's window) — so a beat that fires twice (two beat
+processes) or a message delivered again later (a worker lost mid-task) starts one run.
+
+A scheduled full sync that fires while another run of the connection is active (a real-time
+delta, an event's targeted run) is owed, not dropped: it starts when that run is over
+(:func:`scheduled_full_owed_start`, called after every run and by the minute drain).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import secrets
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -19,7 +27,9 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from core import encryption
 from core.errors import ApplicationError
 from core.periodic import SystemSchedule
-from syncing.models import Mode, ScheduleKind, SyncRun, SyncSchedule, Trigger
+from syncing.models import ACTIVE_STATUSES, Mode, ScheduleKind, SyncRun, SyncSchedule, Trigger
+
+logger = logging.getLogger(__name__)
 
 TASK = "syncing.tasks.sync_scheduled"
 
@@ -127,7 +137,7 @@ def schedule_save(*, schedule: SyncSchedule) -> SyncSchedule:
             task.interval = spec.get("interval")
             task.crontab = spec.get("crontab")
             task.kwargs = json.dumps(
-                {"connection_id": schedule.connection_id, "mode": spec["mode"]}
+                {"connection_id": schedule.connection_id, "mode": spec["mode"], "role": role}
             )
             task.enabled = not schedule.paused
             task.queue = "sync"
@@ -157,25 +167,89 @@ def schedule_webhook_secret(*, connection_id: int) -> str | None:
     return encryption.decrypt(schedule.webhook_secret_encrypted)
 
 
-def _slot(mode: str, at: Any) -> str:
-    # Two beats fire within seconds of each other; one minute identifies the firing.
-    return at.strftime("%Y%m%dT%H%M")
+def _slot(connection_id: int, role: str, now: dt.datetime) -> str:
+    """The firing a beat message of ``role`` belongs to: the latest time its crontab fired (in
+    its timezone), or the window of its interval; the minute as a fallback (an unknown role)."""
+    task = (
+        PeriodicTask.objects.select_related("crontab", "interval")
+        .filter(name=_name(connection_id, role))
+        .first()
+        if role
+        else None
+    )
+    if task is not None and task.crontab is not None:
+        from croniter import croniter
+
+        cron = task.crontab
+        expression = " ".join(
+            [cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week]
+        )
+        # One second on: the beat sends at (or just after) the firing time, and croniter
+        # counts whole seconds, so the firing itself is the previous one.
+        after = now.astimezone(ZoneInfo(str(cron.timezone))) + dt.timedelta(seconds=1)
+        try:
+            fired = croniter(expression, after).get_prev(dt.datetime)
+        except (ValueError, KeyError):  # pragma: no cover - beat rows are written by us
+            fired = None
+        if fired is not None:
+            return fired.astimezone(dt.UTC).strftime("%Y%m%dT%H%M")
+    if task is not None and task.interval is not None:
+        seconds = max(1, int(task.interval.schedule.run_every.total_seconds()))
+        return f"every{seconds}s-{int(now.timestamp()) // seconds}"
+    return now.strftime("%Y%m%dT%H%M")
 
 
 def scheduled_sync_start(
-    *, connection_id: int, mode: str, slot: str = ""
+    *, connection_id: int, mode: str, role: str = "", slot: str = ""
 ) -> tuple[SyncRun | None, bool]:
-    """Start the run of one beat firing (idempotent per connection, mode and slot)."""
+    """Start the run of one beat firing (idempotent per connection, mode and slot). A full
+    sync that finds another run active is owed and starts after it."""
     from sis.models import SISConnection
     from syncing.services import sync_start
 
     connection = SISConnection.objects.filter(pk=connection_id, enabled=True).first()
     if connection is None:
         return None, False
-    slot = slot or _slot(mode, timezone.now())
-    return sync_start(
-        connection=connection,
-        mode=mode,
-        trigger=Trigger.SCHEDULE,
-        idempotency_key=f"beat:{connection_id}:{mode}:{slot}",
+    slot = slot or _slot(connection_id, role, timezone.now())
+    key = f"beat:{connection_id}:{mode}:{slot}"
+    run, created = sync_start(
+        connection=connection, mode=mode, trigger=Trigger.SCHEDULE, idempotency_key=key
     )
+    if not created and run.idempotency_key != key and mode == Mode.FULL:
+        owed = SyncSchedule.objects.filter(connection_id=connection_id)
+        owed.filter(full_owed_since__isnull=True).update(full_owed_since=timezone.now())
+        owed.update(full_owed_key=key)
+        logger.info("scheduled full sync waits for the active run", extra={"run_id": run.pk})
+    return run, created
+
+
+def scheduled_full_owed_start(*, connection_id: int) -> SyncRun | None:
+    """Start the full sync a connection owes, if it owes one and no run is active (nothing
+    while the schedule is paused or the connection disabled). Returns the run started."""
+    from syncing.services import sync_start
+
+    with transaction.atomic():
+        schedule = (
+            SyncSchedule.objects.select_for_update(skip_locked=True)
+            .select_related("connection")
+            .filter(connection_id=connection_id)
+            .exclude(full_owed_key="")
+            .first()
+        )
+        if schedule is None or schedule.paused or not schedule.connection.enabled:
+            return None
+        if SyncRun.objects.filter(connection_id=connection_id, status__in=ACTIVE_STATUSES).exists():
+            return None
+        run, created = sync_start(
+            connection=schedule.connection,
+            mode=Mode.FULL,
+            trigger=Trigger.SCHEDULE,
+            idempotency_key=schedule.full_owed_key,
+        )
+        if created or run.idempotency_key == schedule.full_owed_key:
+            schedule.full_owed_key, schedule.full_owed_since = "", None
+            schedule.save(update_fields=["full_owed_key", "full_owed_since", "updated_at"])
+    if created:
+        logger.info("owed scheduled full sync started", extra={"run_id": run.pk})
+        return run
+    return None

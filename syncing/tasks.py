@@ -28,11 +28,12 @@ def sync_run_execute(run_id: int) -> dict[str, Any]:
 
 @shared_task(base=BaseTask, name="syncing.tasks.sync_events_drain")
 def sync_events_drain() -> int:
-    """Periodic: start the kept events of connections whose active run ended without the
-    task above (rejected, cancelled, run from the command line)."""
-    from syncing.events import sync_events_drain_all
+    """Periodic: start what waited for the active run of connections whose run ended without
+    the task above (rejected, cancelled, run from the command line): an owed scheduled full
+    sync, else the kept events."""
+    from syncing.events import sync_waiting_start_all
 
-    return sync_events_drain_all()
+    return sync_waiting_start_all()
 
 
 @shared_task(base=BaseTask, name="syncing.tasks.writeback_send_due")
@@ -44,12 +45,15 @@ def writeback_send_due() -> dict[str, int]:
 
 
 @shared_task(base=BaseTask, name="syncing.tasks.sync_scheduled")
-def sync_scheduled(connection_id: int, mode: str, slot: str = "") -> dict[str, Any]:
-    """Started by a django-celery-beat periodic task. The idempotency key is the schedule
-    slot, so a beat firing twice for the same slot starts one run."""
+def sync_scheduled(connection_id: int, mode: str, role: str = "", slot: str = "") -> dict[str, Any]:
+    """Started by a django-celery-beat periodic task. The idempotency key is the firing the
+    message belongs to, so a beat firing twice, or its message delivered again, starts one
+    run."""
     from syncing.schedules import scheduled_sync_start
 
-    run, created = scheduled_sync_start(connection_id=connection_id, mode=mode, slot=slot)
+    run, created = scheduled_sync_start(
+        connection_id=connection_id, mode=mode, role=role, slot=slot
+    )
     return {"run": run.pk if run else None, "created": created}
 
 
