@@ -37,8 +37,8 @@ def realtime(connection):
     )
 
 
-def _at(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=CHICAGO)
+def _at(year: int, month: int, day: int, hour: int, minute: int, second: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=CHICAGO)
 
 
 def test_a_crontab_message_belongs_to_its_latest_firing(connection, daily):
