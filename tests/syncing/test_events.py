@@ -243,14 +243,8 @@ def _events_of(changes):
     return [{"entity": resources[c["entity"]], "id": c["id"]} for c in changes]
 
 
-def test_powerschool_events_re_fetch_what_they_name_as_a_delta_would(ps):
-    """Every kind of change the sandbox scripts (edit, new student, withdrawal, transfer,
-    section change, guardian phone, guardian deleted), synced from its events alone: a delta
-    afterwards finds nothing left to do for the records the events named."""
-    sandbox, connection = ps
-    changes = sandbox.control("advance", {"days": 1})["changes"]
-    targets = _targets({"events": _events_of(changes)})
-    run, _ = sync_start(
+def _targeted(connection, targets, source=None):
+    run, created = sync_start(
         connection=connection,
         mode=Mode.TARGETED,
         trigger="event",
@@ -259,7 +253,18 @@ def test_powerschool_events_re_fetch_what_they_name_as_a_delta_would(ps):
         targets=targets,
         enqueue=False,
     )
-    run = run_execute(run.pk)
+    assert created
+    return run_execute(run.pk, source=source)
+
+
+def test_powerschool_events_re_fetch_what_they_name_as_a_delta_would(ps):
+    """Every kind of change the sandbox scripts (edit, new student, withdrawal, transfer,
+    section change, guardian phone, guardian deleted), synced from its events alone: a delta
+    afterwards finds nothing left to do for the records the events named."""
+    sandbox, connection = ps
+    changes = sandbox.control("advance", {"days": 1})["changes"]
+    targets = _targets({"events": _events_of(changes)})
+    run = _targeted(connection, targets)
     assert run.status == RunStatus.COMPLETED, run.error_summary
     assert not any(NOT_REFETCHABLE in counts for counts in run.counts.values()), run.counts
     kinds = {c["kind"]: c for c in changes}
@@ -295,20 +300,6 @@ def test_powerschool_events_re_fetch_what_they_name_as_a_delta_would(ps):
     assert not SourceLink.objects.get(
         connection=connection, entity="guardian", source_id=deleted["id"]
     ).active
-
-
-def _targeted(connection, targets, source=None):
-    run, created = sync_start(
-        connection=connection,
-        mode=Mode.TARGETED,
-        trigger="event",
-        target_entity=targets[0][0],
-        target_source_id=targets[0][1],
-        targets=targets,
-        enqueue=False,
-    )
-    assert created
-    return run_execute(run.pk, source=source)
 
 
 def test_an_event_for_a_record_gone_at_the_sis_deactivates_it(connection, source):
