@@ -1,10 +1,10 @@
 """Per-connection schedules as django-celery-beat periodic tasks owned by this module.
 
 Admins edit :class:`~syncing.models.SyncSchedule`; :func:`schedule_save` rewrites the beat rows
-it owns (named ``sync:<connection>:<role>``). A beat message names its row's role; the run's
-idempotency key is built from the row's *slot* — the firing time the message belongs to (the
-crontab's latest firing, or the interval's window) — so a beat that fires twice (two beat
-processes) or a message delivered again later (a worker lost mid-task) starts one run.
+it owns (named ``sync:<connection>:<role>``; one row per mode at most). The run's idempotency
+key is built from the *slot* of the connection's row of the message's mode — the crontab firing
+the message belongs to — so a beat that fires twice (two beat processes) or a message delivered
+again later (a worker lost mid-task) starts one run.
 
 A scheduled full sync that fires while another run of the connection is active (a real-time
 delta, an event's targeted run) is owed, not dropped: it starts when that run is over
@@ -71,13 +71,23 @@ def _crontab(expression: str, timezone_name: str) -> CrontabSchedule:
             "A cron expression has five fields: minute hour day-of-month month day-of-week.",
             code="invalid_cron",
         )
+    minute, hour, day_of_month, month, day_of_week = parts
     try:
+        from celery.schedules import crontab
         from croniter import croniter
 
+        # Both must read it: beat fires by Celery's parser, a run's slot comes from croniter's
+        # (croniter alone accepts a day of week 7, which beat then refuses).
         croniter(expression)
+        crontab(
+            minute=minute,
+            hour=hour,
+            day_of_week=day_of_week,
+            day_of_month=day_of_month,
+            month_of_year=month,
+        )
     except (ValueError, KeyError) as exc:
         raise ApplicationError(f"Invalid cron expression: {exc}", code="invalid_cron") from None
-    minute, hour, day_of_month, month, day_of_week = parts
     schedule, _ = CrontabSchedule.objects.get_or_create(
         minute=minute,
         hour=hour,
@@ -119,6 +129,14 @@ def _wanted(schedule: SyncSchedule) -> dict[str, dict[str, Any]]:
     return rows
 
 
+_EDITABLE_FIELDS = [
+    field.name
+    for field in SyncSchedule._meta.concrete_fields
+    if not field.primary_key
+    and field.name not in ("full_owed_key", "full_owed_since", "created_at")
+]
+
+
 def schedule_save(*, schedule: SyncSchedule) -> SyncSchedule:
     """Save a schedule and make the beat rows match it (creating, updating, removing)."""
     with transaction.atomic():
@@ -126,7 +144,12 @@ def schedule_save(*, schedule: SyncSchedule) -> SyncSchedule:
         if not schedule.webhook_secret_encrypted:
             schedule.webhook_secret_encrypted = encryption.encrypt(secrets.token_urlsafe(32))
         wanted = {} if schedule.kind == ScheduleKind.OFF else _wanted(schedule)
-        schedule.save()
+        if schedule.pk is None:
+            schedule.save()
+        else:
+            # The scheduler's own fields are not the editor's: an owed full sync recorded while
+            # an admin had the form open must survive the save.
+            schedule.save(update_fields=_EDITABLE_FIELDS)
         prefix = _name(schedule.connection_id, "")
         existing = {
             task.name: task for task in PeriodicTask.objects.filter(name__startswith=prefix)
@@ -137,7 +160,7 @@ def schedule_save(*, schedule: SyncSchedule) -> SyncSchedule:
             task.interval = spec.get("interval")
             task.crontab = spec.get("crontab")
             task.kwargs = json.dumps(
-                {"connection_id": schedule.connection_id, "mode": spec["mode"], "role": role}
+                {"connection_id": schedule.connection_id, "mode": spec["mode"]}
             )
             task.enabled = not schedule.paused
             task.queue = "sync"
@@ -167,40 +190,44 @@ def schedule_webhook_secret(*, connection_id: int) -> str | None:
     return encryption.decrypt(schedule.webhook_secret_encrypted)
 
 
-def _slot(connection_id: int, role: str, now: dt.datetime) -> str:
-    """The firing a beat message of ``role`` belongs to: the latest time its crontab fired (in
-    its timezone), or the window of its interval; the minute as a fallback (an unknown role)."""
-    task = (
-        PeriodicTask.objects.select_related("crontab", "interval")
-        .filter(name=_name(connection_id, role))
-        .first()
-        if role
-        else None
-    )
-    if task is not None and task.crontab is not None:
-        from croniter import croniter
+#: how early a worker's clock may read a firing time (clocks of beat and worker differ a little)
+SLOT_GRACE = dt.timedelta(seconds=30)
 
-        cron = task.crontab
-        expression = " ".join(
-            [cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week]
-        )
-        # One second on: the beat sends at (or just after) the firing time, and croniter
-        # counts whole seconds, so the firing itself is the previous one.
-        after = now.astimezone(ZoneInfo(str(cron.timezone))) + dt.timedelta(seconds=1)
-        try:
-            fired = croniter(expression, after).get_prev(dt.datetime)
-        except (ValueError, KeyError):  # pragma: no cover - beat rows are written by us
-            fired = None
-        if fired is not None:
-            return fired.astimezone(dt.UTC).strftime("%Y%m%dT%H%M")
-    if task is not None and task.interval is not None:
-        seconds = max(1, int(task.interval.schedule.run_every.total_seconds()))
-        return f"every{seconds}s-{int(now.timestamp()) // seconds}"
-    return now.strftime("%Y%m%dT%H%M")
+
+def _beat_row(connection_id: int, mode: str) -> PeriodicTask | None:
+    """The connection's beat row of ``mode`` (a schedule has at most one row per mode)."""
+    rows = PeriodicTask.objects.select_related("crontab", "interval").filter(
+        name__startswith=_name(connection_id, "")
+    )
+    return next((row for row in rows if json.loads(row.kwargs or "{}").get("mode") == mode), None)
+
+
+def _slot(connection_id: int, mode: str, now: dt.datetime) -> str:
+    """The firing a beat message of ``mode`` belongs to, as a UTC minute: for a crontab row the
+    firing nearest before ``now`` (or just after it, within :data:`SLOT_GRACE`, for a worker
+    whose clock is a little behind beat's); otherwise (an interval: the real-time delta) the
+    minute ``now`` is in — a delta delivered again later is one more harmless delta."""
+    row = _beat_row(connection_id, mode)
+    if row is None or row.crontab is None:
+        return now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M")
+    from croniter import croniter
+
+    cron = row.crontab
+    expression = " ".join(
+        [cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week]
+    )
+    local = now.astimezone(ZoneInfo(str(cron.timezone)))
+    # croniter counts whole seconds and excludes its start: a second on, the firing at ``now``
+    # itself is the previous one.
+    fired = croniter(expression, local + dt.timedelta(seconds=1)).get_prev(dt.datetime)
+    upcoming = croniter(expression, local).get_next(dt.datetime)
+    if upcoming - local <= min(SLOT_GRACE, (upcoming - fired) / 4):
+        fired = upcoming
+    return fired.astimezone(dt.UTC).strftime("%Y%m%dT%H%M")
 
 
 def scheduled_sync_start(
-    *, connection_id: int, mode: str, role: str = "", slot: str = ""
+    *, connection_id: int, mode: str, slot: str = ""
 ) -> tuple[SyncRun | None, bool]:
     """Start the run of one beat firing (idempotent per connection, mode and slot). A full
     sync that finds another run active is owed and starts after it."""
@@ -210,7 +237,7 @@ def scheduled_sync_start(
     connection = SISConnection.objects.filter(pk=connection_id, enabled=True).first()
     if connection is None:
         return None, False
-    slot = slot or _slot(connection_id, role, timezone.now())
+    slot = slot or _slot(connection_id, mode, timezone.now())
     key = f"beat:{connection_id}:{mode}:{slot}"
     run, created = sync_start(
         connection=connection, mode=mode, trigger=Trigger.SCHEDULE, idempotency_key=key
@@ -230,7 +257,7 @@ def scheduled_full_owed_start(*, connection_id: int) -> SyncRun | None:
 
     with transaction.atomic():
         schedule = (
-            SyncSchedule.objects.select_for_update(skip_locked=True)
+            SyncSchedule.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("connection")
             .filter(connection_id=connection_id)
             .exclude(full_owed_key="")

@@ -45,15 +45,13 @@ def writeback_send_due() -> dict[str, int]:
 
 
 @shared_task(base=BaseTask, name="syncing.tasks.sync_scheduled")
-def sync_scheduled(connection_id: int, mode: str, role: str = "", slot: str = "") -> dict[str, Any]:
+def sync_scheduled(connection_id: int, mode: str, slot: str = "") -> dict[str, Any]:
     """Started by a django-celery-beat periodic task. The idempotency key is the firing the
     message belongs to, so a beat firing twice, or its message delivered again, starts one
     run."""
     from syncing.schedules import scheduled_sync_start
 
-    run, created = scheduled_sync_start(
-        connection_id=connection_id, mode=mode, role=role, slot=slot
-    )
+    run, created = scheduled_sync_start(connection_id=connection_id, mode=mode, slot=slot)
     return {"run": run.pk if run else None, "created": created}
 
 

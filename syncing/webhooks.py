@@ -34,11 +34,12 @@ logger = logging.getLogger(__name__)
 
 # Vendor table/resource names → the entities one event on that record re-fetches (PowerSchool
 # tables, OneRoster collections). A student's record also carries its school enrollment; a
-# OneRoster user may be a student or staff (read as each; the one it is not finds nothing).
+# OneRoster user may be a student, staff or a guardian (read as each; what it is not finds
+# nothing).
 ENTITY_ALIASES: dict[str, tuple[str, ...]] = {
     "students": ("student", "enrollment"),
     "student": ("student", "enrollment"),
-    "users": ("student", "enrollment", "staff"),
+    "users": ("student", "enrollment", "staff", "guardian"),
     "guardians": ("guardian",),
     "person": ("guardian",),
     "contacts": ("guardian",),
@@ -77,7 +78,8 @@ def _targets(payload: Any) -> list[list[str]]:
         if not isinstance(event, dict):
             continue
         raw = str(event.get("entity") or event.get("resource") or event.get("table") or "")
-        source_id = event.get("source_id") or event.get("id") or event.get("dcid")
+        # Our source ids are PowerSchool's DCIDs: an event naming both DCID and ID means the DCID.
+        source_id = event.get("source_id") or event.get("dcid") or event.get("id")
         for entity in ENTITY_ALIASES.get(raw.lower(), (raw.lower(),)):
             if entity in SPECS and source_id not in (None, ""):
                 targets[(entity, str(source_id))] = None

@@ -130,11 +130,7 @@ def test_a_schedule_becomes_beat_rows_and_a_double_beat_is_one_run(connection):
     task = PeriodicTask.objects.get(name=f"sync:{connection.pk}:daily")
     assert (task.crontab.hour, task.crontab.minute) == ("5", "30")
     assert not PeriodicTask.objects.filter(name=f"sync:{connection.pk}:delta").exists()
-    assert json.loads(task.kwargs) == {
-        "connection_id": connection.pk,
-        "mode": "full",
-        "role": "daily",
-    }
+    assert json.loads(task.kwargs) == {"connection_id": connection.pk, "mode": "full"}
     first, created = scheduled_sync_start(connection_id=connection.pk, mode="full", slot="s1")
     again, created_again = scheduled_sync_start(connection_id=connection.pk, mode="full", slot="s1")
     assert created and not created_again and first.pk == again.pk

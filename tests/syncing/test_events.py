@@ -348,3 +348,36 @@ def test_a_oneroster_users_event_re_fetches_a_teacher(district):
         assert run.counts == {"staff": {"update": 1}}  # read as a student too: nothing there
         assert Staff.objects.get(pk=link.object_id).last_name == "Renamed"
         assert Student.objects.count() == students
+
+
+def test_powerschool_re_fetches_contacts_links_and_cc_rows_one_by_one(ps, district):
+    from sis.connectors.errors import UnsupportedOperation
+    from sis.services import sis_connection_create
+
+    sandbox, connection = ps
+    by_query = sis_connection_connector(connection)
+    link = SourceLink.objects.filter(connection=connection, entity="student_guardian").first()
+    student, guardian = link.source_id.split(":")
+    assert by_query.fetch_one("guardian", guardian).source_id == guardian
+    assert by_query.fetch_one("student_guardian", link.source_id).source_id == link.source_id
+    assert by_query.fetch_one("student_guardian", f"{student}:999999") is None
+    cc = SourceLink.objects.filter(connection=connection, entity="section_enrollment").last()
+    assert by_query.fetch_one("section_enrollment", cc.source_id).source_id == cc.source_id
+    assert by_query.fetch_one("section_enrollment", "999999999") is None
+
+    # The contacts API (per student) instead of the PowerQuery.
+    contacts = sis_connection_create(
+        district=district,
+        name="Contacts",
+        provider="powerschool",
+        client_id=sandbox.client_id,
+        client_secret=sandbox.client_secret,
+        base_url=sandbox.api_base_url,
+        token_url=sandbox.token_url,
+        options={"guardian_source": "contacts"},
+    )
+    by_student = sis_connection_connector(contacts)
+    assert by_student.fetch_one("student_guardian", link.source_id).source_id == link.source_id
+    assert by_student.fetch_one("student_guardian", f"999999999:{guardian}") is None  # gone
+    with pytest.raises(UnsupportedOperation):
+        by_student.fetch_one("guardian", guardian)  # contacts are listed per student only

@@ -41,26 +41,49 @@ def _at(year: int, month: int, day: int, hour: int, minute: int, second: int = 0
     return dt.datetime(year, month, day, hour, minute, second, tzinfo=CHICAGO)
 
 
-def test_a_crontab_message_belongs_to_its_latest_firing(connection, daily):
+def test_a_crontab_message_belongs_to_its_firing(connection, daily):
     slot = schedules._slot
-    fired = slot(
-        connection.pk, "daily", _at(2026, 12, 7, 5, 30, 0) + dt.timedelta(milliseconds=300)
-    )
+    fired = slot(connection.pk, "full", _at(2026, 12, 7, 5, 30) + dt.timedelta(milliseconds=300))
     assert fired == "20261207T1130"  # 05:30 in Chicago is 11:30 UTC in December
     # The same message delivered again minutes or hours later (a worker lost mid-task).
-    assert slot(connection.pk, "daily", _at(2026, 12, 7, 5, 31, 5)) == fired
-    assert slot(connection.pk, "daily", _at(2026, 12, 7, 9, 0)) == fired
-    assert slot(connection.pk, "daily", _at(2026, 12, 8, 5, 30, 1)) == "20261208T1130"
+    assert slot(connection.pk, "full", _at(2026, 12, 7, 5, 31, 5)) == fired
+    assert slot(connection.pk, "full", _at(2026, 12, 7, 9, 0)) == fired
+    # A worker whose clock is a little behind beat's still names today's firing, not
+    # yesterday's (whose run is over: the key would start nothing).
+    assert slot(connection.pk, "full", _at(2026, 12, 7, 5, 29, 58)) == fired
+    assert slot(connection.pk, "full", _at(2026, 12, 7, 5, 20)) == "20261206T1130"
+    assert slot(connection.pk, "full", _at(2026, 12, 8, 5, 30, 1)) == "20261208T1130"
     # In summer (CDT) the same local time is an hour earlier in UTC.
-    assert slot(connection.pk, "daily", _at(2026, 7, 1, 5, 30, 2)) == "20260701T1030"
+    assert slot(connection.pk, "full", _at(2026, 7, 1, 5, 30, 2)) == "20260701T1030"
 
 
-def test_an_interval_message_belongs_to_its_window(connection, realtime):
+def test_an_every_minute_crontab_keeps_its_minutes_apart(connection):
+    schedule_save(
+        schedule=SyncSchedule(connection=connection, kind=ScheduleKind.CRON, cron="* * * * *")
+    )
     slot = schedules._slot
-    start = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)  # a multiple of five minutes
-    first = slot(connection.pk, "delta", start + dt.timedelta(seconds=10))
-    assert slot(connection.pk, "delta", start + dt.timedelta(minutes=4, seconds=59)) == first
-    assert slot(connection.pk, "delta", start + dt.timedelta(minutes=5)) != first
+    assert slot(connection.pk, "full", _at(2026, 12, 7, 5, 30, 1)) == "20261207T1130"
+    assert slot(connection.pk, "full", _at(2026, 12, 7, 5, 30, 40)) == "20261207T1130"
+    assert slot(connection.pk, "full", _at(2026, 12, 7, 5, 30, 58)) == "20261207T1131"
+
+
+@pytest.mark.parametrize("expression", ["0 2 * * 7", "0 25 * * *", "0 2 * *", "x * * * *"])
+def test_a_cron_expression_beat_could_not_read_is_refused(connection, expression):
+    from core.errors import ApplicationError
+
+    with pytest.raises(ApplicationError) as refused:
+        schedule_save(
+            schedule=SyncSchedule(connection=connection, kind=ScheduleKind.CRON, cron=expression)
+        )
+    assert refused.value.code == "invalid_cron"
+    assert not SyncSchedule.objects.exists()
+
+
+def test_an_interval_message_belongs_to_the_minute_it_runs(connection, realtime):
+    start = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
+    slot = schedules._slot
+    assert slot(connection.pk, "delta", start + dt.timedelta(seconds=10)) == "20261207T1200"
+    assert slot(connection.pk, "delta", start + dt.timedelta(seconds=70)) == "20261207T1201"
 
 
 def test_a_message_delivered_again_a_minute_later_starts_no_second_run(
@@ -68,15 +91,11 @@ def test_a_message_delivered_again_a_minute_later_starts_no_second_run(
 ):
     now = _at(2026, 12, 7, 5, 30, 1)
     monkeypatch.setattr(schedules.timezone, "now", lambda: now)
-    first = sync_scheduled.apply(
-        kwargs={"connection_id": connection.pk, "mode": "full", "role": "daily"}
-    ).get()
+    first = sync_scheduled.apply(kwargs={"connection_id": connection.pk, "mode": "full"}).get()
     assert first["created"]
     SyncRun.objects.filter(pk=first["run"]).update(status=RunStatus.COMPLETED)  # a quick run
     now = _at(2026, 12, 7, 5, 31, 30)
-    again = sync_scheduled.apply(
-        kwargs={"connection_id": connection.pk, "mode": "full", "role": "daily"}
-    ).get()
+    again = sync_scheduled.apply(kwargs={"connection_id": connection.pk, "mode": "full"}).get()
     assert again == {"run": first["run"], "created": False}
     assert SyncRun.objects.count() == 1
 
@@ -116,6 +135,17 @@ def test_the_minute_drain_starts_an_owed_full_sync_after_a_cancelled_run(connect
     SyncRun.objects.filter(pk=delta.pk).update(status=RunStatus.CANCELLED)
     assert sync_waiting_start_all() == 1
     assert SyncRun.objects.filter(mode=Mode.FULL, trigger=Trigger.SCHEDULE).count() == 1
+
+
+def test_an_admin_save_keeps_a_full_sync_owed_meanwhile(connection, realtime):
+    opened = SyncSchedule.objects.get(pk=realtime.pk)  # the admin's form, loaded before
+    sync_start(connection=connection, mode=Mode.DELTA, enqueue=False)
+    scheduled_sync_start(connection_id=connection.pk, mode=Mode.FULL, slot="w4")
+    opened.delta_every_minutes = 10
+    schedule_save(schedule=opened)
+    saved = SyncSchedule.objects.get(pk=realtime.pk)
+    assert saved.delta_every_minutes == 10
+    assert saved.full_owed_key == f"beat:{connection.pk}:full:w4"
 
 
 def test_a_delta_that_fires_during_another_run_is_simply_skipped(connection, realtime):

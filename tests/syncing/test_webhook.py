@@ -129,7 +129,7 @@ def test_events_past_one_run_wait_for_the_next(client, connection, secret):
     ("name", "entities"),
     [
         ("students", ["student", "enrollment"]),  # the record carries its school enrollment
-        ("users", ["student", "enrollment", "staff"]),  # a OneRoster user of either kind
+        ("users", ["student", "enrollment", "staff", "guardian"]),  # a OneRoster user of any kind
         ("teachers", ["staff"]),
         ("person", ["guardian"]),
         ("cc", ["section_enrollment"]),
@@ -137,6 +137,7 @@ def test_events_past_one_run_wait_for_the_next(client, connection, secret):
     ],
 )
 def test_what_an_event_re_fetches(client, connection, secret, name, entities):
-    body = json.dumps({"events": [{"entity": name, "id": "42"}]}).encode()
+    # An event naming both (PowerSchool) means the DCID, our source id.
+    body = json.dumps({"events": [{"entity": name, "id": "7", "dcid": "42"}]}).encode()
     assert _post(client, connection, body, signed_headers(secret, body)).status_code == 202
     assert SyncRun.objects.get().targets == [[entity, "42"] for entity in entities]

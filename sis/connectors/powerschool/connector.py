@@ -266,14 +266,21 @@ class PowerSchoolConnector(PowerSchoolGradebook):
         filtered PowerQuery or table read a delta uses for changed rows."""
         if entity == Entity.SECTION_ENROLLMENT:
             pages = self._table_pages("cc", "section_enrollment", q=f"dcid=={source_id}")
-            return next((item for page in pages for item in page.items), None)
+            rows = [item for page in pages for item in page.items]
+            return next(
+                (i for i in rows if mapping.text(mapping.table_row(i).get("dcid")) == source_id),
+                None,
+            )
         student, _, contact = source_id.rpartition(":")
         if entity == Entity.STUDENT_GUARDIAN and not student:
             raise UnsupportedOperation("A student-contact link is re-fetched by student:contact.")
         if self.options.guardian_source == "contacts":
             if entity == Entity.GUARDIAN:  # the contacts API lists contacts per student only
                 return super().fetch_one_raw(entity, source_id)
-            rows = self._contact_rows(student)
+            try:
+                rows = self._contact_rows(student)
+            except NotFound:  # the student is gone, and the link with it
+                return None
         else:
             pages = self._query_pages(GUARDIAN_QUERY, q=f"contactdcid=={contact}")
             rows = [item for page in pages for item in page.items]
