@@ -155,8 +155,8 @@ def _student_only(connection: Any) -> Any:
         def fetch(self, entity: Any, *, since: str | None = None) -> Any:
             return inner.fetch(entity, since=since)
 
-        def fetch_one(self, entity: Any, source_id: str) -> Any:
-            return inner.fetch_one(entity, source_id)
+        def fetch_item(self, entity: Any, source_id: str) -> Any:
+            return inner.fetch_item(entity, source_id)
 
     return Only()
 

@@ -20,8 +20,9 @@ class Source(Protocol):
         """Stream pages of canonical records of ``entity`` (changes after ``since``)."""
         ...
 
-    def fetch_one(self, entity: Any, source_id: str) -> Record | None:
-        """Re-fetch one record; None when the SIS no longer has it."""
+    def fetch_item(self, entity: Any, source_id: str) -> list[Record] | None:
+        """Re-fetch the item ``source_id`` names: every ``entity`` record it maps to (a
+        student's item, all its enrollment spans); None when the SIS no longer has it."""
         ...
 
 

@@ -268,17 +268,23 @@ class Connector:
                 delta=self.is_delta(entity, since=since),
             )
 
-    def fetch_one(self, entity: Entity | str, source_id: str) -> Record | None:
-        """Re-fetch one record (a targeted re-drive). None if the SIS no longer has it.
-        A malformed item raises :class:`MalformedRecord`."""
+    def fetch_item(self, entity: Entity | str, source_id: str) -> list[Record] | None:
+        """Re-fetch the SIS item that ``source_id`` names and return every ``entity`` record it
+        maps to (a student's item: all its enrollment spans), for targeted runs. None if the
+        SIS no longer has the item. A malformed item raises :class:`MalformedRecord`."""
         entity = Entity(entity)
         item = self.fetch_one_raw(entity, source_id)
         if item is None:
             return None
         try:
-            mapped = list(self.map_record(entity, item))
+            return list(self.map_record(entity, item))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise MalformedRecord(_reason(exc)) from exc
+
+    def fetch_one(self, entity: Entity | str, source_id: str) -> Record | None:
+        """Re-fetch one record (a write-back's read-back). None if the SIS no longer has it.
+        A malformed item raises :class:`MalformedRecord`."""
+        mapped = self.fetch_item(entity, source_id) or []
         matching = [r for r in mapped if r.source_id == source_id] or mapped
         return matching[0] if matching else None
 

@@ -27,7 +27,7 @@ from django.db import connections as db_connections
 from django.db.models import Count
 from django.utils import timezone
 
-from attendance.models import District
+from attendance.models import District, Enrollment
 from attendance.signals import rows_of_district
 from core.logging import redact
 from core.read_ahead import read_ahead
@@ -62,6 +62,7 @@ from syncing.models import (
     Phase,
     QuarantinedRecord,
     RunStatus,
+    SourceLink,
     SyncChange,
     SyncRun,
 )
@@ -136,6 +137,38 @@ def _fetched_ahead(
     yield from read_ahead(pages(), depth=PAGES_AHEAD, name="sync-fetch")
 
 
+def _gone(spec: EntitySpec, source_id: str) -> Any:
+    """Stands in for a record the SIS no longer has: staged, it deactivates its link."""
+    return SimpleNamespace(entity=spec.name, source_id=source_id, status="tobedeleted", raw={})
+
+
+def _targeted_records(run: SyncRun, source: Source, spec: EntitySpec, source_id: str) -> list[Any]:
+    """What a targeted run stages for one target: the record as the SIS has it now, or its
+    deletion. An enrollment target naming a *student* (a student's event) is that student's
+    whole set of spans, as a full sync would see it: the spans the SIS returns, and the
+    deletion of every other span of the student still linked (a transfer's old school, or
+    all of them when the student is gone)."""
+    mapped = source.fetch_item(spec.name, source_id) or []
+    if spec.name == "enrollment":
+        student = list(
+            SourceLink.objects.filter(
+                connection_id=run.connection_id, entity="student", source_id=source_id
+            ).values_list("object_id", flat=True)
+        )
+        spans = [r for r in mapped if str(getattr(r, "student_id", "")) == source_id]
+        if student or spans:  # a new student has no link yet, only spans
+            returned = {str(r.source_id) for r in spans}
+            linked = SourceLink.objects.filter(
+                connection_id=run.connection_id,
+                entity="enrollment",
+                active=True,
+                object_id__in=Enrollment.objects.filter(student_id__in=student).values("id"),
+            ).values_list("source_id", flat=True)
+            return spans + [_gone(spec, sid) for sid in linked if sid not in returned]
+    exact = [r for r in mapped if str(r.source_id) == source_id]
+    return exact or [_gone(spec, source_id)]
+
+
 def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> None:
     district = run.district
     ctx = StageContext(run=run, region=district.phone_region)
@@ -150,7 +183,7 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
                 continue
             spec = SPECS[entity]
             try:
-                record: Any = source.fetch_one(entity, source_id)
+                records = _targeted_records(run, source, spec, source_id)
             except UnsupportedOperation:
                 # Counted, so the run says so; a delta follows the run (syncing.events).
                 ctx.count(entity, NOT_REFETCHABLE)
@@ -165,12 +198,7 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
                     message=str(exc),
                 )
                 continue
-            if record is None:
-                # Gone at the SIS: a deletion of that one record.
-                record = SimpleNamespace(
-                    entity=spec.name, source_id=source_id, status="tobedeleted", raw={}
-                )
-            stage_page(ctx, spec, SimpleNamespace(records=[record], quarantined=[], number=number))
+            stage_page(ctx, spec, SimpleNamespace(records=records, quarantined=[], number=number))
             stage_references(ctx, spec)
     else:
         since = None

@@ -59,8 +59,14 @@ class FakeSource:
                 total=len(items),
             )
 
-    def fetch_one(self, entity: Any, source_id: str) -> Record | None:
-        return self.records[str(entity)].get(source_id)
+    def fetch_item(self, entity: Any, source_id: str) -> list[Record] | None:
+        """The record itself, or a student's item: the records of ``entity`` naming it."""
+        records = self.records[str(entity)]
+        if source_id in records:
+            return [records[source_id]]
+        if source_id in self.records["student"]:
+            return [r for r in records.values() if getattr(r, "student_id", None) == source_id]
+        return None
 
 
 def district_records(source: FakeSource, *, schools: int = 2, students: int = 60) -> None:

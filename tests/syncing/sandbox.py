@@ -49,6 +49,7 @@ class Filtered:
             page.records = [r for r in page.records if not self.hide(r)]
             yield page
 
-    def fetch_one(self, entity: Any, source_id: str) -> Any:
-        record = self.inner.fetch_one(entity, source_id)
-        return None if record is None or self.hide(record) else record
+    def fetch_item(self, entity: Any, source_id: str) -> Any:
+        records = self.inner.fetch_item(entity, source_id)
+        kept = [r for r in records or [] if not self.hide(r)]
+        return kept or None

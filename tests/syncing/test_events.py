@@ -302,16 +302,49 @@ def test_powerschool_events_re_fetch_what_they_name_as_a_delta_would(ps):
     ).active
 
 
-def test_an_event_for_a_record_gone_at_the_sis_deactivates_it(connection, source):
+def test_an_event_for_a_student_gone_at_the_sis_ends_the_student_and_its_spans(connection, source):
     from tests.syncing.helpers import sync
 
     sync(connection, source)
     source.drop("student", "stu-5")
-    run = _targeted(connection, [["student", "stu-5"]], source=source)
+    source.drop("enrollment", "enr-5")
+    run = _targeted(connection, [["student", "stu-5"], ["enrollment", "stu-5"]], source=source)
     assert run.status == RunStatus.COMPLETED
     assert run.counts["student"] == {"deactivate": 1}
+    assert run.counts["enrollment"] == {"deactivate": 1}
     assert not QuarantinedRecord.objects.exists()
-    assert Student.objects.get(local_id="S00005").active is False
+    student = Student.objects.get(local_id="S00005")
+    assert student.active is False
+    span = Enrollment.objects.get(student=student)
+    assert span.exit_date is not None and span.exit_reason == ExitReason.NOT_IN_SIS
+
+
+def test_a_student_event_re_reads_the_students_spans_as_a_full_sync_would(connection, source):
+    """The event's enrollment target is the student's whole set of spans: a transfer the SIS
+    made (the old span gone, a new one elsewhere) closes one span and opens the other."""
+    from sis.connectors.records import EnrollmentRecord
+    from tests.syncing.helpers import sync
+
+    sync(connection, source)
+    student = Student.objects.get(local_id="S00005")
+    old_school = student.school_id
+    source.drop("enrollment", "enr-5")
+    source.put(
+        EnrollmentRecord(
+            source_id="enr-5-moved",
+            student_id="stu-5",
+            school_id="sch-0",
+            entry_date=dt.date(2026, 10, 1),
+            grade_level="05",
+        )
+    )
+    run = _targeted(connection, [["student", "stu-5"], ["enrollment", "stu-5"]], source=source)
+    assert run.counts["enrollment"] == {"create": 1, "deactivate": 1}, run.counts
+    old, new = Enrollment.objects.filter(student=student).order_by("entry_date")
+    assert (old.exit_date, old.exit_reason) == (dt.date(2026, 9, 30), ExitReason.TRANSFERRED)
+    assert new.exit_date is None and new.school_id != old_school
+    student.refresh_from_db()
+    assert student.school_id == new.school_id
 
 
 def test_records_the_connector_cannot_re_fetch_are_counted_and_a_delta_follows(ps):
