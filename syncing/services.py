@@ -23,6 +23,7 @@ from syncing.events import pending_events_keep
 from syncing.locks import connection_lock_held
 from syncing.models import (
     ACTIVE_STATUSES,
+    NOT_REFETCHABLE,
     Approval,
     ChangeAction,
     ChangeState,
@@ -319,12 +320,21 @@ def quarantine_discard(*, records: Any) -> int:
 
 def quarantine_settle(*, run: SyncRun) -> None:
     """After a run: quarantined records the run saw again and that went through cleanly (now
-    linked and unchanged, or applied) leave quarantine."""
+    linked and unchanged, or applied) leave quarantine; so do the targets of a targeted run
+    that it read without parking them again (a record parked under its SIS item's id, whose
+    records have ids of their own, or one the SIS no longer has)."""
     open_records = QuarantinedRecord.objects.filter(
         connection_id=run.connection_id, status=QuarantineStatus.OPEN
     ).exclude(run=run)
+    not_read = {entity for entity, counts in run.counts.items() if NOT_REFETCHABLE in counts}
+    targets = (
+        (run.targets or [[run.target_entity, run.target_source_id]])
+        if run.mode == Mode.TARGETED
+        else []
+    )
+    read = {(entity, source_id) for entity, source_id in targets if entity not in not_read}
     for entity, source_id in open_records.values_list("entity", "source_id"):
-        if not SourceLink.objects.filter(
+        if (entity, source_id) not in read and not SourceLink.objects.filter(
             connection_id=run.connection_id,
             entity=entity,
             source_id=source_id,

@@ -143,13 +143,19 @@ def _gone(spec: EntitySpec, source_id: str) -> Any:
 
 
 def _targeted_records(run: SyncRun, source: Source, spec: EntitySpec, source_id: str) -> list[Any]:
-    """What a targeted run stages for one target: the record as the SIS has it now, or its
-    deletion. An enrollment target naming a *student* (a student's event) is that student's
-    whole set of spans, as a full sync would see it: the spans the SIS returns, and the
-    deletion of every other span of the student still linked (a transfer's old school, or
-    all of them when the student is gone)."""
+    """What a targeted run stages for one target: the record as the SIS has it now; else
+    what the SIS item now maps to and the target's deletion (a record re-keyed, or parked
+    under its item's id). An enrollment target naming a *student* (a student's event), or a
+    span the SIS has re-keyed, is that student's whole set of spans, as a full sync would see
+    it: the spans the SIS returns, and the deletion of every other span of the student still
+    linked (a transfer's old school, or all of them when the student is gone)."""
     mapped = source.fetch_item(spec.name, source_id) or []
-    if spec.name == "enrollment":
+    exact = [r for r in mapped if str(r.source_id) == source_id]
+    if spec.name == "enrollment" and not exact:
+        owners = {str(getattr(r, "student_id", "") or "") for r in mapped} - {""}
+        if source_id not in owners and len(owners) == 1:
+            # A span id the SIS has re-keyed (a re-drive after a transfer): its student's set.
+            source_id = owners.pop()
         student = list(
             SourceLink.objects.filter(
                 connection_id=run.connection_id, entity="student", source_id=source_id
@@ -165,8 +171,9 @@ def _targeted_records(run: SyncRun, source: Source, spec: EntitySpec, source_id:
                 object_id__in=Enrollment.objects.filter(student_id__in=student).values("id"),
             ).values_list("source_id", flat=True)
             return spans + [_gone(spec, sid) for sid in linked if sid not in returned]
-    exact = [r for r in mapped if str(r.source_id) == source_id]
-    return exact or [_gone(spec, source_id)]
+    # No record by that id: the target named the item itself (a record parked when its item
+    # failed to map) or a record the item no longer has; stage what the item has now.
+    return exact or [*mapped, _gone(spec, source_id)]
 
 
 def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> None:
