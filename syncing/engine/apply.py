@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -614,9 +614,13 @@ def apply_deactivations(ctx: ApplyContext, spec: EntitySpec, changes: list[dict[
     if spec.is_span:
         transfers = _transfer_entries(ctx, spec, changes) if spec.name == "enrollment" else {}
         rows = []
-        for row in spec.model._default_manager.filter(
-            pk__any=object_ids, exit_date__isnull=True
-        ).values("id", "entry_date", "student_id"):
+        # Open spans, and spans whose end is still ahead (a class's scheduled last day, as
+        # PowerSchool's CC rows carry): what the SIS dropped ends at the sync date, not then.
+        for row in (
+            spec.model._default_manager.filter(pk__any=object_ids)
+            .filter(Q(exit_date__isnull=True) | Q(exit_date__gt=ctx.on))
+            .values("id", "entry_date", "student_id")
+        ):
             new_entry = transfers.get(row["student_id"])
             if new_entry is not None:
                 # The SIS re-keyed the span by opening one elsewhere: a transfer, closed the

@@ -27,7 +27,7 @@ from django.db import connections as db_connections
 from django.db.models import Count
 from django.utils import timezone
 
-from attendance.models import District, Enrollment
+from attendance.models import District, Enrollment, SectionEnrollment
 from attendance.signals import rows_of_district
 from core.logging import redact
 from core.read_ahead import read_ahead
@@ -142,6 +142,36 @@ def _gone(spec: EntitySpec, source_id: str) -> Any:
     return SimpleNamespace(entity=spec.name, source_id=source_id, status="tobedeleted", raw={})
 
 
+def _is_stand_in(record: Any) -> bool:
+    return isinstance(record, SimpleNamespace)
+
+
+def _spans_of_gone_student(
+    run: SyncRun, source_id: str, provided: set[str]
+) -> Iterator[tuple[str, list[Any]]]:
+    """(entity, deletions) for the still-linked school and class spans of the student whose
+    link has ``source_id``: what a full sync would deactivate once the SIS dropped it."""
+    student = SourceLink.objects.filter(
+        connection_id=run.connection_id, entity="student", source_id=source_id
+    ).values_list("object_id", flat=True)
+    span_models: tuple[tuple[str, Any], ...] = (
+        ("enrollment", Enrollment),
+        ("section_enrollment", SectionEnrollment),
+    )
+    for entity, model in span_models:
+        if entity not in provided:
+            continue
+        linked = SourceLink.objects.filter(
+            connection_id=run.connection_id,
+            entity=entity,
+            active=True,
+            object_id__in=model.objects.filter(student_id__in=student).values("id"),
+        ).values_list("source_id", flat=True)
+        gone = [_gone(SPECS[entity], sid) for sid in linked]
+        if gone:
+            yield entity, gone
+
+
 def _targeted_records(run: SyncRun, source: Source, spec: EntitySpec, source_id: str) -> list[Any]:
     """What a targeted run stages for one target: the record as the SIS has it now; else
     what the SIS item now maps to and the target's deletion (a record re-keyed, or parked
@@ -207,6 +237,11 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
                 continue
             stage_page(ctx, spec, SimpleNamespace(records=records, quarantined=[], number=number))
             stage_references(ctx, spec)
+            if spec.name == "student" and all(_is_stand_in(r) for r in records):
+                # The student is gone at the SIS: its school and class spans end with it.
+                for dependent, gone in _spans_of_gone_student(run, source_id, provided):
+                    page = SimpleNamespace(records=gone, quarantined=[], number=number)
+                    stage_page(ctx, SPECS[dependent], page)
     else:
         since = None
         if run.mode == Mode.DELTA:

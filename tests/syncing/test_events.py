@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
@@ -414,3 +415,32 @@ def test_powerschool_re_fetches_contacts_links_and_cc_rows_one_by_one(ps, distri
     assert by_student.fetch_one("student_guardian", f"999999999:{guardian}") is None  # gone
     with pytest.raises(UnsupportedOperation):
         by_student.fetch_one("guardian", guardian)  # contacts are listed per student only
+
+
+def test_a_student_gone_at_the_sis_ends_its_school_and_class_spans(ps):
+    """A re-drive or event naming only the student: gone at the SIS, it takes its spans with
+    it, as a full sync would."""
+    from tests.syncing.sandbox import Filtered
+
+    _, connection = ps
+    link = SourceLink.objects.filter(connection=connection, entity="student").first()
+    today = dt.datetime.now(ZoneInfo(connection.district.timezone)).date()  # the sync date
+    classes = SectionEnrollment.objects.filter(student_id=link.object_id)
+    # PowerSchool's CC rows carry a class's scheduled last day: attending means it is ahead.
+    attending = set(classes.filter(exit_date__gt=today).values_list("id", flat=True))
+    assert attending
+    gone = Filtered(connection, lambda record: record.source_id == link.source_id)
+    run = _targeted(connection, [["student", link.source_id]], source=gone)
+    assert run.status == RunStatus.COMPLETED, run.error_summary
+    assert run.counts["student"] == {"deactivate": 1}
+    assert run.counts["enrollment"] == {"deactivate": 1}
+    assert run.counts["section_enrollment"] == {"deactivate": classes.count()}
+    assert Student.objects.get(pk=link.object_id).active is False
+    assert not Enrollment.objects.filter(student_id=link.object_id, exit_date__isnull=True).exists()
+    ended = classes.filter(id__in=attending, exit_reason=ExitReason.NOT_IN_SIS)
+    assert ended.count() == len(attending)
+    assert not classes.filter(exit_date__gt=today).exists()  # ended at the sync date
+    assert not SourceLink.objects.filter(
+        connection=connection, entity="section_enrollment", active=True,
+        object_id__in=classes.values("id"),
+    ).exists()  # fmt: skip
