@@ -311,7 +311,9 @@ def _section_enrollment(r: Any) -> Values:
         "staff_id": person if role != "student" else None,
         "entry_date": _date(r.entry_date),
         "exit_date": exit_date,
-        "exit_reason": ExitReason.DROPPED if exit_date else "",
+        # The SIS still reports the class: its end date is the class's last day (for
+        # PowerSchool's CC rows, the term's), not a drop; a dropped class is not reported.
+        "exit_reason": ExitReason.ENDED if exit_date else "",
     }
 
 

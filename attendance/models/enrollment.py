@@ -19,6 +19,8 @@ class ExitReason(models.TextChoices):
     PROMOTED = "promoted", "End of year"
     DROPPED = "dropped", "Dropped the section"
     NOT_IN_SIS = "not_in_sis", "No longer reported by the SIS"
+    # The end date the SIS gives a span it still reports (a class's last day in the term).
+    ENDED = "ended", "Ends on the SIS's end date"
     OTHER = "other", "Other"
 
 

@@ -235,6 +235,8 @@ def test_section_enrollments_name_students_by_dcid_although_cc_uses_ids(ps):
     )
     assert student_link.source_id == record.student_id
     assert SectionEnrollment.objects.count() == sandbox.counts()["section_enrollment"]
+    # CC's DateLeft of a class still reported is its last day, not a drop.
+    assert enrollment.exit_date is not None and enrollment.exit_reason == ExitReason.ENDED
 
 
 def _events_of(changes):
