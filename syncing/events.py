@@ -21,7 +21,6 @@ from django.db import IntegrityError, transaction
 
 from syncing.models import (
     ACTIVE_STATUSES,
-    NOT_REFETCHABLE,
     Mode,
     PendingEvent,
     RunStatus,
@@ -99,9 +98,8 @@ def sync_run_followup(*, run: SyncRun) -> SyncRun | None:
     owed = scheduled_full_owed_start(connection_id=run.connection_id)
     if owed is not None:  # reads everything, the records below included
         return owed
-    not_refetched = any(NOT_REFETCHABLE in counts for counts in run.counts.values())
     applied = run.status in (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_QUARANTINE)
-    if run.mode == Mode.TARGETED and not_refetched and applied and not run.dry_run:
+    if run.mode == Mode.TARGETED and run.entities_not_refetched and applied and not run.dry_run:
         connection = run.connection
         if connection.enabled and "delta" in sis_connection_capabilities(connection):
             delta, created = sync_start(

@@ -160,6 +160,19 @@ class SyncRun(TimeStampedModel):
         end = self.finished_at or self.updated_at
         return (end - self.started_at).total_seconds()
 
+    @property
+    def target_pairs(self) -> list[tuple[str, str]]:
+        """A targeted run's records as (entity, source id), one target or a list."""
+        if self.mode != Mode.TARGETED:
+            return []
+        pairs = self.targets or [[self.target_entity, self.target_source_id]]
+        return [(str(entity), str(source_id)) for entity, source_id in pairs]
+
+    @property
+    def entities_not_refetched(self) -> set[str]:
+        """Entities of which the run could not re-fetch some targets (:data:`NOT_REFETCHABLE`)."""
+        return {entity for entity, counts in self.counts.items() if NOT_REFETCHABLE in counts}
+
 
 class SourceLink(TimeStampedModel):
     """The identity crosswalk: one SIS record of one connection ↔ one local object.

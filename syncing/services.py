@@ -23,7 +23,6 @@ from syncing.events import pending_events_keep
 from syncing.locks import connection_lock_held
 from syncing.models import (
     ACTIVE_STATUSES,
-    NOT_REFETCHABLE,
     Approval,
     ChangeAction,
     ChangeState,
@@ -326,13 +325,8 @@ def quarantine_settle(*, run: SyncRun) -> None:
     open_records = QuarantinedRecord.objects.filter(
         connection_id=run.connection_id, status=QuarantineStatus.OPEN
     ).exclude(run=run)
-    not_read = {entity for entity, counts in run.counts.items() if NOT_REFETCHABLE in counts}
-    targets = (
-        (run.targets or [[run.target_entity, run.target_source_id]])
-        if run.mode == Mode.TARGETED
-        else []
-    )
-    read = {(entity, source_id) for entity, source_id in targets if entity not in not_read}
+    not_read = run.entities_not_refetched
+    read = {(entity, source_id) for entity, source_id in run.target_pairs if entity not in not_read}
     for entity, source_id in open_records.values_list("entity", "source_id"):
         if (entity, source_id) not in read and not SourceLink.objects.filter(
             connection_id=run.connection_id,

@@ -27,7 +27,7 @@ from django.db import connections as db_connections
 from django.db.models import Count
 from django.utils import timezone
 
-from attendance.models import District, Enrollment, SectionEnrollment
+from attendance.models import District
 from attendance.signals import rows_of_district
 from core.logging import redact
 from core.read_ahead import read_ahead
@@ -146,30 +146,33 @@ def _is_stand_in(record: Any) -> bool:
     return isinstance(record, SimpleNamespace)
 
 
+def _student_links(run: SyncRun, source_id: str) -> Any:
+    """The local id of the student linked by ``source_id`` (a query: empty when none)."""
+    return SourceLink.objects.filter(
+        connection_id=run.connection_id, entity="student", source_id=source_id
+    ).values_list("object_id", flat=True)
+
+
+def _linked_spans(run: SyncRun, entity: str, students: Any) -> list[str]:
+    """Source ids of the still-linked ``entity`` spans (school or class) of ``students``."""
+    spans = SPECS[entity].model._default_manager.filter(student_id__in=students).values("id")
+    return list(
+        SourceLink.objects.filter(
+            connection_id=run.connection_id, entity=entity, active=True, object_id__in=spans
+        ).values_list("source_id", flat=True)
+    )
+
+
 def _spans_of_gone_student(
     run: SyncRun, source_id: str, provided: set[str]
 ) -> Iterator[tuple[str, list[Any]]]:
     """(entity, deletions) for the still-linked school and class spans of the student whose
     link has ``source_id``: what a full sync would deactivate once the SIS dropped it."""
-    student = SourceLink.objects.filter(
-        connection_id=run.connection_id, entity="student", source_id=source_id
-    ).values_list("object_id", flat=True)
-    span_models: tuple[tuple[str, Any], ...] = (
-        ("enrollment", Enrollment),
-        ("section_enrollment", SectionEnrollment),
-    )
-    for entity, model in span_models:
-        if entity not in provided:
-            continue
-        linked = SourceLink.objects.filter(
-            connection_id=run.connection_id,
-            entity=entity,
-            active=True,
-            object_id__in=model.objects.filter(student_id__in=student).values("id"),
-        ).values_list("source_id", flat=True)
-        gone = [_gone(SPECS[entity], sid) for sid in linked]
-        if gone:
-            yield entity, gone
+    for entity in ("enrollment", "section_enrollment"):
+        if entity in provided:
+            linked = _linked_spans(run, entity, _student_links(run, source_id))
+            if linked:
+                yield entity, [_gone(SPECS[entity], sid) for sid in linked]
 
 
 def _targeted_records(run: SyncRun, source: Source, spec: EntitySpec, source_id: str) -> list[Any]:
@@ -186,20 +189,11 @@ def _targeted_records(run: SyncRun, source: Source, spec: EntitySpec, source_id:
         if source_id not in owners and len(owners) == 1:
             # A span id the SIS has re-keyed (a re-drive after a transfer): its student's set.
             source_id = owners.pop()
-        student = list(
-            SourceLink.objects.filter(
-                connection_id=run.connection_id, entity="student", source_id=source_id
-            ).values_list("object_id", flat=True)
-        )
+        student = list(_student_links(run, source_id))
         spans = [r for r in mapped if str(getattr(r, "student_id", "")) == source_id]
         if student or spans:  # a new student has no link yet, only spans
             returned = {str(r.source_id) for r in spans}
-            linked = SourceLink.objects.filter(
-                connection_id=run.connection_id,
-                entity="enrollment",
-                active=True,
-                object_id__in=Enrollment.objects.filter(student_id__in=student).values("id"),
-            ).values_list("source_id", flat=True)
+            linked = _linked_spans(run, "enrollment", student)
             return spans + [_gone(spec, sid) for sid in linked if sid not in returned]
     # No record by that id: the target named the item itself (a record parked when its item
     # failed to map) or a record the item no longer has; stage what the item has now.
@@ -211,7 +205,7 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
     ctx = StageContext(run=run, region=district.phone_region)
     specs = entities_for(source)
     if run.mode == Mode.TARGETED:
-        targets = [tuple(t) for t in run.targets] or [(run.target_entity, run.target_source_id)]
+        targets = run.target_pairs
         provided = {spec.name for spec in specs}
         for number, (entity, source_id) in enumerate(
             sorted(targets, key=lambda t: SPECS[t[0]].rank)
