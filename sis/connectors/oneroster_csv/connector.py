@@ -153,6 +153,7 @@ class OneRosterCSVConnector(Connector):
     Options = CSVOptions
     options: CSVOptions
     uses_tokens = False
+    raw_pages_ahead = 0  # rows parsed from a local file: no SIS to wait for, no page thread
 
     def validate_config(self) -> None:
         pass  # the bundle may be uploaded after the connection is created

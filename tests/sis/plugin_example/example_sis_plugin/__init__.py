@@ -24,6 +24,7 @@ class ExampleConnector(Connector):
     entities = (Entity.STUDENT,)
     Options = Options
     uses_tokens = False
+    raw_pages_ahead = 0  # a local file: no SIS to wait for, no page thread
 
     def validate_config(self) -> None:
         pass  # no URL needed: it reads a file
