@@ -5,6 +5,7 @@ the ``sync`` command call these; they never touch the models directly."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -158,6 +159,52 @@ def run_cancel(*, run: SyncRun) -> SyncRun:
         run.finished_at = timezone.now()
         run.save()
     return run
+
+
+# A run no worker has held for this long (running) or picked up (pending) lost its worker and
+# its message; the minute drain hands it out again. Pending waits longer: its message may only
+# be queued behind other long tasks, and a copy that finds the run taken waits a minute for the
+# lock before it leaves.
+STRANDED_RUNNING_AFTER = timedelta(minutes=10)
+STRANDED_PENDING_AFTER = timedelta(minutes=60)
+
+
+def stranded_runs_resume(*, now: Any = None) -> list[int]:
+    """Hand pending and running runs that no worker is executing back to the workers; returns
+    their ids.
+
+    A running run's worker holds its connection's lock; when nothing holds it and the run has
+    not moved for :data:`STRANDED_RUNNING_AFTER`, its worker died and no message is left to
+    resume it: the broker dropped the redelivery as poisoned (``CELERY_MAX_DELIVERIES``), or
+    it was acknowledged by the copy handed out when a long run passed the visibility timeout.
+    The run resumes where it was (staging restarts, applying continues at its checkpoint). A
+    copy sent for a run that is in fact being picked up is harmless: it finds the lock taken,
+    or the run finished, and does nothing."""
+    from syncing.tasks import sync_run_execute
+
+    now = now or timezone.now()
+    quiet = SyncRun.objects.filter(
+        status=RunStatus.RUNNING, updated_at__lt=now - STRANDED_RUNNING_AFTER
+    ) | SyncRun.objects.filter(
+        status=RunStatus.PENDING, updated_at__lt=now - STRANDED_PENDING_AFTER
+    )
+    resumed = []
+    for run in quiet.order_by("id").only("id", "status", "updated_at", "connection_id"):
+        if connection_lock_held(run.connection_id):
+            continue  # a worker has it (a long page or batch, or a run still staging)
+        # Only if unchanged since read; the new updated_at starts another quiet spell, so the
+        # run is handed out once per spell, not every minute.
+        handed = SyncRun.objects.filter(
+            pk=run.pk, status=run.status, updated_at=run.updated_at
+        ).update(updated_at=now)
+        if handed:
+            logger.warning(
+                "sync run handed to the workers again: no worker was running it",
+                extra={"run_id": run.pk, "status": run.status},
+            )
+            enqueue_on_commit(sync_run_execute, run.pk)
+            resumed.append(run.pk)
+    return resumed
 
 
 # --- conflicts ----------------------------------------------------------------------------------

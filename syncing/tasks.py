@@ -9,11 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
 from core.tasks import BaseTask
 
 
-@shared_task(base=BaseTask, name="syncing.tasks.sync_run_execute")
+# Its own time limits, above the visibility timeout every other task stays under: a big district
+# on a slow SIS syncs for hours, and the copy the broker hands out after the visibility timeout
+# finds the connection's lock taken and leaves the run to its worker (run_execute).
+@shared_task(
+    base=BaseTask,
+    name="syncing.tasks.sync_run_execute",
+    soft_time_limit=settings.SYNC_RUN_TIME_LIMIT_SECONDS,
+    time_limit=settings.SYNC_RUN_TIME_LIMIT_SECONDS + 300,
+)
 def sync_run_execute(run_id: int) -> dict[str, Any]:
     from syncing.engine.run import run_execute
     from syncing.events import sync_run_followup
@@ -28,12 +37,14 @@ def sync_run_execute(run_id: int) -> dict[str, Any]:
 
 @shared_task(base=BaseTask, name="syncing.tasks.sync_events_drain")
 def sync_events_drain() -> int:
-    """Periodic: start what waited for the active run of connections whose run ended without
-    the task above (rejected, cancelled, run from the command line): an owed scheduled full
-    sync, else the kept events."""
+    """Periodic, every minute: hand runs no worker is executing back to the workers, then
+    start what waited for the active run of connections whose run ended without the task
+    above (rejected, cancelled, run from the command line): an owed scheduled full sync, else
+    the kept events. Returns how many runs it resumed or started."""
     from syncing.events import sync_waiting_start_all
+    from syncing.services import stranded_runs_resume
 
-    return sync_waiting_start_all()
+    return len(stranded_runs_resume()) + sync_waiting_start_all()
 
 
 @shared_task(base=BaseTask, name="syncing.tasks.writeback_send_due")

@@ -175,7 +175,8 @@ SPECTACULAR_SETTINGS = {
 # --- Celery ------------------------------------------------------------------------------------
 # How long the broker waits for an ack before handing an unacknowledged message to another
 # worker. Every task time limit, countdown and ETA must stay below it, or the task runs twice
-# (see docs/operations.md and core.tasks.assert_below_visibility_timeout).
+# (docs/operations.md; checked by tests/core/test_celery.py). The one exception is a sync run
+# (SYNC_RUN_TIME_LIMIT_SECONDS below), whose second copy cannot run.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
 # How many times one message may be delivered before it is recorded as poisoned and dropped.
 CELERY_MAX_DELIVERIES = env_int("CELERY_MAX_DELIVERIES", 3, minimum=1, maximum=20)
@@ -427,3 +428,8 @@ SYNC_RUN_DETAIL_RETENTION_DAYS = env_int("SYNC_RUN_DETAIL_RETENTION_DAYS", 30, m
 # Seconds a signed SIS event (X-Sync-Timestamp) may be away from our clock; the same signed
 # request seen again within twice that is a duplicate.
 SYNC_WEBHOOK_TOLERANCE_SECONDS = env_int("SYNC_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=10)
+# How long one sync run may execute in a worker before Celery stops it (the soft limit; the hard
+# limit follows five minutes later). Deliberately above the broker's visibility timeout: a large
+# district on a slow SIS syncs for longer than an hour, and the copy of the task the broker hands
+# out again meanwhile finds the connection's sync lock taken and leaves the run to its worker.
+SYNC_RUN_TIME_LIMIT_SECONDS = env_int("SYNC_RUN_TIME_LIMIT_SECONDS", 6 * 3600, minimum=600)

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db import connections as db_connections
@@ -451,9 +452,15 @@ def _apply_rank_in_threads(
             pool.submit(contextvars.copy_context().run, drain, index) for index in range(threads)
         ]
         running = set(futures)
-        while running:
-            running = wait(running, timeout=0.5).not_done
-            _report_applied(ctx.run, progress)
+        try:
+            while running:
+                running = wait(running, timeout=0.5).not_done
+                _report_applied(ctx.run, progress)
+        except BaseException:
+            # This thread was interrupted (the task's time limit): the others stop after their
+            # current batch instead of applying the rest of the rank unwatched.
+            stop.set()
+            raise
         for future in futures:
             future.result()
 
@@ -602,6 +609,13 @@ def error_summary(exc: BaseException) -> str:
     API, e-mailed to administrators — so no record values. PostgreSQL's messages quote them
     ("Key (district_id, local_id)=(3, S0042) already exists", "invalid input syntax for type
     date: …"), so a database error is named by its kind, SQLSTATE, table and constraint."""
+    if isinstance(exc, SoftTimeLimitExceeded):
+        limit = int(getattr(settings, "SYNC_RUN_TIME_LIMIT_SECONDS", 0))
+        return (
+            f"Stopped after {limit} seconds, the longest a sync may run in a worker "
+            "(SYNC_RUN_TIME_LIMIT_SECONDS). What it had applied is kept and the next sync takes "
+            "up the rest; a district this size on this SIS needs a higher limit."
+        )
     if isinstance(exc, DatabaseError):
         cause = exc.__cause__
         diag = getattr(cause, "diag", None)
