@@ -100,6 +100,10 @@ class SyncRun(TimeStampedModel):
     changes_applied = models.PositiveIntegerField(default=0)
     # The last SyncChange id applied; batches commit together with it.
     checkpoint = models.BigIntegerField(default=0)
+    # Where staging resumes (full and delta runs): the entities staged to their end, with the
+    # run's counts, the newest SIS modification time and the SIS's own watermark at that moment.
+    # A worker killed while staging starts again at the first entity not in it, not at page one.
+    staging_checkpoint = models.JSONField(default=dict, blank=True)
     # Delta watermark: where this run read from, and where the next delta starts.
     watermark_from = models.CharField(max_length=64, blank=True)
     watermark_to = models.CharField(max_length=64, blank=True)

@@ -177,7 +177,7 @@ def stranded_runs_resume(*, now: Any = None) -> list[int]:
     not moved for :data:`STRANDED_RUNNING_AFTER`, its worker died and no message is left to
     resume it: the broker dropped the redelivery as poisoned (``CELERY_MAX_DELIVERIES``), or
     it was acknowledged by the copy handed out when a long run passed the visibility timeout.
-    The run resumes where it was (staging restarts, applying continues at its checkpoint). A
+    The run resumes where it was (staging at the entity it was on, applying at its checkpoint). A
     copy sent for a run that is in fact being picked up is harmless: it finds the lock taken,
     or the run finished, and does nothing."""
     from syncing.tasks import sync_run_execute

@@ -3,8 +3,8 @@
 ``run_execute`` is what the Celery task and the ``sync`` command call. It holds the
 connection's lock for as long as it works; a second caller for the same connection returns at
 once. Phases are persisted on the run, so a redelivered task continues where the dead worker
-stopped: staging restarts from the first page (nothing in the domain was touched yet), applying
-continues at the first change still staged.
+stopped: staging starts again at the first entity it had not staged to its end (nothing in the
+domain was touched yet), applying continues at the first change still staged.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.db import connections as db_connections
 from django.db.models import Count
 from django.utils import timezone
@@ -51,7 +51,8 @@ from syncing.engine.stage import (
     stage_deactivations,
     stage_page,
     stage_references,
-    stage_reset,
+    stage_resume,
+    staging_checkpoint_save,
 )
 from syncing.entities import SPECS, EntitySpec
 from syncing.locks import connection_lock
@@ -201,10 +202,16 @@ def _targeted_records(run: SyncRun, source: Source, spec: EntitySpec, source_id:
     return exact or [*mapped, _gone(spec, source_id)]
 
 
-def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> None:
+def _stage(
+    run: SyncRun, source: Source, progress: ProgressCallback | None, point: dict[str, Any]
+) -> None:
+    """Stage the run from its staging checkpoint ``point`` (see ``stage_resume``)."""
     district = run.district
-    ctx = StageContext(run=run, region=district.phone_region)
-    specs = entities_for(source)
+    done = list(point.get("entities", []))
+    ctx = StageContext(run=run, region=district.phone_region, counts=point.get("counts") or {})
+    if point.get("max_modified"):
+        ctx.max_modified = dt.datetime.fromisoformat(point["max_modified"])
+    specs = [spec for spec in entities_for(source) if spec.name not in done]
     if run.mode == Mode.TARGETED:
         targets = run.target_pairs
         provided = {spec.name for spec in specs}
@@ -246,7 +253,7 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
             # and a delta never deactivates what it did not see.
             if "delta" in source_capabilities(source):
                 since = run.watermark_from or None
-        expected = 0
+        expected = run.pages_done  # the pages of the entities staged before a restart
         for spec, page in _fetched_ahead(source, specs, since):
             if page is None:
                 # The entity's last page is staged.
@@ -255,6 +262,8 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
                     # What the SIS no longer returns. An empty listing stages every link for
                     # deactivation, and the safety check holds the run (empty source).
                     stage_deactivations(ctx, spec)
+                done.append(spec.name)
+                staging_checkpoint_save(ctx, source, done)
                 continue
             if page.number == 0 and page.total is not None and page.total > 0:
                 size = max(1, len(page.records) + len(page.quarantined))
@@ -268,7 +277,10 @@ def _stage(run: SyncRun, source: Source, progress: ProgressCallback | None) -> N
     if ctx.max_modified is not None:
         updates["watermark_to"] = ctx.max_modified.isoformat().replace("+00:00", "Z")
     if getattr(source, "delta_watermark", None):  # the SIS's own counter (PowerSchool)
-        updates["watermark_to"] = str(source.delta_watermark)  # type: ignore[attr-defined]
+        # The first one read, when staging restarted (see staging_checkpoint_save).
+        updates["watermark_to"] = (run.staging_checkpoint or {}).get("source_watermark") or str(
+            source.delta_watermark  # type: ignore[attr-defined]
+        )
     SyncRun.objects.filter(pk=run.pk).update(**updates)
     run.refresh_from_db()
 
@@ -576,11 +588,10 @@ def _execute_locked(
             source = source_for_connection(run.connection)
         if run.phase == Phase.FETCH:
             if run.staged_at is None:
-                with transaction.atomic():
-                    stage_reset(run)
-                    SyncRun.objects.filter(pk=run.pk).update(pages_done=0, counts={})
+                # From the first entity not staged to its end when a worker died (or the start).
+                point = stage_resume(run)
                 run.refresh_from_db()
-                _stage(run, source, progress)
+                _stage(run, source, progress, point)
                 if not _after_staging(run):
                     _notify_if_needed(run)
                     return run

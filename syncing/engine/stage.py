@@ -31,6 +31,7 @@ from syncing.models import (
     ChangeAction,
     IdentityMatch,
     MatchStatus,
+    Mode,
     QuarantinedRecord,
     QuarantineStatus,
     SourceLink,
@@ -507,12 +508,44 @@ def fetched_records(run: SyncRun) -> dict[str, int]:
     return fetched
 
 
-def stage_reset(run: SyncRun) -> None:
-    """Forget a half-staged run (a worker died while fetching): staging restarts from the
-    first page. Nothing in the domain was touched yet."""
-    SyncChange.objects.filter(run=run).delete()
-    SyncPage.objects.filter(run=run).delete()
-    IdentityMatch.objects.filter(run=run, status=MatchStatus.SUGGESTED).delete()
+def stage_resume(run: SyncRun) -> dict[str, Any]:
+    """Where staging (re)starts: what was staged of entities not staged to their end (a worker
+    died while fetching them) is forgotten, and the run's staging checkpoint returned — the
+    entities to skip, with the counts, newest modification time and SIS watermark they left
+    (empty: from the first page). A targeted run, a few records, always starts over. Nothing
+    in the domain was touched yet."""
+    point = dict(run.staging_checkpoint or {}) if run.mode != Mode.TARGETED else {}
+    done = list(point.get("entities", []))
+    with transaction.atomic():
+        SyncChange.objects.filter(run=run).exclude(entity__in=done).delete()
+        SyncPage.objects.filter(run=run).exclude(entity__in=done).delete()
+        IdentityMatch.objects.filter(run=run, status=MatchStatus.SUGGESTED).exclude(
+            entity__in=done
+        ).delete()
+        SyncRun.objects.filter(pk=run.pk).update(
+            pages_done=SyncPage.objects.filter(run=run).count(),
+            counts=point.get("counts", {}),
+            staging_checkpoint=point,
+        )
+    return point
+
+
+def staging_checkpoint_save(ctx: StageContext, source: Any, entities: list[str]) -> None:
+    """Record that ``entities`` are staged to their end (their pages, references and unseen
+    links), with what the rest of staging needs to go on from there after a restart. The SIS
+    watermark kept is the first one read: a restarted run reads the SIS's counters again,
+    later, and a delta from those would skip what changed in between in the entities already
+    staged."""
+    previous = ctx.run.staging_checkpoint or {}
+    watermark = previous.get("source_watermark") or getattr(source, "delta_watermark", None)
+    point = {
+        "entities": entities,
+        "counts": ctx.counts,
+        "max_modified": ctx.max_modified.isoformat() if ctx.max_modified is not None else None,
+        "source_watermark": str(watermark) if watermark else "",
+    }
+    SyncRun.objects.filter(pk=ctx.run.pk).update(staging_checkpoint=point)
+    ctx.run.staging_checkpoint = point
 
 
 def staged_totals(run: SyncRun) -> dict[str, dict[str, int]]:

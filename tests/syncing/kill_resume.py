@@ -110,7 +110,7 @@ def kill_while_running(
     """SIGKILL the process running ``run`` ``kills`` times, each after a random pause while it
     runs, then wait for the run to come to rest (the broker redelivers after each kill).
     ``phases`` (optional, one per kill) makes a kill wait until the run is in that phase first,
-    so the kills land in staging *and* in applying (a kill while staging restarts staging, so
+    so the kills land in staging *and* in applying (a kill while staging restarts its entity, so
     time alone rarely reaches the apply phase of a big run). Returns the kills made and the
     phases they hit."""
     made: list[str] = []
