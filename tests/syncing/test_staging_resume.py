@@ -27,6 +27,8 @@ class Dying(FakeSource):
     """The fake SIS, counting fetches per entity; it "kills the worker" once, at a chosen page
     of a chosen entity."""
 
+    delta_watermark = ""  # the SIS's own change counter, when a test sets one
+
     def __init__(self, *, die_at: tuple[str, int] | None = None) -> None:
         super().__init__(page_size=25)
         district_records(self)
@@ -43,8 +45,9 @@ class Dying(FakeSource):
 
 
 def _connection(name: str) -> SISConnection:
+    district: Any = DistrictFactory(name=name)
     return SISConnection.objects.create(
-        district=DistrictFactory(name=name),
+        district=district,
         name="Fake SIS",
         provider="powerschool",
         base_url="http://127.0.0.1:9",
@@ -92,11 +95,11 @@ def test_a_restart_keeps_the_sis_watermark_it_read_first():
     connection = _connection("Watermark")
     run, _ = sync_start(connection=connection, enqueue=False)
     first = Dying(die_at=("student_guardian", 0))
-    first.delta_watermark = "1001"  # type: ignore[attr-defined]
+    first.delta_watermark = "1001"
     with pytest.raises(WorkerDied):
         run_execute(run.pk, source=first)
     again = Dying()
-    again.delta_watermark = "1050"  # type: ignore[attr-defined]
+    again.delta_watermark = "1050"
     run = run_execute(run.pk, source=again)
     assert run.status == RunStatus.COMPLETED
     assert run.watermark_to == "1001"
