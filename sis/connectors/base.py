@@ -250,32 +250,45 @@ class Connector:
             raise UnsupportedOperation(f"{self.label or self.key} does not provide {entity}.")
         if since is not None:
             self.require(Capability.DELTA)
-        raw_pages: Iterable[RawPage] = self.fetch_raw(entity, since=since)
+        raw_pages: Iterator[RawPage] = iter(self.fetch_raw(entity, since=since))
         if self.raw_pages_ahead > 0:
             raw_pages = read_ahead(raw_pages, depth=self.raw_pages_ahead, name=f"{self.key}-pages")
-        for number, raw_page in enumerate(raw_pages):
-            records: list[Record] = []
-            quarantined: list[Quarantined] = []
-            for item in raw_page.items:
-                try:
-                    records.extend(self.map_record(entity, item))
-                except (MalformedRecord, KeyError, TypeError, ValueError, AttributeError) as exc:
-                    quarantined.append(
-                        Quarantined(
-                            entity=entity,
-                            reason=_reason(exc),
-                            raw=item,
-                            source_id=self.source_id_of(item),
+        try:
+            for number, raw_page in enumerate(raw_pages):
+                records: list[Record] = []
+                quarantined: list[Quarantined] = []
+                for item in raw_page.items:
+                    try:
+                        records.extend(self.map_record(entity, item))
+                    except (
+                        MalformedRecord,
+                        KeyError,
+                        TypeError,
+                        ValueError,
+                        AttributeError,
+                    ) as exc:
+                        quarantined.append(
+                            Quarantined(
+                                entity=entity,
+                                reason=_reason(exc),
+                                raw=item,
+                                source_id=self.source_id_of(item),
+                            )
                         )
-                    )
-            yield Page(
-                entity,
-                records,
-                quarantined,
-                number=number,
-                total=raw_page.total,
-                delta=self.is_delta(entity, since=since),
-            )
+                yield Page(
+                    entity,
+                    records,
+                    quarantined,
+                    number=number,
+                    total=raw_page.total,
+                    delta=self.is_delta(entity, since=since),
+                )
+        finally:
+            # Whatever ends the listing (a mapping error the loop does not catch, a caller that
+            # stops early), the page thread stops now, not when the generator is collected.
+            close = getattr(raw_pages, "close", None)
+            if close is not None:
+                close()
 
     def fetch_item(self, entity: Entity | str, source_id: str) -> list[Record] | None:
         """Re-fetch the SIS item that ``source_id`` names and return every ``entity`` record it

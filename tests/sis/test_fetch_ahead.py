@@ -87,3 +87,39 @@ def test_leaving_the_pages_early_stops_the_page_thread(or12_sandbox):
     assert not [t for t in threading.enumerate() if t.name == "oneroster-1.2-pages"]
     # At most the pages the thread had fetched ahead were asked for, not the whole listing.
     assert len(connector.asked) <= 3 < or12_sandbox.counts()["student"] // PAGE
+
+
+def test_powerschool_reads_what_its_mapping_needs_before_the_first_cc_page(ps_sandbox):
+    """CC rows are mapped with the students' DCIDs, read from the SIS. On a route allowing one
+    call at a time, a mapping asking for them beside the page thread's slow page would wait
+    past the limiter's patience and fail the listing; they are read before the first page."""
+    connector = make_connector(ps_sandbox, key="one-at-a-time", max_concurrency=1)
+    connector.authenticate()
+    ps_sandbox.control("config", {"timeout_seconds": 6})
+    try:
+        # The count and the first CC page answer at once; the second takes six seconds.
+        ps_sandbox.inject("timeout", path="/ws/schema/table/cc", skip=2)
+        records, quarantined, pages = fetch_all(connector, Entity.SECTION_ENROLLMENT)
+    finally:
+        ps_sandbox.control("config", {"timeout_seconds": 3.0})
+    assert pages > 2 and quarantined == []
+    assert len(records) == ps_sandbox.counts()["section_enrollment"]
+
+
+def test_a_mapping_error_stops_the_page_thread(or12_sandbox):
+    """An error the mapping does not turn into a quarantined item ends the listing, and the
+    page thread with it (not whenever the generator is collected)."""
+    base = connector_class("oneroster-1.2")
+
+    class Failing(base):  # type: ignore[misc, valid-type]
+        def map_record(self, entity: Any, item: Any) -> Any:
+            raise RuntimeError("the mapping's own request failed")
+
+    connector = Failing(
+        make_connector(or12_sandbox, key="failing", options={"page_size": PAGE}).config
+    )
+    with pytest.raises(RuntimeError) as raised:
+        for _ in connector.fetch(Entity.STUDENT):
+            pass
+    assert not [t for t in threading.enumerate() if t.name == "oneroster-1.2-pages"]
+    del raised  # the traceback holds the listing's frames

@@ -209,6 +209,10 @@ class PowerSchoolConnector(PowerSchoolGradebook):
             else:
                 yield from self._powerquery_pages()
         elif entity == Entity.SECTION_ENROLLMENT:
+            # CC rows are mapped with the students' DCIDs: read them here, in the page thread,
+            # before the first page, so the mapping never asks the SIS beside this listing (on
+            # a route allowing one call at a time, its request would wait for ours).
+            self.student_dcids()
             yield from self._table_pages("cc", "section_enrollment")
 
     def map_record(self, entity: Entity, item: Any) -> Iterable[Record]:

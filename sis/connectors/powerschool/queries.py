@@ -87,6 +87,10 @@ class PowerSchoolQueries(Connector):
 
     def student_dcid(self, student_id: str) -> str | None:
         """The DCID of the student whose students-table ID is ``student_id``."""
+        return self.student_dcids().get(mapping.text(student_id))
+
+    def student_dcids(self) -> dict[str, str]:
+        """Students-table ID → DCID of every student, read once per connector."""
         if self._dcid_of_id is None:
             mapping_: dict[str, str] = {}
             for page in self._query_pages(DCID_ID_QUERY):
@@ -95,7 +99,7 @@ class PowerSchoolQueries(Connector):
                     if row.get("id") not in (None, "") and row.get("dcid") not in (None, ""):
                         mapping_[mapping.text(row["id"])] = mapping.text(row["dcid"])
             self._dcid_of_id = mapping_
-        return self._dcid_of_id.get(mapping.text(student_id))
+        return self._dcid_of_id
 
     def data_versions(self, since: str | None) -> None:
         """Ask each data-version query what changed after ``since`` (all of it when there is
