@@ -111,7 +111,7 @@ def test_a_mapping_error_stops_the_page_thread(or12_sandbox):
     page thread with it (not whenever the generator is collected)."""
     base = connector_class("oneroster-1.2")
 
-    class Failing(base):  # type: ignore[misc, valid-type]
+    class Failing(base):
         def map_record(self, entity: Any, item: Any) -> Any:
             raise RuntimeError("the mapping's own request failed")
 
