@@ -23,9 +23,11 @@ Every outbound call goes through ``gateway.client.request`` on the connection's 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 from urllib.parse import urljoin
@@ -139,6 +141,11 @@ class Connector:
         self.token_store: TokenStore = config.token_store or MemoryTokenStore()
         self.column_store: ColumnStore = config.column_store or MemoryColumnStore()
         self._token: Token | None = None
+        #: the SIS's clock (its ``Date`` header) at the first answer this connector received,
+        #: or None: whatever the SIS changes later carries a later modification time, so the
+        #: engine never starts the next delta after it (a record edited at the SIS while a run
+        #: was reading other records would otherwise be skipped by every delta)
+        self.first_answer_at: dt.datetime | None = None
         self.route = gateway.Route(provider=self.key, key=config.key, policy=self.route_policy())
         #: counters a caller or test may read (token requests made by this instance, calls)
         self.stats = {"token_requests": 0, "calls": 0, "reauthentications": 0}
@@ -400,6 +407,9 @@ class Connector:
                 continue
             if response.status_code >= 400:
                 self.raise_for_response(response)
+            if self.first_answer_at is None and authenticated:
+                # The SIS's own clock (a token endpoint may be another server, with another).
+                self.first_answer_at = _answer_date(response)
             return response
 
     def raise_for_response(self, response: requests.Response) -> None:
@@ -517,6 +527,15 @@ class _Bearer(AuthBase):
             f"{self.token.token_type or 'Bearer'} {self.token.access_token}"
         )
         return r
+
+
+def _answer_date(response: requests.Response) -> dt.datetime | None:
+    """The ``Date`` header of an answer as an aware date-time, or None (absent, malformed)."""
+    try:
+        moment = parsedate_to_datetime(response.headers.get("Date") or "")
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _fingerprint(items: list[Any]) -> tuple[Any, ...]:

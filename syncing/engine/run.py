@@ -104,6 +104,7 @@ def _previous_watermark(run: SyncRun) -> str:
             dry_run=False,
         )
         .exclude(pk=run.pk)
+        .exclude(mode=Mode.TARGETED)  # older targeted runs stored one
         .exclude(watermark_to="")
         .order_by("-finished_at")
         .values_list("watermark_to", flat=True)
@@ -274,15 +275,45 @@ def _stage(
                 run.refresh_from_db(fields=["pages_done", "pages_expected", "counts"])
                 progress(run)
     updates: dict[str, Any] = {"counts": ctx.counts}
-    if ctx.max_modified is not None:
-        updates["watermark_to"] = ctx.max_modified.isoformat().replace("+00:00", "Z")
-    if getattr(source, "delta_watermark", None):  # the SIS's own counter (PowerSchool)
-        # The first one read, when staging restarted (see staging_checkpoint_save).
-        updates["watermark_to"] = (run.staging_checkpoint or {}).get("source_watermark") or str(
-            source.delta_watermark  # type: ignore[attr-defined]
-        )
+    # A targeted run read a few records: no statement about what changed elsewhere, so only
+    # full and delta runs move where the next delta starts.
+    watermark = _next_watermark(run, ctx, source) if run.mode != Mode.TARGETED else ""
+    if watermark:
+        updates["watermark_to"] = watermark
     SyncRun.objects.filter(pk=run.pk).update(**updates)
     run.refresh_from_db()
+
+
+# The SIS's Date header counts whole seconds: a change within the second of the first answer may
+# carry that very second.
+_SIS_CLOCK_MARGIN = dt.timedelta(seconds=1)
+
+
+def _next_watermark(run: SyncRun, ctx: StageContext, source: Source) -> str:
+    """Where the next delta starts. The SIS's own change counter when it has one (PowerSchool
+    data versions; the one first read if staging restarted, see staging_checkpoint_save).
+    Otherwise the newest modification time the run saw, but never past the SIS's clock at the
+    run's first answer, nor, after a restart, past the newest modification time of the entities
+    staged before it: a record changed at the SIS after its page was read, while later pages
+    were being read, carries an earlier time than their newest, and a delta from there would
+    skip it for good. Changes made during a run are read again by the next delta instead."""
+    point = run.staging_checkpoint or {}
+    counter = point.get("source_watermark") or getattr(source, "delta_watermark", None)
+    if counter:
+        return str(counter)
+    newest = ctx.max_modified
+    if newest is None:
+        return ""
+    if newest.tzinfo is None:
+        newest = newest.replace(tzinfo=dt.UTC)
+    if point.get("newest_before_restart"):
+        newest = min(newest, dt.datetime.fromisoformat(point["newest_before_restart"]))
+    first_answer = point.get("first_answer_at") or getattr(source, "first_answer_at", None)
+    if isinstance(first_answer, str):
+        first_answer = dt.datetime.fromisoformat(first_answer)
+    if first_answer is not None:
+        newest = min(newest, first_answer - _SIS_CLOCK_MARGIN)
+    return newest.isoformat().replace("+00:00", "Z")
 
 
 def _quarantined_in_run(run: SyncRun) -> int:

@@ -9,6 +9,7 @@ Nothing in the domain is touched here.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -516,6 +517,13 @@ def stage_resume(run: SyncRun) -> dict[str, Any]:
     in the domain was touched yet."""
     point = dict(run.staging_checkpoint or {}) if run.mode != Mode.TARGETED else {}
     done = list(point.get("entities", []))
+    if done and point.get("max_modified"):
+        # What the SIS changed in the entities skipped now, after they were read, is newer than
+        # this at most: the next delta must not start after it (the earliest, over restarts).
+        point["newest_before_restart"] = min(
+            filter(None, (point.get("newest_before_restart"), point["max_modified"])),
+            key=dt.datetime.fromisoformat,
+        )
     with transaction.atomic():
         SyncChange.objects.filter(run=run).exclude(entity__in=done).delete()
         SyncPage.objects.filter(run=run).exclude(entity__in=done).delete()
@@ -533,16 +541,20 @@ def stage_resume(run: SyncRun) -> dict[str, Any]:
 def staging_checkpoint_save(ctx: StageContext, source: Any, entities: list[str]) -> None:
     """Record that ``entities`` are staged to their end (their pages, references and unseen
     links), with what the rest of staging needs to go on from there after a restart. The SIS
-    watermark kept is the first one read: a restarted run reads the SIS's counters again,
-    later, and a delta from those would skip what changed in between in the entities already
-    staged."""
+    watermark and the SIS's clock at the first answer kept are the first ones read: a
+    restarted run reads them again, later, and a delta from those would skip what changed in
+    between in the entities already staged."""
     previous = ctx.run.staging_checkpoint or {}
     watermark = previous.get("source_watermark") or getattr(source, "delta_watermark", None)
+    first_answer = getattr(source, "first_answer_at", None)
     point = {
+        **previous,
         "entities": entities,
         "counts": ctx.counts,
         "max_modified": ctx.max_modified.isoformat() if ctx.max_modified is not None else None,
         "source_watermark": str(watermark) if watermark else "",
+        "first_answer_at": previous.get("first_answer_at")
+        or (first_answer.isoformat() if first_answer is not None else None),
     }
     SyncRun.objects.filter(pk=ctx.run.pk).update(staging_checkpoint=point)
     ctx.run.staging_checkpoint = point

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from sis.connectors.base import ConnectorConfig
@@ -182,3 +184,16 @@ def test_a_full_fetch_survives_a_seeded_mix_of_faults():
             assert len(records) + len(quarantined) == expected[str(entity)]
         stats = sb.stats()
         assert sum(v for k, v in stats.items() if k.startswith("fault_")) > 0
+
+
+def test_a_connector_keeps_the_sis_clock_of_its_first_answer(or12_sandbox):
+    connector = make_connector(or12_sandbox, key="clock")
+    assert connector.first_answer_at is None
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    connector.authenticate()
+    assert connector.first_answer_at is None  # the token endpoint may keep another clock
+    next(iter(connector.fetch(Entity.SCHOOL)))
+    first = connector.first_answer_at
+    assert first is not None and before <= first <= dt.datetime.now(dt.UTC)
+    next(iter(connector.fetch(Entity.STUDENT)))
+    assert connector.first_answer_at == first
