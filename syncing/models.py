@@ -104,6 +104,13 @@ class SyncRun(TimeStampedModel):
     # run's counts, the newest SIS modification time and the SIS's own watermark at that moment.
     # A worker killed while staging starts again at the first entity not in it, not at page one.
     staging_checkpoint = models.JSONField(default=dict, blank=True)
+    # Times a worker (or the sync command) took the run up, and times the minute drain handed
+    # it to the workers again because nobody executed it (services.stranded_runs_resume), with
+    # the executions counted at the last hand-out: a copy is sent again only once one was taken
+    # up, and a run that keeps losing its worker is failed rather than handed out for ever.
+    executions = models.PositiveIntegerField(default=0)
+    handouts = models.PositiveIntegerField(default=0)
+    handed_out_at_execution = models.PositiveIntegerField(null=True, blank=True)
     # Delta watermark: where this run read from, and where the next delta starts.
     watermark_from = models.CharField(max_length=64, blank=True)
     watermark_to = models.CharField(max_length=64, blank=True)

@@ -167,6 +167,9 @@ def run_cancel(*, run: SyncRun) -> SyncRun:
 # lock before it leaves.
 STRANDED_RUNNING_AFTER = timedelta(minutes=10)
 STRANDED_PENDING_AFTER = timedelta(minutes=60)
+# Hand-outs after which a run that lost its worker again is failed instead: a run that kills
+# every worker taking it up (out of memory on the same page) must not take them down for ever.
+STRANDED_MAX_HANDOUTS = 2
 
 
 def stranded_runs_resume(*, now: Any = None) -> list[int]:
@@ -174,12 +177,15 @@ def stranded_runs_resume(*, now: Any = None) -> list[int]:
     their ids.
 
     A running run's worker holds its connection's lock; when nothing holds it and the run has
-    not moved for :data:`STRANDED_RUNNING_AFTER`, its worker died and no message is left to
-    resume it: the broker dropped the redelivery as poisoned (``CELERY_MAX_DELIVERIES``), or
-    it was acknowledged by the copy handed out when a long run passed the visibility timeout.
-    The run resumes where it was (staging at the entity it was on, applying at its checkpoint). A
-    copy sent for a run that is in fact being picked up is harmless: it finds the lock taken,
-    or the run finished, and does nothing."""
+    not moved for :data:`STRANDED_RUNNING_AFTER`, its worker died and no message may be left
+    to resume it: the broker dropped the redelivery as poisoned (``CELERY_MAX_DELIVERIES``),
+    or it was acknowledged by the copy handed out when a long run passed the visibility
+    timeout. The run resumes where it was (staging at the entity it was on, applying at its
+    checkpoint). A copy sent for a run whose message is in fact only queued is harmless: it
+    finds the lock taken, or the run finished, and does nothing; and no second copy is sent
+    until a worker has taken the run up since the last one. Past
+    :data:`STRANDED_MAX_HANDOUTS` hand-outs, a run found without its worker again is failed
+    and its administrators told."""
     from syncing.tasks import sync_run_execute
 
     now = now or timezone.now()
@@ -189,18 +195,38 @@ def stranded_runs_resume(*, now: Any = None) -> list[int]:
         status=RunStatus.PENDING, updated_at__lt=now - STRANDED_PENDING_AFTER
     )
     resumed = []
-    for run in quiet.order_by("id").only("id", "status", "updated_at", "connection_id"):
+    for run in quiet.order_by("id"):
         if connection_lock_held(run.connection_id):
             continue  # a worker has it (a long page or batch, or a run still staging)
-        # Only if unchanged since read; the new updated_at starts another quiet spell, so the
-        # run is handed out once per spell, not every minute.
-        handed = SyncRun.objects.filter(
-            pk=run.pk, status=run.status, updated_at=run.updated_at
-        ).update(updated_at=now)
-        if handed:
+        taken_up = (
+            run.handed_out_at_execution is None or run.executions > run.handed_out_at_execution
+        )
+        if not taken_up:
+            continue  # the last copy is still queued: one is enough
+        # Only if unchanged since read: two drains at once hand a run out once.
+        unchanged = SyncRun.objects.filter(pk=run.pk, status=run.status, updated_at=run.updated_at)
+        if run.handouts >= STRANDED_MAX_HANDOUTS:
+            summary = (
+                f"The run lost its worker again after being handed out {run.handouts} times "
+                "(killed while running it: out of memory? see the worker logs); it was "
+                "stopped so it does not take more workers down."
+            )
+            if unchanged.update(
+                status=RunStatus.FAILED, error_summary=summary, finished_at=now, updated_at=now
+            ):
+                logger.error("sync run failed: it kept losing its worker", extra={"run_id": run.pk})
+                run.refresh_from_db()
+                run_notify(run=run)
+            continue
+        # The new updated_at starts another quiet spell.
+        if unchanged.update(
+            updated_at=now,
+            handouts=run.handouts + 1,
+            handed_out_at_execution=run.executions,
+        ):
             logger.warning(
                 "sync run handed to the workers again: no worker was running it",
-                extra={"run_id": run.pk, "status": run.status},
+                extra={"run_id": run.pk, "status": run.status, "handouts": run.handouts + 1},
             )
             enqueue_on_commit(sync_run_execute, run.pk)
             resumed.append(run.pk)

@@ -25,7 +25,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError
 from django.db import connections as db_connections
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from attendance.models import District
@@ -604,6 +604,9 @@ def _execute_locked(
     run.refresh_from_db()
     if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
         return run
+    # Taken up (see SyncRun.executions): the minute drain may hand the run out again if this
+    # worker dies with its message.
+    SyncRun.objects.filter(pk=run.pk).update(executions=F("executions") + 1)
     try:
         if run.status == RunStatus.PENDING:
             # Only if still pending: an admin may have cancelled it since it was read.

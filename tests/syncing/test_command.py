@@ -41,3 +41,31 @@ def test_sync_command_exits_non_zero_when_held(district, capsys):
             call_command("sync", "Held SIS")
     assert exit_info.value.code == 2
     assert "held:" in capsys.readouterr().out
+
+
+def test_an_interrupted_sync_command_cancels_its_run(district, capsys, monkeypatch):
+    """Ctrl-C while applying: the run is cancelled, not left "running" for the minute drain to
+    hand to a worker behind the operator's back; what it had applied stays."""
+    from syncing.management.commands import sync as command
+    from syncing.models import RunStatus
+
+    real = command.run_execute
+
+    def interrupted(run_id, progress=None):
+        def report(current):
+            if current.phase == "apply" and current.changes_applied:
+                raise KeyboardInterrupt
+            progress(current)
+
+        return real(run_id, progress=report)
+
+    monkeypatch.setattr(command, "run_execute", interrupted)
+    with sandbox_for(students=40) as sandbox:
+        connection_for(sandbox, district, name="Stopped SIS")
+        with pytest.raises(SystemExit) as exit_info:
+            call_command("sync", "Stopped SIS", "--json")
+    assert exit_info.value.code == 130
+    run = SyncRun.objects.get()
+    assert run.status == RunStatus.CANCELLED
+    assert run.changes.filter(state="staged").count() == 0  # the rest rejected, not pending
+    assert "Interrupted: run" in capsys.readouterr().err

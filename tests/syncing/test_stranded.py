@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection as db
+from django.db.models import F
 from django.utils import timezone
 
 from config.celery import app as celery_app
@@ -25,6 +26,7 @@ from syncing.engine.run import error_summary, run_execute
 from syncing.locks import connection_lock, connection_lock_held
 from syncing.models import RunStatus, SyncRun
 from syncing.services import (
+    STRANDED_MAX_HANDOUTS,
     STRANDED_PENDING_AFTER,
     STRANDED_RUNNING_AFTER,
     stranded_runs_resume,
@@ -115,6 +117,44 @@ def test_a_run_no_worker_executes_is_handed_out_again_and_completes(connection, 
     # The message's worker resumes it.
     assert run_execute(run.pk, source=source).status == RunStatus.COMPLETED
     assert source.fetches > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_copy_is_not_sent_again_until_a_worker_took_the_run_up(connection, sent):
+    """An approved run waits, "running", behind long tasks: one copy, not one every spell."""
+    run, _ = sync_start(connection=connection, enqueue=False)
+    now = timezone.now()
+    _quiet(run, RunStatus.RUNNING, for_=STRANDED_RUNNING_AFTER)
+    assert stranded_runs_resume(now=now) == [run.pk]
+    later = now + 3 * STRANDED_RUNNING_AFTER
+    assert stranded_runs_resume(now=later) == []
+    # A worker took it up (and died): the next quiet spell sends another.
+    SyncRun.objects.filter(pk=run.pk).update(executions=F("executions") + 1)
+    assert stranded_runs_resume(now=later) == [run.pk]
+    assert sent == [run.pk, run.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_that_keeps_losing_its_worker_is_failed_and_admins_told(connection, sent, mailoutbox):
+    """Out of memory on the same page every time: handed out a bounded number of times, then
+    failed, so it does not take workers down for ever."""
+    from tests.factories import MembershipFactory
+
+    MembershipFactory(district=connection.district, user__email="a@example.org")
+    run, _ = sync_start(connection=connection, enqueue=False)
+    moment = timezone.now()
+    _quiet(run, RunStatus.RUNNING, for_=STRANDED_RUNNING_AFTER)
+    for _ in range(STRANDED_MAX_HANDOUTS):
+        assert stranded_runs_resume(now=moment) == [run.pk]
+        # The copy's worker takes the run up and dies, message and all.
+        SyncRun.objects.filter(pk=run.pk).update(executions=F("executions") + 1)
+        moment += STRANDED_RUNNING_AFTER + dt.timedelta(seconds=1)
+    assert stranded_runs_resume(now=moment) == []
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "lost its worker" in run.error_summary
+    assert len(sent) == STRANDED_MAX_HANDOUTS
+    assert any("a@example.org" in message.to for message in mailoutbox)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from syncing.engine.run import run_execute, staged_changes
 from syncing.models import Mode, RunStatus, SyncRun, Trigger
 from syncing.selectors import connection_find, run_summary
-from syncing.services import sync_start
+from syncing.services import run_cancel, sync_start
 
 
 class Command(BaseCommand):
@@ -87,6 +87,14 @@ class Command(BaseCommand):
             run = run_execute(run.pk, progress=progress)
         except Exception:  # the run records the failure; report it below
             run.refresh_from_db()
+        except KeyboardInterrupt:
+            # The operator stopped it: cancelled here, not left "running" for the minute drain
+            # to hand to a worker. What it had applied stays; the next sync takes up the rest.
+            run.refresh_from_db()
+            if run.status in (RunStatus.PENDING, RunStatus.RUNNING):  # not one just held
+                run = run_cancel(run=run)
+            self.stderr.write(f"Interrupted: run #{run.pk} {run.get_status_display().lower()}.")
+            sys.exit(130)
         finally:
             if bar is not None:
                 bar.n = 100 if run.status != RunStatus.FAILED else bar.n
