@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection as db
 
 from attendance.models import Enrollment, Guardian, School, Student, StudentGuardian
 from syncing.engine.run import run_execute
+from syncing.locks import connection_lock
 from syncing.models import SyncRun
 from syncing.services import sync_start
 
@@ -72,3 +76,28 @@ def rekey_students(source: Any) -> None:
     for entity in ("student_guardian", "enrollment"):
         for record in source.records[entity].values():
             record.student_id = "v2-" + record.student_id
+
+
+@contextmanager
+def lock_held_elsewhere(connection_id: int) -> Iterator[None]:
+    """A worker busy with the connection's run: its sync lock held by another database session
+    (a thread of its own) for as long as the block lasts."""
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with connection_lock(connection_id) as acquired:
+                assert acquired
+                holding.set()
+                done.wait(30)
+        finally:
+            db.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(30)
+    try:
+        yield
+    finally:
+        done.set()
+        holder.join()

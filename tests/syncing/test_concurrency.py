@@ -13,6 +13,7 @@ from syncing.engine.run import run_execute
 from syncing.locks import connection_lock
 from syncing.models import SyncRun
 from syncing.services import sync_start
+from tests.syncing.helpers import lock_held_elsewhere
 
 
 @pytest.mark.django_db(transaction=True)
@@ -42,28 +43,10 @@ def test_two_triggers_at_once_make_one_run(connection, source):
 def test_a_second_executor_of_a_locked_connection_does_nothing(connection, source, monkeypatch):
     monkeypatch.setattr(engine_run, "LOCK_WAIT_SECONDS", 1.0)
     run, _ = sync_start(connection=connection, enqueue=False)
-    done = threading.Event()
-    holding = threading.Event()
-
-    def hold_lock():
-        try:
-            with connection_lock(connection.pk) as acquired:
-                assert acquired
-                holding.set()
-                done.wait(30)
-        finally:
-            db.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    holding.wait(30)
-    try:
+    with lock_held_elsewhere(connection.pk):
         result = run_execute(run.pk, source=source)
         assert result.status == "pending"  # untouched: another worker owns the connection
         assert source.fetches == 0
-    finally:
-        done.set()
-        holder.join()
     result = run_execute(run.pk, source=source)
     assert result.status == "completed"
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection as db
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,7 +22,7 @@ from config.celery import app as celery_app
 from syncing import tasks as sync_tasks
 from syncing.engine import run as engine_run
 from syncing.engine.run import error_summary, run_execute
-from syncing.locks import connection_lock, connection_lock_held
+from syncing.locks import connection_lock_held
 from syncing.models import RunStatus, SyncRun
 from syncing.services import (
     STRANDED_MAX_HANDOUTS,
@@ -33,6 +32,7 @@ from syncing.services import (
     sync_start,
 )
 from tests.factories import DistrictFactory
+from tests.syncing.helpers import lock_held_elsewhere
 from tests.syncing.kill_resume import _children, district_digest
 from tests.syncing.sandbox import connection_for, sandbox_for
 from tests.workers import celery_worker
@@ -185,25 +185,8 @@ def test_a_run_whose_worker_holds_the_lock_is_not_handed_out(connection, sent):
     holds the connection's lock."""
     run, _ = sync_start(connection=connection, enqueue=False)
     _quiet(run, RunStatus.RUNNING, for_=STRANDED_RUNNING_AFTER)
-    holding, done = threading.Event(), threading.Event()
-
-    def hold_lock() -> None:
-        try:
-            with connection_lock(connection.pk) as acquired:
-                assert acquired
-                holding.set()
-                done.wait(30)
-        finally:
-            db.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    assert holding.wait(30)
-    try:
+    with lock_held_elsewhere(connection.pk):
         assert stranded_runs_resume() == []
-    finally:
-        done.set()
-        holder.join()
     assert sent == []
     assert stranded_runs_resume() == [run.pk]
 
