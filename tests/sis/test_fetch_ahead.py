@@ -123,3 +123,27 @@ def test_a_mapping_error_stops_the_page_thread(or12_sandbox):
             pass
     assert not [t for t in threading.enumerate() if t.name == "oneroster-1.2-pages"]
     del raised  # the traceback holds the listing's frames
+
+
+@pytest.mark.parametrize("since", [None, "1000"], ids=["full", "delta"])
+def test_powerschool_reads_the_dcids_in_the_page_thread(ps_sandbox, since):
+    """Full listing or data-version delta: the DCID map the CC mapping needs is read by the
+    page thread, never by the mapping."""
+    base = connector_class("powerschool")
+
+    class Watching(base):
+        def __init__(self, config: Any) -> None:
+            super().__init__(config)
+            self.dcid_threads: list[str] = []
+
+        def request(self, method: str, path: str, **kwargs: Any) -> Any:
+            if "student_dcid_id_map" in path:
+                self.dcid_threads.append(threading.current_thread().name)
+            return super().request(method, path, **kwargs)
+
+    ps_sandbox.control("advance", {"days": 3})  # CC rows changed: the delta has some
+    connector = Watching(make_connector(ps_sandbox, key=f"dcids-{since}").config)
+    pages = list(connector.fetch(Entity.SECTION_ENROLLMENT, since=since))
+    assert any(page.records for page in pages)
+    assert connector.dcid_threads
+    assert set(connector.dcid_threads) == {"powerschool-pages"}
