@@ -45,6 +45,7 @@ from syncing.engine.dialect import sql as pgsql  # or its portable twin off Post
 from syncing.engine.safety import held_details, safety_evaluate
 from syncing.engine.stage import (
     StageContext,
+    as_utc,
     entities_for,
     fetched_records,
     quarantine_record,
@@ -284,9 +285,11 @@ def _stage(
     run.refresh_from_db()
 
 
-# The SIS's Date header counts whole seconds: a change within the second of the first answer may
-# carry that very second.
-_SIS_CLOCK_MARGIN = dt.timedelta(seconds=1)
+# Taken off the SIS's clock at the first answer: its Date header is stamped when the answer is
+# sent, after the SIS built the page (a change committed meanwhile carries an earlier time), in
+# whole seconds, and the SIS's database clock may run a little behind its web server's. A minute
+# of changes read again by the next delta costs a hash comparison each.
+_SIS_CLOCK_MARGIN = dt.timedelta(minutes=1)
 
 
 def _next_watermark(run: SyncRun, ctx: StageContext, source: Source) -> str:
@@ -304,15 +307,12 @@ def _next_watermark(run: SyncRun, ctx: StageContext, source: Source) -> str:
     newest = ctx.max_modified
     if newest is None:
         return ""
-    if newest.tzinfo is None:
-        newest = newest.replace(tzinfo=dt.UTC)
+    newest = as_utc(newest)
     if point.get("newest_before_restart"):
-        newest = min(newest, dt.datetime.fromisoformat(point["newest_before_restart"]))
+        newest = min(newest, as_utc(point["newest_before_restart"]))
     first_answer = point.get("first_answer_at") or getattr(source, "first_answer_at", None)
-    if isinstance(first_answer, str):
-        first_answer = dt.datetime.fromisoformat(first_answer)
     if first_answer is not None:
-        newest = min(newest, first_answer - _SIS_CLOCK_MARGIN)
+        newest = min(newest, as_utc(first_answer) - _SIS_CLOCK_MARGIN)
     return newest.isoformat().replace("+00:00", "Z")
 
 

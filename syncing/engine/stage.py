@@ -522,7 +522,7 @@ def stage_resume(run: SyncRun) -> dict[str, Any]:
         # this at most: the next delta must not start after it (the earliest, over restarts).
         point["newest_before_restart"] = min(
             filter(None, (point.get("newest_before_restart"), point["max_modified"])),
-            key=dt.datetime.fromisoformat,
+            key=as_utc,
         )
     with transaction.atomic():
         SyncChange.objects.filter(run=run).exclude(entity__in=done).delete()
@@ -536,6 +536,13 @@ def stage_resume(run: SyncRun) -> dict[str, Any]:
             staging_checkpoint=point,
         )
     return point
+
+
+def as_utc(value: dt.datetime | str) -> dt.datetime:
+    """A date-time (or its ISO text) with a time zone: one without is UTC, as connectors read
+    SIS times (a plugin's records may carry naive ones)."""
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def staging_checkpoint_save(ctx: StageContext, source: Any, entities: list[str]) -> None:

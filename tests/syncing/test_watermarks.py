@@ -31,16 +31,17 @@ def _at(watermark: str) -> dt.datetime:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_record_changed_while_the_run_read_others_is_read_by_the_next_delta():
-    """The SIS answered first at T0 + 1 min; a guardian read later was modified at T0 + 20 min.
+    """The SIS answered first at T0 + 5 min; a guardian read later was modified at T0 + 20 min.
     A student changed at T0 + 5 min, after its page was read, must not fall behind the
     watermark: it starts at the SIS's clock of the first answer, not at the newest change."""
     connection = _connection("Clock")
     source = _stamped()
-    source.first_answer_at = T0 + dt.timedelta(minutes=1)
+    source.first_answer_at = T0 + dt.timedelta(minutes=5)
     source.get("guardian", "gua-3").modified_at = T0 + dt.timedelta(minutes=20)
     run = run_execute(sync_start(connection=connection, enqueue=False)[0].pk, source=source)
     assert run.status == RunStatus.COMPLETED
-    assert _at(run.watermark_to) == T0 + dt.timedelta(minutes=1) - dt.timedelta(seconds=1)
+    # Less a minute: the answer was stamped after the SIS built it.
+    assert _at(run.watermark_to) == T0 + dt.timedelta(minutes=4)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -116,3 +117,26 @@ def test_a_targeted_run_does_not_move_the_delta_watermark():
     delta, _ = sync_start(connection=connection, mode=Mode.DELTA, enqueue=False)
     delta = run_execute(delta.pk, source=source)
     assert delta.watermark_from == full.watermark_to
+
+
+@pytest.mark.django_db(transaction=True)
+def test_naive_modification_times_survive_a_staging_restart():
+    """A plugin's records may carry times without a zone (UTC): a restart compares them with
+    the checkpoint's and the SIS clock's without failing the run."""
+    connection = _connection("Naive")
+    naive = T0.replace(tzinfo=None)
+    run, _ = sync_start(connection=connection, enqueue=False)
+    first = _stamped(die_at=("guardian", 0))
+    for records in first.records.values():
+        for record in records.values():
+            record.modified_at = naive
+    with pytest.raises(WorkerDied):
+        run_execute(run.pk, source=first)
+    again = _stamped()
+    for records in again.records.values():
+        for record in records.values():
+            record.modified_at = naive + dt.timedelta(minutes=20)
+    again.first_answer_at = T0 + dt.timedelta(hours=1)
+    run = run_execute(run.pk, source=again)
+    assert run.status == RunStatus.COMPLETED, run.error_summary
+    assert _at(run.watermark_to) == T0
