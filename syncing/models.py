@@ -104,13 +104,15 @@ class SyncRun(TimeStampedModel):
     # run's counts, the newest SIS modification time and the SIS's own watermark at that moment.
     # A worker killed while staging starts again at the first entity not in it, not at page one.
     staging_checkpoint = models.JSONField(default=dict, blank=True)
-    # Times a worker (or the sync command) took the run up, and times the minute drain handed
-    # it to the workers again because nobody executed it (services.stranded_runs_resume), with
-    # the executions counted at the last hand-out: a copy is sent again only once one was taken
-    # up, and a run that keeps losing its worker is failed rather than handed out for ever.
+    # For the minute drain that hands runs nobody executes back to the workers
+    # (services.stranded_runs_resume): times a worker (or the sync command) took the run up, the
+    # last of those that ended (a worker killed mid-run never ends its), the executions counted
+    # when a copy was last sent (no second copy until one was taken up), and the copies sent
+    # because a worker died with the run (past a few, the run is failed, not resent for ever).
     executions = models.PositiveIntegerField(default=0)
-    handouts = models.PositiveIntegerField(default=0)
+    last_ended_execution = models.PositiveIntegerField(default=0)
     handed_out_at_execution = models.PositiveIntegerField(null=True, blank=True)
+    lost_worker_handouts = models.PositiveIntegerField(default=0)
     # Delta watermark: where this run read from, and where the next delta starts.
     watermark_from = models.CharField(max_length=64, blank=True)
     watermark_to = models.CharField(max_length=64, blank=True)

@@ -167,8 +167,12 @@ def run_cancel(*, run: SyncRun) -> SyncRun:
 # lock before it leaves.
 STRANDED_RUNNING_AFTER = timedelta(minutes=10)
 STRANDED_PENDING_AFTER = timedelta(minutes=60)
-# Hand-outs after which a run that lost its worker again is failed instead: a run that kills
-# every worker taking it up (out of memory on the same page) must not take them down for ever.
+# A copy no worker has taken up after this long is taken for lost (a broker restarted without
+# its queue, a send that failed) and sent again.
+STRANDED_RESEND_AFTER = timedelta(hours=2)
+# Copies sent because a worker died with the run, after which a run found dead again is failed:
+# one that kills every worker taking it up (out of memory on the same page) must not take them
+# down for ever.
 STRANDED_MAX_HANDOUTS = 2
 
 
@@ -177,15 +181,17 @@ def stranded_runs_resume(*, now: Any = None) -> list[int]:
     their ids.
 
     A running run's worker holds its connection's lock; when nothing holds it and the run has
-    not moved for :data:`STRANDED_RUNNING_AFTER`, its worker died and no message may be left
-    to resume it: the broker dropped the redelivery as poisoned (``CELERY_MAX_DELIVERIES``),
-    or it was acknowledged by the copy handed out when a long run passed the visibility
-    timeout. The run resumes where it was (staging at the entity it was on, applying at its
-    checkpoint). A copy sent for a run whose message is in fact only queued is harmless: it
-    finds the lock taken, or the run finished, and does nothing; and no second copy is sent
-    until a worker has taken the run up since the last one. Past
-    :data:`STRANDED_MAX_HANDOUTS` hand-outs, a run found without its worker again is failed
-    and its administrators told."""
+    not moved for :data:`STRANDED_RUNNING_AFTER`, no worker is on it and no message may be
+    left to resume it: its worker was killed and the broker dropped the redelivery as poisoned
+    (``CELERY_MAX_DELIVERIES``), or the redelivery was acknowledged by the copy handed out
+    when a long run passed the visibility timeout; or its message (a pending run's, an
+    approved run's) is only queued behind long tasks. A copy is sent and the run resumes where
+    it was (staging at the entity it was on, applying at its checkpoint); a copy for a run
+    that is in fact picked up finds the lock taken, or the run finished, and does nothing. No
+    second copy is sent until a worker took the run up since the last one (or
+    :data:`STRANDED_RESEND_AFTER` passed: the copy was lost). When the run's last execution
+    never ended (``SyncRun.executions``: a worker died with it) for the
+    :data:`STRANDED_MAX_HANDOUTS` + 1st time, the run is failed and its administrators told."""
     from syncing.tasks import sync_run_execute
 
     now = now or timezone.now()
@@ -198,18 +204,22 @@ def stranded_runs_resume(*, now: Any = None) -> list[int]:
     for run in quiet.order_by("id"):
         if connection_lock_held(run.connection_id):
             continue  # a worker has it (a long page or batch, or a run still staging)
-        taken_up = (
-            run.handed_out_at_execution is None or run.executions > run.handed_out_at_execution
+        queued = (
+            run.handed_out_at_execution is not None
+            and run.executions <= run.handed_out_at_execution
         )
-        if not taken_up:
-            continue  # the last copy is still queued: one is enough
-        # Only if unchanged since read: two drains at once hand a run out once.
-        unchanged = SyncRun.objects.filter(pk=run.pk, status=run.status, updated_at=run.updated_at)
-        if run.handouts >= STRANDED_MAX_HANDOUTS:
+        if queued and run.updated_at > now - STRANDED_RESEND_AFTER:
+            continue  # the last copy is still waiting for a worker: one is enough
+        lost_worker = run.executions > run.last_ended_execution and not queued
+        # Only if unchanged since read (no worker took it up meanwhile; no other drain acted).
+        unchanged = SyncRun.objects.filter(
+            pk=run.pk, status=run.status, updated_at=run.updated_at, executions=run.executions
+        )
+        if lost_worker and run.lost_worker_handouts >= STRANDED_MAX_HANDOUTS:
             summary = (
-                f"The run lost its worker again after being handed out {run.handouts} times "
-                "(killed while running it: out of memory? see the worker logs); it was "
-                "stopped so it does not take more workers down."
+                f"The run lost its worker again after being handed out "
+                f"{run.lost_worker_handouts} times (killed while running it: out of memory? "
+                "see the worker logs); it was stopped so it does not take more workers down."
             )
             if unchanged.update(
                 status=RunStatus.FAILED, error_summary=summary, finished_at=now, updated_at=now
@@ -221,12 +231,12 @@ def stranded_runs_resume(*, now: Any = None) -> list[int]:
         # The new updated_at starts another quiet spell.
         if unchanged.update(
             updated_at=now,
-            handouts=run.handouts + 1,
+            lost_worker_handouts=run.lost_worker_handouts + lost_worker,
             handed_out_at_execution=run.executions,
         ):
             logger.warning(
                 "sync run handed to the workers again: no worker was running it",
-                extra={"run_id": run.pk, "status": run.status, "handouts": run.handouts + 1},
+                extra={"run_id": run.pk, "status": run.status, "lost_worker": lost_worker},
             )
             enqueue_on_commit(sync_run_execute, run.pk)
             resumed.append(run.pk)

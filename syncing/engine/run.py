@@ -605,8 +605,9 @@ def _execute_locked(
     if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
         return run
     # Taken up (see SyncRun.executions): the minute drain may hand the run out again if this
-    # worker dies with its message.
+    # worker dies with its message. Kept in step in memory too: the run is saved whole below.
     SyncRun.objects.filter(pk=run.pk).update(executions=F("executions") + 1)
+    run.executions += 1
     try:
         if run.status == RunStatus.PENDING:
             # Only if still pending: an admin may have cancelled it since it was read.
@@ -646,6 +647,10 @@ def _execute_locked(
         run.save()
         _notify_if_needed(run)
         raise
+    finally:
+        # This execution ended, whichever way (a worker killed mid-run never gets here).
+        SyncRun.objects.filter(pk=run_id).update(last_ended_execution=F("executions"))
+        run.last_ended_execution = run.executions
     return run
 
 

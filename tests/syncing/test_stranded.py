@@ -27,6 +27,7 @@ from syncing.models import RunStatus, SyncRun
 from syncing.services import (
     STRANDED_MAX_HANDOUTS,
     STRANDED_PENDING_AFTER,
+    STRANDED_RESEND_AFTER,
     STRANDED_RUNNING_AFTER,
     stranded_runs_resume,
     sync_start,
@@ -114,24 +115,38 @@ def test_a_run_no_worker_executes_is_handed_out_again_and_completes(connection, 
     # Handed out once per quiet spell, not at every minute's drain.
     assert stranded_runs_resume() == []
     assert sent == [run.pk]
-    # The message's worker resumes it.
-    assert run_execute(run.pk, source=source).status == RunStatus.COMPLETED
+    # The message's worker resumes it; its execution is counted, and counted as ended.
+    run = run_execute(run.pk, source=source)
+    assert run.status == RunStatus.COMPLETED
     assert source.fetches > 0
+    run.refresh_from_db()
+    assert run.executions == run.last_ended_execution == 1
+
+
+def _taken_up(run: SyncRun, *, ended: bool) -> None:
+    """A worker takes the run up; with ``ended``, the execution ends (held, failed, done with
+    its part), else the worker is killed with it."""
+    SyncRun.objects.filter(pk=run.pk).update(executions=F("executions") + 1)
+    if ended:
+        SyncRun.objects.filter(pk=run.pk).update(last_ended_execution=F("executions"))
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_queued_copy_is_not_sent_again_until_a_worker_took_the_run_up(connection, sent):
-    """An approved run waits, "running", behind long tasks: one copy, not one every spell."""
+    """An approved run waits, "running", behind long tasks: one copy, not one every spell;
+    and a copy nobody took up for hours is taken for lost and sent again."""
     run, _ = sync_start(connection=connection, enqueue=False)
     now = timezone.now()
     _quiet(run, RunStatus.RUNNING, for_=STRANDED_RUNNING_AFTER)
     assert stranded_runs_resume(now=now) == [run.pk]
-    later = now + 3 * STRANDED_RUNNING_AFTER
-    assert stranded_runs_resume(now=later) == []
-    # A worker took it up (and died): the next quiet spell sends another.
-    SyncRun.objects.filter(pk=run.pk).update(executions=F("executions") + 1)
+    assert stranded_runs_resume(now=now + 3 * STRANDED_RUNNING_AFTER) == []
+    # Lost (a broker restarted without its queue): sent again, once that long has passed.
+    later = now + STRANDED_RESEND_AFTER + dt.timedelta(seconds=1)
     assert stranded_runs_resume(now=later) == [run.pk]
-    assert sent == [run.pk, run.pk]
+    # A worker took it up and died: the next quiet spell sends another.
+    _taken_up(run, ended=False)
+    assert stranded_runs_resume(now=later + 2 * STRANDED_RUNNING_AFTER) == [run.pk]
+    assert sent == [run.pk, run.pk, run.pk]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -142,12 +157,12 @@ def test_a_run_that_keeps_losing_its_worker_is_failed_and_admins_told(connection
 
     MembershipFactory(district=connection.district, user__email="a@example.org")
     run, _ = sync_start(connection=connection, enqueue=False)
+    _taken_up(run, ended=False)  # killed, and its redelivery dropped
     moment = timezone.now()
     _quiet(run, RunStatus.RUNNING, for_=STRANDED_RUNNING_AFTER)
     for _ in range(STRANDED_MAX_HANDOUTS):
         assert stranded_runs_resume(now=moment) == [run.pk]
-        # The copy's worker takes the run up and dies, message and all.
-        SyncRun.objects.filter(pk=run.pk).update(executions=F("executions") + 1)
+        _taken_up(run, ended=False)  # the copy's worker dies with it too
         moment += STRANDED_RUNNING_AFTER + dt.timedelta(seconds=1)
     assert stranded_runs_resume(now=moment) == []
     run.refresh_from_db()
@@ -155,6 +170,28 @@ def test_a_run_that_keeps_losing_its_worker_is_failed_and_admins_told(connection
     assert "lost its worker" in run.error_summary
     assert len(sent) == STRANDED_MAX_HANDOUTS
     assert any("a@example.org" in message.to for message in mailoutbox)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_copies_sent_for_queued_runs_do_not_use_up_the_budget(connection, sent):
+    """A pending run waited behind long syncs (a copy), was staged and held, then approved and
+    waited again (another copy); its worker is then killed once, by a deploy: it is resumed,
+    not failed as a run that kills its workers."""
+    run, _ = sync_start(connection=connection, enqueue=False)
+    moment = timezone.now()
+    _quiet(run, RunStatus.PENDING, for_=STRANDED_PENDING_AFTER)
+    assert stranded_runs_resume(now=moment) == [run.pk]
+    _taken_up(run, ended=True)  # staged, held; then approved: running, queued again
+    moment += STRANDED_PENDING_AFTER
+    SyncRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+    assert stranded_runs_resume(now=moment) == [run.pk]
+    for _ in range(STRANDED_MAX_HANDOUTS):
+        _taken_up(run, ended=False)  # killed
+        moment += STRANDED_RUNNING_AFTER + dt.timedelta(seconds=1)
+        assert stranded_runs_resume(now=moment) == [run.pk]
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+    assert run.lost_worker_handouts == STRANDED_MAX_HANDOUTS
 
 
 @pytest.mark.django_db(transaction=True)

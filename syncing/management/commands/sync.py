@@ -6,12 +6,14 @@ exits non-zero when the run failed or was held for review.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.errors import ConflictError
 from syncing.engine.run import run_execute, staged_changes
 from syncing.models import Mode, RunStatus, SyncRun, Trigger
 from syncing.selectors import connection_find, run_summary
@@ -92,7 +94,10 @@ class Command(BaseCommand):
             # to hand to a worker. What it had applied stays; the next sync takes up the rest.
             run.refresh_from_db()
             if run.status in (RunStatus.PENDING, RunStatus.RUNNING):  # not one just held
-                run = run_cancel(run=run)
+                # Interrupted while waiting for a lock another worker holds: that worker owns
+                # the connection, and the run stays as it is for it.
+                with contextlib.suppress(ConflictError):
+                    run = run_cancel(run=run)
             self.stderr.write(f"Interrupted: run #{run.pk} {run.get_status_display().lower()}.")
             sys.exit(130)
         finally:
