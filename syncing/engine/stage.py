@@ -518,8 +518,9 @@ def stage_resume(run: SyncRun) -> dict[str, Any]:
     point = dict(run.staging_checkpoint or {}) if run.mode != Mode.TARGETED else {}
     done = list(point.get("entities", []))
     if done and point.get("max_modified"):
-        # What the SIS changed in the entities skipped now, after they were read, is newer than
-        # this at most: the next delta must not start after it (the earliest, over restarts).
+        # Changes the SIS made to the entities skipped now, after they were read, are newer than
+        # the newest change read then: the next delta must start no later than that (the
+        # earliest such time over several restarts).
         point["newest_before_restart"] = min(
             filter(None, (point.get("newest_before_restart"), point["max_modified"])),
             key=as_utc,
