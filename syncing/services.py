@@ -218,8 +218,9 @@ def stranded_runs_resume(*, now: Any = None) -> list[int]:
         if lost_worker and run.lost_worker_handouts >= STRANDED_MAX_HANDOUTS:
             summary = (
                 f"The run lost its worker again after being handed out "
-                f"{run.lost_worker_handouts} times (killed while running it: out of memory? "
-                "see the worker logs); it was stopped so it does not take more workers down."
+                f"{run.lost_worker_handouts} times (killed while running it, or cut off from "
+                "the database: out of memory? a database failover? see the worker logs); it "
+                "was stopped so it does not take more workers down."
             )
             if unchanged.update(
                 status=RunStatus.FAILED, error_summary=summary, finished_at=now, updated_at=now

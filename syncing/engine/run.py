@@ -649,8 +649,13 @@ def _execute_locked(
         raise
     finally:
         # This execution ended, whichever way (a worker killed mid-run never gets here).
-        SyncRun.objects.filter(pk=run_id).update(last_ended_execution=F("executions"))
-        run.last_ended_execution = run.executions
+        try:
+            SyncRun.objects.filter(pk=run_id).update(last_ended_execution=F("executions"))
+            run.last_ended_execution = run.executions
+        except DatabaseError:
+            # The database is gone (a failover): the error in flight is the one to report; the
+            # minute drain will take this execution for a dead worker's and resume the run.
+            logger.warning("sync run's end not recorded", extra={"run_id": run_id})
     return run
 
 

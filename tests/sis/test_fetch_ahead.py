@@ -147,3 +147,15 @@ def test_powerschool_reads_the_dcids_in_the_page_thread(ps_sandbox, since):
     assert any(page.records for page in pages)
     assert connector.dcid_threads
     assert set(connector.dcid_threads) == {"powerschool-pages"}
+
+
+def test_a_quiet_powerschool_delta_reads_no_dcids(ps_sandbox):
+    """No CC row changed since the data version: the delta does not page through every
+    student's DCID for a mapping that has nothing to map."""
+    full = make_connector(ps_sandbox, key="quiet-full")
+    list(full.fetch(Entity.STUDENT))
+    version = full.delta_watermark
+    connector = make_connector(ps_sandbox, key="quiet-delta")
+    pages = list(connector.fetch(Entity.SECTION_ENROLLMENT, since=version))
+    assert not any(page.records for page in pages)
+    assert connector._dcid_of_id is None  # never read

@@ -180,12 +180,6 @@ class PowerSchoolConnector(PowerSchoolGradebook):
         # Read the data versions before listing, so what changes during the fetch is seen
         # again by the next delta rather than skipped.
         self.data_versions(since)
-        if entity == Entity.SECTION_ENROLLMENT:
-            # CC rows are mapped with the students' DCIDs: read them here, in the page thread,
-            # before the first page (full or delta), so the mapping never asks the SIS beside
-            # this listing (on a route allowing one call at a time, its request would wait for
-            # ours and give up).
-            self.student_dcids()
         if self.is_delta(entity, since=since):
             yield from self._changed_pages(entity, data_version(since) or "0")
             return
@@ -215,6 +209,11 @@ class PowerSchoolConnector(PowerSchoolGradebook):
             else:
                 yield from self._powerquery_pages()
         elif entity == Entity.SECTION_ENROLLMENT:
+            # CC rows are mapped with the students' DCIDs: read them here, in the page thread,
+            # before the first page, so the mapping never asks the SIS beside this listing (on
+            # a route allowing one call at a time, its request would wait for ours and give
+            # up). A delta does the same when CC rows changed (_changed_pages).
+            self.student_dcids()
             yield from self._table_pages("cc", "section_enrollment")
 
     def map_record(self, entity: Entity, item: Any) -> Iterable[Record]:

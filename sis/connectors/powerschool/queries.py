@@ -132,6 +132,8 @@ class PowerSchoolQueries(Connector):
     def _changed_pages(self, entity: Entity, since: str) -> Iterator[RawPage]:
         query, table = DELTA_SOURCES[entity]
         ids = self._changes[(query, since)][1].get(table, [])
+        if entity == Entity.SECTION_ENROLLMENT and ids:
+            self.student_dcids()  # for the mapping, read before the first page (see fetch_raw)
         for start in range(0, len(ids), BY_ID_CHUNK):
             chunk = ids[start : start + BY_ID_CHUNK]
             if entity in (Entity.STUDENT, Entity.ENROLLMENT):
