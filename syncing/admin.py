@@ -126,6 +126,7 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
         "started_at",
         "staged_at",
         "finished_at",
+        "workers",
         "details_retention",
         "approval",
         "approved_by",
@@ -143,6 +144,18 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
             RunStatus.FAILED: "#c62828",
         }.get(RunStatus(obj.status), "#555")
         return format_html('<strong style="color:{}">{}</strong>', colour, obj.get_status_display())
+
+    @admin.display(description="workers")
+    def workers(self, obj: SyncRun) -> str:
+        """How often a worker took the run up, and how often the minute drain handed it out
+        again after a worker died with it (docs/sync.md, Concurrency and recovery)."""
+        text = f"taken up {obj.executions} time{'s' if obj.executions != 1 else ''}"
+        if obj.lost_worker_handouts:
+            text += (
+                f"; handed to the workers again {obj.lost_worker_handouts}× after a worker "
+                "died with it"
+            )
+        return text
 
     @admin.display(description="progress")
     def progress_bar(self, obj: SyncRun) -> str:

@@ -46,6 +46,12 @@ def test_admin_pages_show_runs_conflicts_and_quarantine(client, superuser, conne
     page = client.get(reverse("admin:syncing_syncrun_change", args=[run.pk]))
     assert page.status_code == 200
     assert b"<progress" in page.content and b"student" in page.content
+    assert b"taken up 1 time" in page.content
+    SyncRun.objects.filter(pk=run.pk).update(executions=3, lost_worker_handouts=1)
+    page = client.get(reverse("admin:syncing_syncrun_change", args=[run.pk]))
+    assert "taken up 3 times; handed to the workers again 1× after a worker died" in (
+        page.content.decode()
+    )
 
 
 def test_sync_now_action_queues_one_run(client, superuser, connection, settings):
