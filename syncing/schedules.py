@@ -21,6 +21,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
@@ -243,9 +245,10 @@ def scheduled_sync_start(
         connection=connection, mode=mode, trigger=Trigger.SCHEDULE, idempotency_key=key
     )
     if not created and run.idempotency_key != key and mode == Mode.FULL:
-        owed = SyncSchedule.objects.filter(connection_id=connection_id)
-        owed.filter(full_owed_since__isnull=True).update(full_owed_since=timezone.now())
-        owed.update(full_owed_key=key)
+        SyncSchedule.objects.filter(connection_id=connection_id).update(
+            full_owed_key=key,
+            full_owed_since=Coalesce("full_owed_since", Value(timezone.now())),
+        )
         logger.info("scheduled full sync waits for the active run", extra={"run_id": run.pk})
     return run, created
 

@@ -262,26 +262,7 @@ class Connector:
             raw_pages = read_ahead(raw_pages, depth=self.raw_pages_ahead, name=f"{self.key}-pages")
         try:
             for number, raw_page in enumerate(raw_pages):
-                records: list[Record] = []
-                quarantined: list[Quarantined] = []
-                for item in raw_page.items:
-                    try:
-                        records.extend(self.map_record(entity, item))
-                    except (
-                        MalformedRecord,
-                        KeyError,
-                        TypeError,
-                        ValueError,
-                        AttributeError,
-                    ) as exc:
-                        quarantined.append(
-                            Quarantined(
-                                entity=entity,
-                                reason=_reason(exc),
-                                raw=item,
-                                source_id=self.source_id_of(item),
-                            )
-                        )
+                records, quarantined = self._map_items(entity, raw_page.items)
                 yield Page(
                     entity,
                     records,
@@ -296,6 +277,26 @@ class Connector:
             close = getattr(raw_pages, "close", None)
             if close is not None:
                 close()
+
+    def _map_items(
+        self, entity: Entity, items: list[Any]
+    ) -> tuple[list[Record], list[Quarantined]]:
+        """A page's items mapped; an item that fails to map is reported, not raised."""
+        records: list[Record] = []
+        quarantined: list[Quarantined] = []
+        for item in items:
+            try:
+                records.extend(self.map_record(entity, item))
+            except (MalformedRecord, KeyError, TypeError, ValueError, AttributeError) as exc:
+                quarantined.append(
+                    Quarantined(
+                        entity=entity,
+                        reason=_reason(exc),
+                        raw=item,
+                        source_id=self.source_id_of(item),
+                    )
+                )
+        return records, quarantined
 
     def fetch_item(self, entity: Entity | str, source_id: str) -> list[Record] | None:
         """Re-fetch the SIS item that ``source_id`` names and return every ``entity`` record it

@@ -278,7 +278,7 @@ def _stage(
     updates: dict[str, Any] = {"counts": ctx.counts}
     # A targeted run read a few records: no statement about what changed elsewhere, so only
     # full and delta runs move where the next delta starts.
-    watermark = _next_watermark(run, ctx, source) if run.mode != Mode.TARGETED else ""
+    watermark = _next_watermark(run, ctx) if run.mode != Mode.TARGETED else ""
     if watermark:
         updates["watermark_to"] = watermark
     SyncRun.objects.filter(pk=run.pk).update(**updates)
@@ -292,27 +292,26 @@ def _stage(
 _SIS_CLOCK_MARGIN = dt.timedelta(minutes=1)
 
 
-def _next_watermark(run: SyncRun, ctx: StageContext, source: Source) -> str:
-    """Where the next delta starts. The SIS's own change counter when it has one (PowerSchool
-    data versions; the one first read if staging restarted, see staging_checkpoint_save).
-    Otherwise the newest modification time the run saw, but never past the SIS's clock at the
-    run's first answer, nor, after a restart, past the newest modification time of the entities
-    staged before it: a record changed at the SIS after its page was read, while later pages
-    were being read, carries an earlier time than their newest, and a delta from there would
-    skip it for good. Changes made during a run are read again by the next delta instead."""
+def _next_watermark(run: SyncRun, ctx: StageContext) -> str:
+    """Where the next delta starts, once every entity is staged (so the staging checkpoint
+    holds the SIS's counter and clock as first read, see staging_checkpoint_save). The SIS's
+    own change counter when it has one (PowerSchool data versions). Otherwise the newest
+    modification time the run saw, but never past the SIS's clock at the run's first answer,
+    nor, after a restart, past the newest modification time of the entities staged before it:
+    a record changed at the SIS after its page was read, while later pages were being read,
+    carries an earlier time than their newest, and a delta from there would skip it for good.
+    Changes made during a run are read again by the next delta instead."""
     point = run.staging_checkpoint or {}
-    counter = point.get("source_watermark") or getattr(source, "delta_watermark", None)
-    if counter:
-        return str(counter)
+    if point.get("source_watermark"):
+        return str(point["source_watermark"])
     newest = ctx.max_modified
     if newest is None:
         return ""
     newest = as_utc(newest)
     if point.get("newest_before_restart"):
         newest = min(newest, as_utc(point["newest_before_restart"]))
-    first_answer = point.get("first_answer_at") or getattr(source, "first_answer_at", None)
-    if first_answer is not None:
-        newest = min(newest, as_utc(first_answer) - _SIS_CLOCK_MARGIN)
+    if point.get("first_answer_at"):
+        newest = min(newest, as_utc(point["first_answer_at"]) - _SIS_CLOCK_MARGIN)
     return newest.isoformat().replace("+00:00", "Z")
 
 
