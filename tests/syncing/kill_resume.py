@@ -63,7 +63,8 @@ def district_digest(district_id: int) -> dict[str, tuple[int, str]]:
     return result
 
 
-def _children(pid: int) -> list[int]:
+def pool_children(pid: int) -> list[int]:
+    """Process ids of a worker's pool children (the processes that run its tasks)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
     return [int(p) for p in out.stdout.split()]
 
@@ -125,7 +126,7 @@ def kill_while_running(
             run.refresh_from_db()
             if run.status != RunStatus.RUNNING:
                 continue
-            children = _children(worker.pid)
+            children = pool_children(worker.pid)
             if children:
                 made.append(run.phase)
                 os.kill(children[0], signal.SIGKILL)

@@ -16,6 +16,7 @@ from syncing.models import Mode, RunStatus, SyncChange, SyncPage, SyncRun
 from syncing.services import sync_start
 from tests.factories import DistrictFactory
 from tests.syncing.fakes import FakeSource, district_records
+from tests.syncing.helpers import sync
 from tests.syncing.kill_resume import district_digest
 
 
@@ -120,7 +121,7 @@ def test_a_run_that_died_before_finishing_an_entity_starts_over():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_targeted_run_always_starts_over(connection, source):
-    run_execute(sync_start(connection=connection, enqueue=False)[0].pk, source=source)
+    sync(connection, source)
     run, _ = sync_start(
         connection=connection,
         mode=Mode.TARGETED,

@@ -34,7 +34,7 @@ from syncing.services import (
 )
 from tests.factories import DistrictFactory
 from tests.syncing.helpers import lock_held_elsewhere
-from tests.syncing.kill_resume import _children, district_digest
+from tests.syncing.kill_resume import district_digest, pool_children
 from tests.syncing.sandbox import connection_for, sandbox_for
 from tests.workers import celery_worker
 
@@ -262,7 +262,7 @@ def test_a_run_whose_redelivery_was_dropped_is_resumed_by_the_drain(tmp_path, mo
         connection = connection_for(sandbox, district)
         run, _ = sync_start(connection=connection)  # to the real worker
         _wait_for(lambda: _phase(run) == ("running", "apply"), log_path)
-        os.kill(_children(worker.pid)[0], signal.SIGKILL)
+        os.kill(pool_children(worker.pid)[0], signal.SIGKILL)
         # The redelivery is refused as poisoned: no worker and no message has the run now.
         _wait_for(lambda: "too many deliveries" in log_path.read_text(errors="replace"), log_path)
         _wait_for(lambda: not connection_lock_held(connection.pk), log_path)

@@ -11,6 +11,7 @@ from syncing.engine import run as engine_run
 from syncing.engine.run import run_execute
 from syncing.models import Mode, RunStatus, SyncChange
 from syncing.services import sync_start
+from tests.syncing.helpers import sync
 from tests.syncing.test_staging_resume import Dying, WorkerDied, _connection
 
 T0 = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
@@ -38,7 +39,7 @@ def test_a_record_changed_while_the_run_read_others_is_read_by_the_next_delta():
     source = _stamped()
     source.first_answer_at = T0 + dt.timedelta(minutes=5)
     source.get("guardian", "gua-3").modified_at = T0 + dt.timedelta(minutes=20)
-    run = run_execute(sync_start(connection=connection, enqueue=False)[0].pk, source=source)
+    run = sync(connection, source)
     assert run.status == RunStatus.COMPLETED
     # Less a minute: the answer was stamped after the SIS built it.
     assert _at(run.watermark_to) == T0 + dt.timedelta(minutes=4)
@@ -49,7 +50,7 @@ def test_without_a_sis_clock_the_newest_change_read_is_the_watermark():
     connection = _connection("NoClock")
     source = _stamped()
     source.get("guardian", "gua-3").modified_at = T0 + dt.timedelta(minutes=20)
-    run = run_execute(sync_start(connection=connection, enqueue=False)[0].pk, source=source)
+    run = sync(connection, source)
     assert _at(run.watermark_to) == T0 + dt.timedelta(minutes=20)
 
 
@@ -102,20 +103,14 @@ def test_a_targeted_run_does_not_move_the_delta_watermark():
     still starts where the last full or delta run left off."""
     connection = _connection("Targeted")
     source = _stamped()
-    full = run_execute(sync_start(connection=connection, enqueue=False)[0].pk, source=source)
+    full = sync(connection, source)
     source.get("student", "stu-1").modified_at = T0 + dt.timedelta(hours=3)
     source.get("student", "stu-1").first_name = "Renamed"
-    targeted, _ = sync_start(
-        connection=connection,
-        mode=Mode.TARGETED,
-        target_entity="student",
-        target_source_id="stu-1",
-        enqueue=False,
+    targeted = sync(
+        connection, source, Mode.TARGETED, target_entity="student", target_source_id="stu-1"
     )
-    targeted = run_execute(targeted.pk, source=source)
     assert targeted.status == RunStatus.COMPLETED and targeted.watermark_to == ""
-    delta, _ = sync_start(connection=connection, mode=Mode.DELTA, enqueue=False)
-    delta = run_execute(delta.pk, source=source)
+    delta = sync(connection, source, Mode.DELTA)
     assert delta.watermark_from == full.watermark_to
 
 
