@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from core.bench import BenchResult, discover
+from core.bench import BenchResult, discover, host_profile
 
 
 class Command(BaseCommand):
@@ -24,10 +24,11 @@ class Command(BaseCommand):
         unknown = sorted(set(selected) - set(registry))
         if unknown:
             raise CommandError(f"Unknown benchmark(s): {', '.join(unknown)}")
-        results: list[BenchResult] = []
+        results: list[BenchResult] = host_profile("before")
         for name in selected:
             self.stderr.write(f"running {name} ...")
             results.extend(registry[name](not options["quick"]))
+        results.extend(host_profile("after"))
         if options["json"]:
             for row in results:
                 self.stdout.write(json.dumps(row.__dict__))
