@@ -52,7 +52,7 @@ from sis.connectors.errors import (
     UnsupportedOperation,
 )
 from sis.connectors.options import NoOptions, options_parse
-from sis.connectors.records import Entity, GradeWrite, Page, Quarantined, Record
+from sis.connectors.records import Entity, GradeWrite, Page, Quarantined, Record, as_utc
 from sis.connectors.tokens import MemoryTokenStore, Token, TokenStore
 
 
@@ -536,7 +536,7 @@ def _answer_date(response: requests.Response) -> dt.datetime | None:
         moment = parsedate_to_datetime(response.headers.get("Date") or "")
     except (TypeError, ValueError, IndexError):
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    return as_utc(moment)
 
 
 def _fingerprint(items: list[Any]) -> tuple[Any, ...]:

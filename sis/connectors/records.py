@@ -303,7 +303,10 @@ def _date_from_text(text: str) -> dt.date:
 
 @functools.lru_cache(maxsize=8192)
 def _datetime_from_text(text: str) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed
+    return as_utc(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """``moment`` with a time zone: a naive one is UTC, as every SIS time is read (a plugin's
+    records may carry naive ones)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

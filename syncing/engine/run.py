@@ -33,6 +33,7 @@ from attendance.signals import rows_of_district
 from core.logging import redact
 from core.read_ahead import read_ahead
 from sis.connectors.errors import MalformedRecord, UnsupportedOperation
+from sis.connectors.records import as_utc, parse_datetime
 from syncing.engine.apply import (
     ApplyContext,
     apply_batch,
@@ -45,7 +46,6 @@ from syncing.engine.dialect import sql as pgsql  # or its portable twin off Post
 from syncing.engine.safety import held_details, safety_evaluate
 from syncing.engine.stage import (
     StageContext,
-    as_utc,
     entities_for,
     fetched_records,
     quarantine_record,
@@ -308,10 +308,10 @@ def _next_watermark(run: SyncRun, ctx: StageContext) -> str:
     if newest is None:
         return ""
     newest = as_utc(newest)
-    if point.get("newest_before_restart"):
-        newest = min(newest, as_utc(point["newest_before_restart"]))
-    if point.get("first_answer_at"):
-        newest = min(newest, as_utc(point["first_answer_at"]) - _SIS_CLOCK_MARGIN)
+    if before_restart := parse_datetime(point.get("newest_before_restart")):
+        newest = min(newest, before_restart)
+    if first_answer := parse_datetime(point.get("first_answer_at")):
+        newest = min(newest, first_answer - _SIS_CLOCK_MARGIN)
     return newest.isoformat().replace("+00:00", "Z")
 
 
@@ -664,7 +664,7 @@ def error_summary(exc: BaseException) -> str:
     ("Key (district_id, local_id)=(3, S0042) already exists", "invalid input syntax for type
     date: …"), so a database error is named by its kind, SQLSTATE, table and constraint."""
     if isinstance(exc, SoftTimeLimitExceeded):
-        limit = int(getattr(settings, "SYNC_RUN_TIME_LIMIT_SECONDS", 0))
+        limit = settings.SYNC_RUN_TIME_LIMIT_SECONDS
         return (
             f"Stopped after {limit} seconds, the longest a sync may run in a worker "
             "(SYNC_RUN_TIME_LIMIT_SECONDS). What it had applied is kept and the next sync takes "

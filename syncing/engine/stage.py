@@ -18,6 +18,7 @@ import orjson
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 
+from sis.connectors.records import as_utc
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
 from syncing.entities import (
     SPECS,
@@ -523,7 +524,7 @@ def stage_resume(run: SyncRun) -> dict[str, Any]:
         # earliest such time over several restarts).
         point["newest_before_restart"] = min(
             filter(None, (point.get("newest_before_restart"), point["max_modified"])),
-            key=as_utc,
+            key=lambda text: as_utc(dt.datetime.fromisoformat(text)),
         )
     with transaction.atomic():
         SyncChange.objects.filter(run=run).exclude(entity__in=done).delete()
@@ -537,13 +538,6 @@ def stage_resume(run: SyncRun) -> dict[str, Any]:
             staging_checkpoint=point,
         )
     return point
-
-
-def as_utc(value: dt.datetime | str) -> dt.datetime:
-    """A date-time (or its ISO text) with a time zone: one without is UTC, as connectors read
-    SIS times (a plugin's records may carry naive ones)."""
-    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def staging_checkpoint_save(ctx: StageContext, source: Any, entities: list[str]) -> None:
