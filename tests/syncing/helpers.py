@@ -79,9 +79,12 @@ def rekey_students(source: Any) -> None:
 
 
 @contextmanager
-def lock_held_elsewhere(connection_id: int) -> Iterator[None]:
+def lock_held_elsewhere(
+    connection_id: int, *, release_after: float | None = None
+) -> Iterator[None]:
     """A worker busy with the connection's run: its sync lock held by another database session
-    (a thread of its own) for as long as the block lasts."""
+    (a thread of its own) for as long as the block lasts, or only ``release_after`` seconds
+    (a dead worker's session, which PostgreSQL ends a moment later)."""
     holding, done = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -89,7 +92,7 @@ def lock_held_elsewhere(connection_id: int) -> Iterator[None]:
             with connection_lock(connection_id) as acquired:
                 assert acquired
                 holding.set()
-                done.wait(30)
+                done.wait(release_after or 30)
         finally:
             db.close()
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connection as db
 
 from syncing.engine import run as engine_run
 from syncing.engine.run import run_execute
-from syncing.locks import connection_lock
 from syncing.models import SyncRun
 from syncing.services import sync_start
 from tests.syncing.helpers import lock_held_elsewhere
@@ -63,23 +61,7 @@ def test_an_executor_waits_for_a_lock_a_dead_worker_still_holds(connection, sour
     """A redelivery right after a SIGKILL finds the dead worker's session still holding the
     lock for a moment: it waits for it and runs, instead of leaving the run stranded."""
     run, _ = sync_start(connection=connection, enqueue=False)
-    holding = threading.Event()
-
-    def hold_lock_briefly():
-        try:
-            with connection_lock(connection.pk) as acquired:
-                assert acquired
-                holding.set()
-                time.sleep(1.5)
-        finally:
-            db.close()
-
-    holder = threading.Thread(target=hold_lock_briefly)
-    holder.start()
-    holding.wait(30)
-    try:
+    with lock_held_elsewhere(connection.pk, release_after=1.5):
         result = run_execute(run.pk, source=source)
-    finally:
-        holder.join()
     assert result.status == "completed"
     assert source.fetches > 0
