@@ -121,7 +121,9 @@ def _peak_rss_mb() -> float:
 
 def _naive_students(connection: Any, district: District) -> float:
     """The naive way: fetch, then ``update_or_create`` each school and student row by row
-    (history through ``save()``), keyed by a per-row crosswalk lookup."""
+    (history through ``save()``), keyed by the district and the school's name or the
+    student's local id. It keeps no crosswalk and stages nothing: it writes less than our
+    engine, which also records a link and a staged change per record."""
     source = source_for_connection(connection)
     start = time.perf_counter()
     schools: dict[str, int] = {}

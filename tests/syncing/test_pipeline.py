@@ -239,6 +239,35 @@ def test_large_batches_stream_through_copy_with_the_same_result(connection, sour
     assert history_counts()["Student"] == history["Student"] + 1
 
 
+class _ShiftedPaging(FakeSource):
+    """Student pages that overlap: each page after the first starts with the last record of
+    the page before (a record inserted at the SIS while the run paged through it)."""
+
+    def fetch(self, entity: Any, *, since: str | None = None) -> Iterator[Page]:
+        previous: Page | None = None
+        for page in super().fetch(entity, since=since):
+            if str(entity) == "student" and previous is not None:
+                page = Page(page.entity, [previous.records[-1], *page.records],
+                            number=page.number, total=page.total)  # fmt: skip
+            previous = page
+            yield page
+
+
+def test_a_page_repeating_an_earlier_pages_record_stages_it_once(connection):
+    source = _ShiftedPaging(page_size=25)
+    district_records(source)
+    # A malformed record on a repeating page: quarantined and counted once, not once per try.
+    source.get("student", "stu-30").last_name = ""
+    run = sync(connection, source)
+    assert run.status == RunStatus.COMPLETED_WITH_QUARANTINE, run.error_summary
+    assert run.counts["student"] == {"create": 59, "quarantined": 1}
+    assert SyncChange.objects.filter(run=run, entity="student").count() == 59
+    assert QuarantinedRecord.objects.get(source_id="stu-30").attempts == 1
+    assert Student.objects.count() == 59
+    assert history_counts()["Student"] == 59
+    assert SyncPage.objects.filter(run=run, entity="student").count() == 3
+
+
 class _BrokenAfterFirstPage(FakeSource):
     """Fails while fetching the second page of students (the SIS goes away mid-run)."""
 
