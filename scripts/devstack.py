@@ -49,15 +49,26 @@ def wait_healthy(url: str, timeout: float = 60) -> bool:
     return False
 
 
+# How long the processes get to stop after SIGTERM (a worker finishing its task) before SIGKILL.
+STOP_TIMEOUT = 10.0
+
+
 def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Stop every process group: SIGTERM, then SIGKILL to those still running after
+    :data:`STOP_TIMEOUT`. A second Ctrl-C or SIGTERM meanwhile is ignored: it interrupted the
+    wait and left a Celery worker running with no one to stop it."""
+    for interrupt in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(interrupt, signal.SIG_IGN)
     for process in processes.values():
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
     for process in processes.values():
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def connect_demo_district(sandbox_url: str) -> None:
