@@ -14,7 +14,9 @@ DEVSTACK = Path(__file__).resolve().parents[2] / "scripts" / "devstack.py"
 # Loads devstack, starts a child that ignores SIGTERM (a worker busy with a task), prints the
 # child's pid, and stops everything on Ctrl-C as devstack's main() does.
 DRIVER = """
-import importlib.util, sys, time
+import importlib.util, signal, sys, time
+# Ctrl-C as in a terminal, even when the test runs where SIGINT is ignored (a background job).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 spec = importlib.util.spec_from_file_location("devstack", {devstack!r})
 devstack = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(devstack)
