@@ -54,14 +54,17 @@ STOP_TIMEOUT = 10.0
 
 
 def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    """Stop every process group: SIGTERM, then SIGKILL to those still running after
+    """Stop every process: SIGTERM, then SIGKILL to the process groups still running after
     :data:`STOP_TIMEOUT`. A second Ctrl-C or SIGTERM meanwhile is ignored: it interrupted the
     wait and left a Celery worker running with no one to stop it."""
     for interrupt in (signal.SIGINT, signal.SIGTERM):
         signal.signal(interrupt, signal.SIG_IGN)
     for process in processes.values():
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            # The leader only, as Celery documents: the worker stops its own pool. Sent to the
+            # whole group, the pool processes died under it (an ERROR line each), and once its
+            # warm shutdown waited until the deadline killed it.
+            os.kill(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     for process in processes.values():
         try:
