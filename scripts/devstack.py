@@ -33,7 +33,8 @@ def manage(*args: str, check: bool = True) -> int:
 
 def start(name: str, command: list[str]) -> subprocess.Popen[bytes]:
     print(f"starting {name}: {' '.join(command)}", flush=True)
-    # Own process group, so stopping it also stops its children (celery's pool, for example).
+    # Own process group: a terminal's Ctrl-C reaches only this supervisor, which stops each
+    # process in turn, and the kill after the deadline takes its children too (celery's pool).
     return subprocess.Popen(command, cwd=ROOT, start_new_session=True)
 
 
