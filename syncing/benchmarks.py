@@ -30,8 +30,7 @@ from django.db import connection as db
 
 from attendance.models import District, School, Student
 from core.bench import BenchResult, benchmark
-from syncing.engine.run import fetched_pages, run_execute
-from syncing.engine.stage import entities_for
+from syncing.engine.run import run_execute
 from syncing.entities import record_values
 from syncing.models import RunStatus, SyncRun
 from syncing.services import sync_start
@@ -108,12 +107,11 @@ def _timed_run(connection: Any, mode: str) -> tuple[float, SyncRun]:
 
 
 def _download_only(connection: Any) -> float:
-    """Read and map every page a full sync reads (each listing once, as the sync does), and
-    nothing else."""
     source = source_for_connection(connection)
     start = time.perf_counter()
-    for _spec, _page in fetched_pages(source, entities_for(source), None):
-        pass
+    for entity in source.entities:
+        for _page in source.fetch(entity):
+            pass
     return time.perf_counter() - start
 
 

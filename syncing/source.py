@@ -11,9 +11,7 @@ if TYPE_CHECKING:
 
 
 class Source(Protocol):
-    """The connector surface the engine uses. A source may also offer ``shared_listing`` and
-    ``fetch_together`` (``sis.connectors.base.Connector`` has both): entities read from one
-    listing are then fetched once for all of them."""
+    """The connector surface the engine uses."""
 
     entities: Any
     enabled_capabilities: Any

@@ -9,9 +9,7 @@ Workflow of ``fetch(entity, since=...)``:
    re-authentication and one retry.
 2. **Paging**: the hook :meth:`~Connector.fetch_raw` lists raw pages, usually through
    :meth:`Connector.paginate`, which stops on an empty or short page or at the reported total and
-   detects a page served twice. Entities read from the same listing (hook
-   :meth:`~Connector.shared_listing`) can be fetched together, each raw page read once and
-   mapped for each of them (:meth:`Connector.fetch_together`).
+   detects a page served twice.
 3. **Error classification**: 401/403/404/other 4xx become permanent
    :class:`~sis.connectors.errors.ConnectorError` subclasses with the SIS's own message (hook
    :meth:`~Connector.error_message`); throttling and 5xx are transient (the gateway retries).
@@ -27,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -187,14 +185,6 @@ class Connector:
         connector has the ``delta`` capability). Usually built with :meth:`paginate`."""
         raise NotImplementedError
 
-    def shared_listing(self, entity: Entity, *, since: str | None) -> Hashable | None:
-        """A key naming the raw listing :meth:`fetch_raw` reads for ``entity`` (after
-        ``since``), when other entities are read from that same listing (a OneRoster student's
-        user item also holds its school enrollments): entities with equal keys get identical
-        raw pages, so :meth:`fetch_together` reads them once for all. None (the default): the
-        entity's listing is its own."""
-        return None
-
     def map_record(self, entity: Entity, item: Any) -> Iterable[Record]:
         """Map one raw item of ``entity`` to canonical records (usually one; several when one
         payload holds several, e.g. a student's enrollments). Keep ``item`` as ``raw``. Raise
@@ -262,40 +252,25 @@ class Connector:
     def fetch(self, entity: Entity | str, *, since: str | None = None) -> Iterator[Page]:
         """Stream pages of canonical records of ``entity``; ``since`` (ISO-8601 UTC) asks for
         changes only and needs the ``delta`` capability."""
-        for (page,) in self.fetch_together([entity], since=since):
-            yield page
-
-    def fetch_together(
-        self, entities: Sequence[Entity | str], *, since: str | None = None
-    ) -> Iterator[list[Page]]:
-        """Read one raw listing once for several ``entities`` that share it (equal
-        :meth:`shared_listing` keys; one entity is just :meth:`fetch`): for each raw page, a
-        page of canonical records of every entity, in the order given."""
-        wanted = [Entity(entity) for entity in entities]
-        for entity in wanted:
-            if entity not in self.entities:
-                raise UnsupportedOperation(f"{self.label or self.key} does not provide {entity}.")
+        entity = Entity(entity)
+        if entity not in self.entities:
+            raise UnsupportedOperation(f"{self.label or self.key} does not provide {entity}.")
         if since is not None:
             self.require(Capability.DELTA)
-        raw_pages: Iterator[RawPage] = iter(self.fetch_raw(wanted[0], since=since))
+        raw_pages: Iterator[RawPage] = iter(self.fetch_raw(entity, since=since))
         if self.raw_pages_ahead > 0:
             raw_pages = read_ahead(raw_pages, depth=self.raw_pages_ahead, name=f"{self.key}-pages")
         try:
             for number, raw_page in enumerate(raw_pages):
-                pages = []
-                for entity in wanted:
-                    records, quarantined = self._map_items(entity, raw_page.items)
-                    pages.append(
-                        Page(
-                            entity,
-                            records,
-                            quarantined,
-                            number=number,
-                            total=raw_page.total,
-                            delta=self.is_delta(entity, since=since),
-                        )
-                    )
-                yield pages
+                records, quarantined = self._map_items(entity, raw_page.items)
+                yield Page(
+                    entity,
+                    records,
+                    quarantined,
+                    number=number,
+                    total=raw_page.total,
+                    delta=self.is_delta(entity, since=since),
+                )
         finally:
             # Whatever ends the listing (a mapping error the loop does not catch, a caller that
             # stops early), the page thread stops now, not when the generator is collected.

@@ -188,8 +188,6 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self.control(method, path, query)
                 return
             self.state.count("requests")
-            # Per method and path too: a test can tell how often a listing was read.
-            self.state.count(f"{method} {path}")
             dialect = self.server.dialect
             if dialect.is_token_path(path) and method == "POST":
                 self.state.count("token_calls")

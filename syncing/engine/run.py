@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -117,75 +117,28 @@ def _previous_watermark(run: SyncRun) -> str:
 # A run that staged this many changes refreshes the change table's statistics before applying.
 ANALYZE_AFTER_CHANGES = 5000
 
-# Pages fetched ahead of the one being staged (each is one SIS page mapped for one entity:
-# memory stays flat, a few MB). Eight rather than two: the download keeps going while an
-# entity's references are checked after its last page (identical 30,000-student re-sync:
-# 0.98-1.00x the download instead of 1.07-1.08x).
+# Pages fetched ahead of the one being staged (each is one SIS page: memory stays flat, a few
+# MB). Eight rather than two: the download keeps going while an entity's references are
+# checked after its last page (identical 30,000-student re-sync: 0.98-1.00x the download
+# instead of 1.07-1.08x).
 PAGES_AHEAD = 8
-
-
-def listing_groups(
-    source: Source, specs: list[EntitySpec], since: str | None
-) -> list[list[EntitySpec]]:
-    """``specs`` (in staging order) grouped by the SIS listing they are read from: a group is
-    fetched once, each raw page mapped for every entity in it (``Connector.fetch_together``),
-    and staged where its first entity stands. A later entity joins a group only when every
-    entity it refers to is staged before the group or within it: its references are checked
-    after the group's last page (an entity not in ``specs`` is staged already, before a
-    restart, or not provided). Sources without ``shared_listing`` read each entity alone."""
-    key_of = getattr(source, "shared_listing", None)
-    keys = [key_of(spec.name, since=since) if key_of is not None else None for spec in specs]
-    pending = {spec.name for spec in specs}
-    groups: list[list[EntitySpec]] = []
-    placed: set[str] = set()
-    for index, spec in enumerate(specs):
-        if spec.name in placed:
-            continue
-        group = [spec]
-        if keys[index] is not None:
-            staged_by_then = {earlier.name for earlier in specs[:index]} | {spec.name}
-            for later, key in zip(specs[index + 1 :], keys[index + 1 :], strict=True):
-                if (
-                    key == keys[index]
-                    and later.name not in placed
-                    and all(
-                        ref.entity in staged_by_then
-                        or ref.entity == later.name  # checked after its own last page
-                        or ref.entity not in pending
-                        for ref in later.refs
-                    )
-                ):
-                    group.append(later)
-                    staged_by_then.add(later.name)
-        placed.update(member.name for member in group)
-        groups.append(group)
-    return groups
-
-
-def fetched_pages(
-    source: Source, specs: list[EntitySpec], since: str | None
-) -> Iterator[tuple[EntitySpec, Any]]:
-    """``(spec, page)`` for every page of every entity, listing by listing (see
-    :func:`listing_groups`), then ``(spec, None)`` after each entity's last page, in order."""
-    for group in listing_groups(source, specs, since):
-        if len(group) == 1:
-            for page in source.fetch(group[0].name, since=since):
-                yield group[0], page
-        else:
-            together = cast(Any, source).fetch_together
-            for pages in together([spec.name for spec in group], since=since):
-                yield from zip(group, pages, strict=True)
-        for spec in group:
-            yield spec, None
 
 
 def _fetched_ahead(
     source: Source, specs: list[EntitySpec], since: str | None
 ) -> Iterator[tuple[EntitySpec, Any]]:
-    """:func:`fetched_pages`, with a thread fetching up to :data:`PAGES_AHEAD` pages ahead: the
-    download (waiting on the SIS, parsing, mapping) overlaps with staging (waiting on the
-    database). The thread only talks to the SIS; an error there is raised here, in order."""
-    yield from read_ahead(fetched_pages(source, specs, since), depth=PAGES_AHEAD, name="sync-fetch")
+    """``(spec, page)`` for every page of every entity in order, then ``(spec, None)`` after an
+    entity's last page. A thread fetches up to :data:`PAGES_AHEAD` pages ahead: the download
+    (waiting on the SIS, parsing, mapping) overlaps with staging (waiting on the database).
+    The thread only talks to the SIS; an error there is raised here, in order."""
+
+    def pages() -> Iterator[tuple[EntitySpec, Any]]:
+        for spec in specs:
+            for page in source.fetch(spec.name, since=since):
+                yield spec, page
+            yield spec, None
+
+    yield from read_ahead(pages(), depth=PAGES_AHEAD, name="sync-fetch")
 
 
 def _gone(spec: EntitySpec, source_id: str) -> Any:

@@ -552,9 +552,7 @@ def staging_checkpoint_save(ctx: StageContext, source: Any, entities: list[str])
     point = {
         **previous,
         "entities": entities,
-        # Only theirs: pages of an entity read from the same listing (see
-        # run.listing_groups) may be staged already, and are staged again after a restart.
-        "counts": {entity: n for entity, n in ctx.counts.items() if entity in entities},
+        "counts": ctx.counts,
         "max_modified": ctx.max_modified.isoformat() if ctx.max_modified is not None else None,
         "source_watermark": str(watermark) if watermark else "",
         "first_answer_at": previous.get("first_answer_at")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -229,14 +229,6 @@ class OneRosterConnector(Connector):
         if entity == Entity.STAFF and self.options.administrators:
             parts.append(("users", "users", (ADMINISTRATOR_ROLE,)))
         return parts
-
-    def shared_listing(self, entity: Entity, *, since: str | None) -> Hashable | None:
-        # The same requests: students and their school enrollments are both read from
-        # /students, guardians and their links to students both from the guardian users.
-        return (
-            tuple(self._listings(entity)),
-            self._filter(entity, since if self.options.delta else None),
-        )
 
     def fetch_raw(self, entity: Entity, *, since: str | None) -> Iterator[RawPage]:
         for path, key, roles in self._listings(entity):

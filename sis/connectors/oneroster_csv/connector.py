@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,11 +236,6 @@ class OneRosterCSVConnector(Connector):
                 yield row
 
     # ---------------------------------------------------------------- hooks -------------------
-    def shared_listing(self, entity: Entity, *, since: str | None) -> Hashable | None:
-        # Every kind of user (students, their enrollments, staff, guardians, their links) is a
-        # row of users.csv: read once for all of them.
-        return FILES[entity]
-
     def fetch_raw(self, entity: Entity, *, since: str | None) -> Iterator[RawPage]:
         name = FILES[entity]
         if self.file_mode(name) == "absent":

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -175,18 +175,6 @@ class PowerSchoolConnector(PowerSchoolGradebook):
         # Only data versions are deltas; other entities (and a watermark from before data
         # versions were used, such as a timestamp) list everything and the diff finds changes.
         return data_version(since) is not None and entity in DELTA_SOURCES
-
-    def shared_listing(self, entity: Entity, *, since: str | None) -> Hashable | None:
-        # A full listing of students (with their enrollment expansion) gives students and their
-        # school enrollments; the guardian pages give guardians and their links to students.
-        # Deltas read each entity's own changed rows.
-        if self.is_delta(entity, since=since):
-            return None
-        if entity in (Entity.STUDENT, Entity.ENROLLMENT):
-            return ("students", self.options.student_expansions)
-        if entity in (Entity.GUARDIAN, Entity.STUDENT_GUARDIAN):
-            return ("guardians", self.options.guardian_source)
-        return None
 
     def fetch_raw(self, entity: Entity, *, since: str | None) -> Iterator[RawPage]:
         # Read the data versions before listing, so what changes during the fetch is seen
