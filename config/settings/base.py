@@ -96,6 +96,15 @@ else:
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Four unique constraints count NULL as a value of their key (NULLS NOT DISTINCT: one field
+    # or safety policy for all connections or schools, one preference for all students or
+    # categories, one active default template). SQLite cannot index that, and Django would warn
+    # at every start of `make run` (models.W047). The rules still hold on it: model validation,
+    # which the admin's forms run, checks them (tests/config/test_sqlite_checks.py), and the one
+    # service creating such rows (a portal preference) gets or creates it in a transaction, which
+    # SQLite runs one writer at a time. On PostgreSQL, as in production, the indexes enforce them.
+    SILENCED_SYSTEM_CHECKS = ["models.W047"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_url("REDIS_URL", None, schemes=("redis", "rediss"))
