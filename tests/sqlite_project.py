@@ -5,10 +5,12 @@ rendering migration states; each test copies the file instead)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,17 +31,29 @@ def project_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def migrate_into(tmp_path: Path) -> Path:
-    """Run ``manage.py migrate`` into a new ``VAR_DIR/db.sqlite3``; returns the file."""
+def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    """Run ``manage.py *args`` in a subprocess with ``env``; returns its standard output, and
+    fails the test with the tail of both outputs unless it exits with 0."""
     result = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=project_env(tmp_path),
+        env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
-    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
+    return result.stdout
+
+
+def last_json(output: str) -> Any:
+    """The JSON a script printed on its last line of output."""
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def migrate_into(tmp_path: Path) -> Path:
+    """Run ``manage.py migrate`` into a new ``VAR_DIR/db.sqlite3``; returns the file."""
+    manage(project_env(tmp_path), "migrate", "--noinput")
     database = tmp_path / "var" / "db.sqlite3"
     assert database.exists()
     return database

@@ -4,14 +4,10 @@ there through model validation, which the admin's forms run."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
-from tests.sqlite_project import ROOT, project_env
+from tests.sqlite_project import last_json, manage, project_env
 
 # A second row of each key whose NULL column means "all of them": model validation refuses it.
 _DUPLICATES = """
@@ -48,24 +44,12 @@ print(json.dumps(found))
 """
 
 
-def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_the_sqlite_dev_stack_passes_its_system_checks_without_warnings(tmp_path):
-    result = _manage(
+    output = manage(
         project_env(tmp_path), "check", "--database", "default", "--fail-level", "WARNING"
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "System check identified no issues" in result.stdout
-    assert "W047" not in result.stdout + result.stderr
+    assert "System check identified no issues" in output
+    assert "W047" not in output
 
 
 def test_on_sqlite_model_validation_still_refuses_a_second_row_of_a_null_key(
@@ -73,10 +57,7 @@ def test_on_sqlite_model_validation_still_refuses_a_second_row_of_a_null_key(
 ) -> None:
     env = project_env(tmp_path)
     shutil.copyfile(migrated_sqlite, tmp_path / "var" / "db.sqlite3")
-    result = _manage(env, "shell", "-c", _DUPLICATES)
-    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
-    found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    assert found == {
+    assert last_json(manage(env, "shell", "-c", _DUPLICATES)) == {
         "field policy": ["__all__"],
         "safety policy": ["__all__"],
         "preference": ["__all__"],

@@ -8,14 +8,11 @@ SQLite file in VAR_DIR), Celery tasks eager and the in-process ``test`` SMS prov
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.sqlite_project import ROOT, project_env
+from tests.sqlite_project import last_json, manage, project_env
 
 # An absence recorded through the service the API uses; the receiver's tasks run eagerly:
 # plan, dispatch (portable INSERT … SELECT twin), cancel check, claim, send, record.
@@ -182,16 +179,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _shell(env: dict[str, str], script: str) -> Any:
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return last_json(manage(env, "shell", "-c", script, timeout=120))
 
 
 def test_on_sqlite_an_absence_is_sent_grades_compute_and_a_column_is_created_once(

@@ -8,14 +8,11 @@ a day, sync again, then post a bulk attendance batch through the API's writer.
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.sqlite_project import ROOT, project_env
+from tests.sqlite_project import last_json, manage, project_env
 from tests.syncing.sandbox import sandbox_for
 
 _MODELS = (
@@ -63,25 +60,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return project_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
 
 
-def _manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, (args, result.stdout[-3000:], result.stderr[-3000:])
-    return result.stdout
-
-
-def _last_json(output: str) -> Any:
-    return json.loads(output.strip().splitlines()[-1])
-
-
 def _sync(env: dict[str, str]) -> dict[str, Any]:
-    summary = _last_json(_manage(env, "sync", "Demo", "--full", "--json"))
+    summary = last_json(manage(env, "sync", "Demo", "--full", "--json"))
     assert summary["event"] == "summary"
     assert summary["status"] == "completed", summary
     return dict(summary)
@@ -93,7 +73,7 @@ def test_make_run_on_sqlite_syncs_resyncs_nothing_applies_a_day_and_posts_attend
     env = _env(tmp_path)
     shutil.copyfile(migrated_sqlite, tmp_path / "db.sqlite3")
     with sandbox_for(students=60) as sandbox:
-        _manage(
+        manage(
             env,
             "sis_connection", "add", "--district", "Demo District", "--name", "Demo",
             "--provider", "powerschool", "--base-url", sandbox.api_base_url,
@@ -101,7 +81,7 @@ def test_make_run_on_sqlite_syncs_resyncs_nothing_applies_a_day_and_posts_attend
         )  # fmt: skip
         first = _sync(env)
         expected = sandbox.counts()
-        totals = _last_json(_manage(env, "shell", "-c", _TOTALS))
+        totals = last_json(manage(env, "shell", "-c", _TOTALS))
         entity = {
             "School": "school", "Term": "term", "Course": "course", "Staff": "staff",
             "Section": "section", "Student": "student", "Enrollment": "enrollment",
@@ -117,12 +97,12 @@ def test_make_run_on_sqlite_syncs_resyncs_nothing_applies_a_day_and_posts_attend
         # An identical re-sync writes nothing, history included.
         again = _sync(env)
         assert again["changes_total"] == 0
-        assert _last_json(_manage(env, "shell", "-c", _TOTALS)) == totals
+        assert last_json(manage(env, "shell", "-c", _TOTALS)) == totals
 
         changes = {c["kind"]: c for c in sandbox.control("advance", {"days": 1})["changes"]}
         day = _sync(env)
         assert day["changes_applied"] > 0
-        after = _last_json(_manage(env, "shell", "-c", _TOTALS))
+        after = last_json(manage(env, "shell", "-c", _TOTALS))
         assert after["rows"]["Student"] == sandbox.counts()["student"]
         edit, moved = changes["edit"], changes["transfer"]
         check = f"""
@@ -135,7 +115,7 @@ spans = sorted(moved.enrollments.values_list(
 print(json.dumps({{"last_name": edited.legal_last_name, "school": moved.school.local_id,
                    "spans": [[s, e is not None, r] for s, e, r in spans]}}))
 """
-        state = _last_json(_manage(env, "shell", "-c", check))
+        state = last_json(manage(env, "shell", "-c", check))
         assert state["last_name"] == edit["detail"]["new"]
         assert state["school"] == str(moved["detail"]["to"])
         # The old span closed as a transfer, the new one open at the new school.
@@ -147,7 +127,7 @@ print(json.dumps({{"last_name": edited.legal_last_name, "school": moved.school.l
         )
         assert _sync(env)["changes_total"] == 0
 
-    bulk = _last_json(_manage(env, "shell", "-c", _BULK))
+    bulk = last_json(manage(env, "shell", "-c", _BULK))
     assert bulk["outcomes"] == [
         ["created", "created", "created"],
         ["unchanged", "unchanged", "unchanged"],
