@@ -10,7 +10,6 @@ nightly task would (in progress, or ended within ``PARTICIPATION_GRACE_DAYS``).
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -20,6 +19,7 @@ from attendance.services_participation import (
     participation_grades_compute_all,
     participation_results_total,
 )
+from core.progress import progress_bar
 
 
 class Command(BaseCommand):
@@ -48,26 +48,22 @@ class Command(BaseCommand):
             if not terms:
                 raise CommandError(f"No term {options['term']} in that district.")
         as_json = options["json"]
-        bar = None
-        if not as_json:
-            from tqdm import tqdm
+        with progress_bar(
+            enabled=not as_json, total=0, unit="section", desc="participation grades"
+        ) as bar:
 
-            bar = tqdm(total=0, unit="section", file=sys.stderr, desc="participation grades")
-
-        def progress(done: int, total: int) -> None:
-            if bar is not None:
+            def progress(done: int, total: int) -> None:
+                if as_json:
+                    self._emit(
+                        {"event": "progress", "sections_done": done, "sections_total": total}
+                    )
+                    return
                 bar.total, bar.n = total, done
                 bar.refresh()
-            else:
-                self._emit({"event": "progress", "sections_done": done, "sections_total": total})
 
-        try:
             results = participation_grades_compute_all(
                 district=district, terms=terms, dry_run=options["dry_run"], progress=progress
             )
-        finally:
-            if bar is not None:
-                bar.close()
         summary = {**participation_results_total(results), "dry_run": options["dry_run"]}
         if as_json:
             for result in results:

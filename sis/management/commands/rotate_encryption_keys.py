@@ -13,9 +13,9 @@ from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
 from core.encryption import DecryptionError
+from core.progress import progress_bar
 from sis import services
 
 
@@ -28,21 +28,18 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         total = services.encrypted_rows_count()
-        bar = tqdm(
-            total=total,
-            unit="row",
-            disable=opts["json"] or not sys.stderr.isatty(),
-            file=sys.stderr,
-            desc="rotating",
-        )
         try:
-            changed = services.encryption_keys_rotate(
-                batch_size=opts["batch_size"], progress=bar.update
-            )
+            with progress_bar(
+                enabled=not opts["json"] and sys.stderr.isatty(),
+                total=total,
+                unit="row",
+                desc="rotating",
+            ) as bar:
+                changed = services.encryption_keys_rotate(
+                    batch_size=opts["batch_size"], progress=bar.update
+                )
         except DecryptionError as exc:
             raise CommandError(str(exc)) from None
-        finally:
-            bar.close()
         if opts["json"]:
             self.stdout.write(json.dumps({"rows": total, "re_encrypted": changed}))
         else:

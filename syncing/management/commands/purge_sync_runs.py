@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
+from core.progress import progress_bar
 from syncing.retention import runs_due_for_purge, sync_run_details_purge
 
 
@@ -30,17 +30,13 @@ class Command(BaseCommand):
         days = options["days"]
         if days is not None and days < 1:
             raise CommandError("--days must be at least 1.")
-        bar = tqdm(
+        with progress_bar(
+            enabled=not options["json"] and sys.stderr.isatty(),
             total=runs_due_for_purge(retention_days=days).count(),
             unit="run",
-            disable=options["json"] or not sys.stderr.isatty(),
-            file=sys.stderr,
             desc="purging sync runs",
-        )
-        try:
+        ) as bar:
             result = sync_run_details_purge(retention_days=days, progress=bar.update)
-        finally:
-            bar.close()
         if options["json"]:
             self.stdout.write(json.dumps(result.as_dict()))
         else:
