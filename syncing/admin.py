@@ -29,6 +29,7 @@ from syncing.models import (
     IdentityMatch,
     MatchStatus,
     Mode,
+    Phase,
     QuarantinedRecord,
     QuarantineStatus,
     RunStatus,
@@ -159,10 +160,22 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
 
     @admin.display(description="progress")
     def progress_bar(self, obj: SyncRun) -> str:
+        percent = obj.progress_percent
+        if obj.status != RunStatus.RUNNING:
+            note = f"{percent}%"
+        elif obj.phase == Phase.FETCH:
+            if not obj.pages_expected:
+                # A first run cannot know its size yet: an indeterminate bar and the count.
+                return format_html(
+                    '<progress style="width:8em"></progress> staging: {} pages', obj.pages_done
+                )
+            note = f"{percent}%, staging: {obj.pages_done} of about {obj.pages_expected} pages"
+        elif obj.phase == Phase.APPLY:
+            note = f"{percent}%, applying: {obj.changes_applied} of {obj.changes_total} changes"
+        else:
+            note = f"{percent}%, finishing"
         return format_html(
-            '<progress max="100" value="{}" style="width:8em"></progress> {}%',
-            obj.progress_percent,
-            obj.progress_percent,
+            '<progress max="100" value="{}" style="width:8em"></progress> {}', percent, note
         )
 
     @admin.display(description="changes")

@@ -158,10 +158,12 @@ class SyncRun(TimeStampedModel):
 
     @property
     def progress_percent(self) -> int:
+        """Staging is the first half, applying the second. While staging, 0 until the run's
+        pages can be estimated (syncing/engine/progress.py), and below 50 until it ends."""
         if self.phase == Phase.FETCH:
             if not self.pages_expected:
                 return 0
-            return min(50, int(50 * self.pages_done / self.pages_expected))
+            return min(49, int(50 * self.pages_done / self.pages_expected))
         if not self.changes_total:
             return 100 if self.status in FINISHED_STATUSES else 50
         return 50 + int(50 * self.changes_applied / self.changes_total)

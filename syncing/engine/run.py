@@ -43,6 +43,7 @@ from syncing.engine.apply import (
 )
 from syncing.engine.dialect import on_postgresql
 from syncing.engine.dialect import sql as pgsql  # or its portable twin off PostgreSQL
+from syncing.engine.progress import PageEstimate, pages_of_last_comparable_run
 from syncing.engine.safety import held_details, safety_evaluate
 from syncing.engine.stage import (
     StageContext,
@@ -255,7 +256,12 @@ def _stage(
             # and a delta never deactivates what it did not see.
             if "delta" in source_capabilities(source):
                 since = run.watermark_from or None
-        expected = run.pages_done  # the pages of the entities staged before a restart
+        # run.pages_done: the pages of the entities staged before a restart.
+        estimate = PageEstimate(
+            [spec.name for spec in specs], run.pages_done, pages_of_last_comparable_run(run)
+        )
+        expected = estimate.total()
+        SyncRun.objects.filter(pk=run.pk).update(pages_expected=expected)
         for spec, page in _fetched_ahead(source, specs, since):
             if page is None:
                 # The entity's last page is staged.
@@ -266,16 +272,19 @@ def _stage(
                     stage_deactivations(ctx, spec)
                 done.append(spec.name)
                 staging_checkpoint_save(ctx, source, done)
+                estimate.entity_done(spec.name)
                 continue
-            if page.number == 0 and page.total is not None and page.total > 0:
-                size = max(1, len(page.records) + len(page.quarantined))
-                expected += -(-page.total // size)
+            estimate.page(spec.name, page)
+            if estimate.total() != expected:
+                expected = estimate.total()
                 SyncRun.objects.filter(pk=run.pk).update(pages_expected=expected)
             stage_page(ctx, spec, page)
             if progress is not None:
                 run.refresh_from_db(fields=["pages_done", "pages_expected", "counts"])
                 progress(run)
     updates: dict[str, Any] = {"counts": ctx.counts}
+    if run.mode != Mode.TARGETED:
+        updates["pages_expected"] = F("pages_done")  # what it turned out to be
     # A targeted run read a few records: no statement about what changed elsewhere, so only
     # full and delta runs move where the next delta starts.
     watermark = _next_watermark(run, ctx) if run.mode != Mode.TARGETED else ""

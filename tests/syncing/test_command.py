@@ -69,3 +69,38 @@ def test_an_interrupted_sync_command_cancels_its_run(district, capsys, monkeypat
     assert run.status == RunStatus.CANCELLED
     assert run.changes.filter(state="staged").count() == 0  # the rest rejected, not pending
     assert "Interrupted: run" in capsys.readouterr().err
+
+
+def _json_sync(name: str, capsys) -> tuple[list[dict], dict]:
+    call_command("sync", name, "--json")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    return [line for line in lines if line["event"] == "progress"], lines[-1]
+
+
+def test_progress_never_goes_back_and_is_estimated_from_the_last_run(district, capsys):
+    """A first run cannot know how many pages it will read before its last entity reports its
+    size: no expected count (an indeterminate bar) rather than a share that jumps back. The
+    next run starts from the pages the first one read."""
+    with sandbox_for(students=40) as sandbox:
+        connection_for(sandbox, district, name="Progress SIS")
+        first, first_summary = _json_sync("Progress SIS", capsys)
+        second, second_summary = _json_sync("Progress SIS", capsys)
+    assert first_summary["status"] == second_summary["status"] == "completed"
+    pages = SyncRun.objects.get(pk=first_summary["run"]).pages_done
+    assert pages > 10
+    for events in (first, second):
+        percents = [event["percent"] for event in events]
+        assert percents == sorted(percents), percents
+        assert all(e["percent"] < 50 for e in events if e["phase"] == "fetch")
+    assert first[-1]["percent"] == 100  # the re-sync has nothing to apply
+    staging = [event for event in first if event["phase"] == "fetch"]
+    unknown = [e for e in staging if e["pages_expected"] is None]
+    assert 0 < len(unknown) < len(staging)
+    assert staging[: len(unknown)] == unknown  # once known, it stays known
+    assert all(e["pages_expected"] >= e["pages_done"] for e in staging[len(unknown) :])
+    # The identical re-sync reads the same pages, and knows it from its first page on.
+    assert [e["pages_expected"] for e in second if e["phase"] == "fetch"] == [pages] * len(
+        [e for e in second if e["phase"] == "fetch"]
+    )
+    runs = SyncRun.objects.order_by("pk")
+    assert [run.pages_expected for run in runs] == [pages, pages]

@@ -14,8 +14,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.errors import ConflictError
+from core.progress import progress_bar
 from syncing.engine.run import run_execute, staged_changes
-from syncing.models import Mode, RunStatus, SyncRun, Trigger
+from syncing.models import Mode, Phase, RunStatus, SyncRun, Trigger
 from syncing.selectors import connection_find, run_summary
 from syncing.services import run_cancel, sync_start
 
@@ -50,28 +51,27 @@ class Command(BaseCommand):
                 f"Run #{run.pk} of this connection is {run.get_status_display().lower()}; "
                 "nothing started."
             )
-        bar = None
-        if not as_json:
-            from tqdm import tqdm
+        with progress_bar(enabled=not as_json, total=100, unit="%", desc=f"sync #{run.pk}") as bar:
+            run = self._execute(run, bar, as_json)
+        summary = run_summary(run)
+        if as_json:
+            if run.dry_run:
+                for change in staged_changes(run):
+                    self._emit({"event": "change", **change})
+            self._emit({"event": "summary", **summary})
+        else:
+            if run.dry_run:
+                self._print_changes(run)
+            self._print_summary(summary)
+        if run.status in (RunStatus.FAILED, RunStatus.HELD):
+            sys.exit(2)
 
-            bar = tqdm(total=100, unit="%", file=sys.stderr, desc=f"sync #{run.pk}")
+    def _execute(self, run: SyncRun, bar: Any, as_json: bool) -> SyncRun:
+        """Run ``run`` here, reporting progress on ``bar`` (or as JSON lines); returns it as
+        it ended. Ctrl-C cancels it and exits with 130."""
 
         def progress(current: SyncRun) -> None:
-            if bar is not None:
-                bar.n = current.progress_percent
-                # The expected count grows as each entity's first page reports its total (and
-                # some listings report none): shown only until the pages done pass it.
-                expected = current.pages_expected or 0
-                pages = (
-                    f"{current.pages_done}/{expected}"
-                    if expected >= current.pages_done
-                    else current.pages_done
-                )
-                bar.set_postfix_str(
-                    f"pages {pages} changes {current.changes_applied}/{current.changes_total}"
-                )
-                bar.refresh()
-            else:
+            if as_json:
                 self._emit(
                     {
                         "event": "progress",
@@ -84,6 +84,20 @@ class Command(BaseCommand):
                         "percent": current.progress_percent,
                     }
                 )
+                return
+            bar.n = current.progress_percent
+            if current.phase == Phase.FETCH:
+                # Unknown on a connection's first run until the last entity (see
+                # syncing/engine/progress.py): the count alone then.
+                expected = current.pages_expected
+                pages = f"{current.pages_done}/{expected}" if expected else current.pages_done
+                bar.set_postfix_str(f"staging, pages {pages}", refresh=False)
+            else:
+                bar.set_postfix_str(
+                    f"applying, changes {current.changes_applied}/{current.changes_total}",
+                    refresh=False,
+                )
+            bar.refresh()
 
         try:
             run = run_execute(run.pk, progress=progress)
@@ -98,24 +112,12 @@ class Command(BaseCommand):
                 # the connection, and the run stays as it is for it.
                 with contextlib.suppress(ConflictError):
                     run = run_cancel(run=run)
+            bar.close()
             self.stderr.write(f"Interrupted: run #{run.pk} {run.get_status_display().lower()}.")
             sys.exit(130)
-        finally:
-            if bar is not None:
-                bar.n = 100 if run.status != RunStatus.FAILED else bar.n
-                bar.close()
-        summary = run_summary(run)
-        if as_json:
-            if run.dry_run:
-                for change in staged_changes(run):
-                    self._emit({"event": "change", **change})
-            self._emit({"event": "summary", **summary})
-        else:
-            if run.dry_run:
-                self._print_changes(run)
-            self._print_summary(summary)
-        if run.status in (RunStatus.FAILED, RunStatus.HELD):
-            sys.exit(2)
+        if run.status != RunStatus.FAILED:
+            bar.n = 100
+        return run
 
     def _emit(self, payload: dict[str, Any]) -> None:
         self.stdout.write(json.dumps(payload, default=str))
