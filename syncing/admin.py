@@ -17,9 +17,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from attendance.admin_scoping import ScopedAdmin
+from attendance.models import School
 from core.errors import ApplicationError
 from syncing.models import (
     Approval,
@@ -85,6 +86,72 @@ class SyncChangeInline(admin.TabularInline):
         queryset = super().get_queryset(request).order_by("rank", "id")
         ids = list(queryset.values_list("id", flat=True)[:50])
         return queryset.filter(id__in=ids)
+
+
+# Actions in the order an administrator reads them; any other (e.g. not_refetchable) follows.
+_ACTIONS = ("create", "update", "deactivate", "unchanged", "quarantined")
+
+
+def _counts_html(counts: dict[str, dict[str, int]]) -> str:
+    """Counts per entity and action as a table: a row per entity, a column per action."""
+    extra = sorted({a for row in counts.values() for a in row} - set(_ACTIONS))
+    actions = [a for a in _ACTIONS if any(a in row for row in counts.values())] + extra
+    header = format_html_join("", "<th>{}</th>", ((a,) for a in ["entity", *actions]))
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td>{}</tr>",
+        (
+            (
+                entity,
+                format_html_join(
+                    "",
+                    '<td style="text-align:right">{}</td>',
+                    ((row.get(a, 0),) for a in actions),
+                ),
+            )
+            for entity, row in sorted(counts.items())
+        ),
+    )
+    return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", header, rows)
+
+
+def _samples_html(
+    entity: str, action: str, rows: list[dict[str, Any]], total: int, schools: dict[int, str]
+) -> str:
+    """A held run's sample changes of one entity and action: source id, school (its name from
+    ``schools``), field diffs."""
+
+    def diff_text(diff: Any) -> str:
+        if not isinstance(diff, dict):
+            return ""
+        return "; ".join(
+            f"{name}: {pair[0]!r} → {pair[1]!r}"
+            if isinstance(pair, list | tuple) and len(pair) == 2
+            else f"{name}: {pair!r}"
+            for name, pair in diff.items()
+        )[:500]
+
+    body = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                row.get("source_id", ""),
+                schools.get(row.get("school_id") or 0, row.get("school_id") or ""),
+                diff_text(row.get("diff")),
+            )
+            for row in rows
+        ),
+    )
+    return format_html(
+        "<p><strong>{} {}</strong>: {} of {}</p><table><thead><tr><th>source id</th>"
+        "<th>school</th><th>changes</th></tr></thead><tbody>{}</tbody></table>",
+        entity,
+        action,
+        len(rows),
+        total,
+        body,
+    )
 
 
 @admin.register(SyncRun)
@@ -189,12 +256,34 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
 
     @admin.display(description="counts per entity and action")
     def counts_table(self, obj: SyncRun) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.counts, indent=2, sort_keys=True))
+        return _counts_html(obj.counts) if obj.counts else "-"
 
     @admin.display(description="staged totals and samples")
     def held_summary(self, obj: SyncRun) -> str:
         details = obj.held_details or {"totals": run_change_totals(obj)}
-        return format_html("<pre>{}</pre>", json.dumps(details, indent=2, default=str)[:20000])
+        if not details.get("totals"):
+            return "-"
+        parts: list[str] = []
+        breaches = details.get("breaches") or []
+        if breaches:
+            reasons = format_html_join("", "<li>{}</li>", ((b["text"],) for b in breaches))
+            parts.append(format_html("<p><strong>Held because:</strong></p><ul>{}</ul>", reasons))
+        parts.append(_counts_html(details["totals"]))
+        samples = details.get("samples", {})
+        school_ids = {
+            row["school_id"]
+            for actions in samples.values()
+            for rows in actions.values()
+            for row in rows
+            if row.get("school_id")
+        }
+        schools = dict(School.objects.filter(pk__in=school_ids).values_list("pk", "name"))
+        for entity, actions in sorted(samples.items()):
+            for action, rows in sorted(actions.items()):
+                if rows:
+                    total = details["totals"].get(entity, {}).get(action, len(rows))
+                    parts.append(_samples_html(entity, action, rows, total, schools))
+        return format_html_join("", "{}", ((part,) for part in parts))
 
     @admin.display(description="staged changes and pages")
     def details_retention(self, obj: SyncRun) -> str:

@@ -8,12 +8,13 @@ until an administrator approves all, approves all but deactivations, or rejects.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Q
 
+from attendance.models import School
 from syncing.entities import SPECS
 from syncing.models import (
     ChangeAction,
@@ -46,9 +47,10 @@ class Breach:
     count: int
     population: int
     limit: str
+    school_name: str = ""  # what the admin and the e-mail say, rather than an id
 
     def describe(self) -> str:
-        where = f" at school {self.school_id}" if self.school_id else ""
+        where = f" at {self.school_name or f'school {self.school_id}'}" if self.school_id else ""
         if self.kind == "empty_source":
             return f"The SIS returned no {self.entity} records where {self.population} are active."
         if self.kind == "blackout":
@@ -169,7 +171,12 @@ def safety_evaluate(
             breaches.append(Breach(entity, scope_school, kind, n, pop, f"{limit}%"))
     if deactivations_total and in_blackout(run, on):
         breaches.append(Breach("record", None, "blackout", deactivations_total, 0, "none"))
-    return breaches
+    names = dict(
+        School.objects.filter(pk__in={b.school_id for b in breaches if b.school_id}).values_list(
+            "pk", "name"
+        )
+    )
+    return [replace(b, school_name=names.get(b.school_id or 0, "")) for b in breaches]
 
 
 def held_details(run: SyncRun, breaches: list[Breach], sample_size: int = 10) -> dict[str, Any]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
-from attendance.models import Student
+from attendance.models import School, Student
 from syncing.engine.run import run_execute
 from syncing.models import (
     Approval,
@@ -32,7 +34,7 @@ def _active_students():
 
 
 def test_a_30_percent_drop_at_one_school_is_held_and_partial_approval_spares_students(
-    district,
+    district, client
 ):
     with sandbox_for(students=150) as sandbox:
         connection = connection_for(sandbox, district)
@@ -55,10 +57,24 @@ def test_a_30_percent_drop_at_one_school_is_held_and_partial_approval_spares_stu
         run = _sync(connection, source)
         assert run.status == RunStatus.HELD
         assert "student deactivations" in run.held_reason
+        # Named as the admins know it, in the admin and the e-mail alike.
+        assert f"at {School.objects.get(pk=school.object_id).name} (" in run.held_reason
         assert run.held_details["totals"]["student"]["deactivate"] >= len(dropped)
         assert run.held_details["samples"]["student"]["deactivate"]
         assert _active_students() == active_before  # nothing applied
         assert not SyncChange.objects.filter(run=run, state="applied").exists()
+        # The reviewing admin reads why, the staged totals and samples as tables.
+        client.force_login(UserFactory(username="reviewer", is_superuser=True))
+        page = client.get(reverse("admin:syncing_syncrun_change", args=[run.pk])).content.decode()
+        assert "Held because:" in page
+        assert escape(run.held_details["breaches"][0]["text"]) in page
+        assert "<th>deactivate</th>" in page
+        deactivated = run.held_details["samples"]["student"]["deactivate"]
+        assert f"<strong>student deactivate</strong>: {len(deactivated)} of " in page
+        assert f"<td>{deactivated[0]['source_id']}</td>" in page
+        updated = run.held_details["samples"]["student"]["update"][0]
+        field, (old, new) = next(iter(updated["diff"].items()))
+        assert escape(f"{field}: {old!r} → {new!r}") in page
         # A second trigger while held is a no-op.
         again, created = sync_start(connection=connection, enqueue=False)
         assert (again.pk, created) == (run.pk, False)

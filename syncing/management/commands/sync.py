@@ -117,6 +117,7 @@ class Command(BaseCommand):
             sys.exit(130)
         if run.status != RunStatus.FAILED:
             bar.n = 100
+        bar.set_postfix_str(run.get_status_display().lower(), refresh=False)
         return run
 
     def _emit(self, payload: dict[str, Any]) -> None:
