@@ -26,9 +26,9 @@ print("done")
 """
 
 
-def test_log_lines_print_above_the_bar_whole_and_redacted(tmp_path):
+def _run(script: str, tmp_path) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
+        [sys.executable, "-c", script],
         cwd=ROOT,
         env=project_env(tmp_path),
         capture_output=True,
@@ -36,6 +36,11 @@ def test_log_lines_print_above_the_bar_whole_and_redacted(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_log_lines_print_above_the_bar_whole_and_redacted(tmp_path):
+    result = _run(_SCRIPT, tmp_path)
     assert result.stdout.strip() == "done"
     # The terminal's view: each \r or \n starts a new line. A log record written through the
     # bar starts on a line of its own; without the redirect it follows the bar's text.
@@ -51,15 +56,7 @@ def test_log_lines_print_above_the_bar_whole_and_redacted(tmp_path):
 
 def test_a_disabled_bar_draws_nothing_and_leaves_logging_alone(tmp_path):
     script = _SCRIPT.replace("progress_bar(total=3", "progress_bar(enabled=False, total=3")
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=project_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = _run(script, tmp_path)
     lines = result.stderr.splitlines()
     assert len(lines) == 3 and all(json.loads(line)["logger"] == "sas.gateway" for line in lines)
     assert "work" not in result.stderr
