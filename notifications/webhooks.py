@@ -19,6 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
+from core.links import public_url
 from notifications.services import inbound
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def twilio_signature_valid(request: HttpRequest) -> bool:
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         return False
-    url = str(settings.PUBLIC_BASE_URL).rstrip("/") + request.get_full_path()
+    url = public_url(request.get_full_path())
     tokens = [t for t in (settings.TWILIO_AUTH_TOKEN, settings.TWILIO_AUTH_TOKEN_PREVIOUS) if t]
     return any(RequestValidator(token).validate(url, request.POST, signature) for token in tokens)
 

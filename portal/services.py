@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from attendance.models import Guardian, Student
 from attendance.phones import phone_to_e164
 from core.errors import ApplicationError
+from core.links import public_url
 from notifications.models import Category, Channel, ContactPoint, ContactSource, Preference
 from notifications.services.contacts import (
     contact_point_add,
@@ -80,10 +81,6 @@ def language_for(guardian: Guardian) -> str:
     return settings.LANGUAGE_CODE
 
 
-def _base_url() -> str:
-    return str(settings.PUBLIC_BASE_URL or "").rstrip("/")
-
-
 # --- Sign-in --------------------------------------------------------------------------------------
 
 
@@ -138,7 +135,7 @@ def signin_challenge_send(*, challenge_id: int) -> bool:
         challenge.link_hash = tokens.secret_hash(
             purpose="signin-link", row_id=challenge.pk, secret=nonce
         )
-        link = _base_url() + reverse("portal:signin_link", args=[token])
+        link = public_url(reverse("portal:signin_link", args=[token]))
     challenge.sent = True
     challenge.save(update_fields=["code_hash", "link_hash", "sent"])
     minutes = settings.PORTAL_CODE_TTL_SECONDS // 60
@@ -235,7 +232,7 @@ def portal_link_for(guardian: Guardian) -> str:
     token, nonce = tokens.link_token_make(purpose="message", row_id=link.pk)
     link.nonce_hash = tokens.secret_hash(purpose="message-link", row_id=link.pk, secret=nonce)
     link.save(update_fields=["nonce_hash"])
-    return _base_url() + reverse("portal:message_link", args=[token])
+    return public_url(reverse("portal:message_link", args=[token]))
 
 
 def portal_link_use(*, token: str) -> int | None:

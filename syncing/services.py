@@ -11,11 +11,13 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from attendance import bulk
 from attendance.models import Membership, MembershipRole
 from core.errors import ApplicationError, ConflictError
+from core.links import public_url
 from core.tasks import enqueue_on_commit
 from sis.services import sis_connection_capabilities
 from syncing.engine.stage import content_hash
@@ -571,15 +573,17 @@ def admins_notify(*, district_id: int, subject: str, body: str) -> int:
 
 def run_notify(*, run: SyncRun) -> int:
     """E-mail the district's administrators about a failed or held run (no student data)."""
+    link = public_url(reverse("admin:syncing_syncrun_change", args=[run.pk]))
     if run.status == RunStatus.HELD:
         subject = f"Roster sync held for review: {run.connection}"
         body = (
             f"Sync run #{run.pk} was held before applying anything.\n\n{run.held_reason}\n\n"
-            "Review it in the admin: approve, approve all but deactivations, or reject."
+            "Review its staged changes and decide (approve, approve all but deactivations, or "
+            f"reject): {link}"
         )
     elif run.status == RunStatus.FAILED:
         subject = f"Roster sync failed: {run.connection}"
-        body = f"Sync run #{run.pk} failed.\n\n{run.error_summary}"
+        body = f"Sync run #{run.pk} failed.\n\n{run.error_summary}\n\nThe run: {link}"
     else:
         return 0
     return admins_notify(district_id=run.district_id, subject=subject, body=body)
@@ -600,7 +604,8 @@ def conflicts_digest_send() -> int:
             subject=f"{row['n']} sync conflicts wait for review",
             body=(
                 f"{row['n']} fields changed both in the SIS and here since the last sync. "
-                "Resolve them in the admin (Roster sync → Conflicts)."
+                "Resolve them in the admin (Roster sync → Conflicts): "
+                + public_url(reverse("admin:syncing_conflict_changelist") + "?status__exact=open")
             ),
         )
     return sent

@@ -15,6 +15,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
+from core.links import public_url
 from notifications.models import (
     STATUS_RANK,
     TERMINAL_STATUSES,
@@ -60,8 +61,9 @@ SWEEP_GRACE = dt.timedelta(minutes=5)
 
 
 def status_callback_url(delivery: Delivery) -> str:
-    path = reverse("notifications:twilio_status", kwargs={"delivery_uuid": delivery.uuid})
-    return str(settings.PUBLIC_BASE_URL).rstrip("/") + path
+    return public_url(
+        reverse("notifications:twilio_status", kwargs={"delivery_uuid": delivery.uuid})
+    )
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:
