@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from attendance.admin_scoping import ScopedAdmin, request_scope
+from core.admin_live import LiveProgressMixin
 from core.errors import ApplicationError
 from notifications import selectors
 from notifications.models import (
@@ -344,13 +345,16 @@ class BulkNoticeForm(forms.ModelForm):
 
 
 @admin.register(BulkNotice)
-class BulkNoticeAdmin(ScopedAdmin):
+class BulkNoticeAdmin(LiveProgressMixin, ScopedAdmin):
     form = BulkNoticeForm
     list_display = ["title", "district", "category", "state", "progress", "created_at"]
     list_filter = ["state", "category"]
     readonly_fields = ["state", "audience", "progress", "started_at", "finished_at", "author"]
     actions = ["send_notices", "cancel_notices", "refresh_progress"]
     filter_horizontal = ["schools", "sections"]
+
+    def still_moving(self, obj: BulkNotice) -> bool:
+        return obj.state in (BulkNoticeState.PLANNING, BulkNoticeState.SENDING)
 
     def save_model(self, request: HttpRequest, obj: BulkNotice, form: Any, change: bool) -> None:
         if not change:

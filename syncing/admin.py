@@ -21,6 +21,7 @@ from django.utils.html import format_html, format_html_join
 
 from attendance.admin_scoping import ScopedAdmin
 from attendance.models import School
+from core.admin_live import LiveProgressMixin
 from core.errors import ApplicationError
 from syncing.models import (
     Approval,
@@ -155,7 +156,7 @@ def _samples_html(
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(ReadOnlyScopedAdmin):
+class SyncRunAdmin(LiveProgressMixin, ReadOnlyScopedAdmin):
     list_display = [
         "id",
         "connection",
@@ -224,6 +225,9 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
                 "died with it"
             )
         return text
+
+    def still_moving(self, obj: SyncRun) -> bool:
+        return obj.status in (RunStatus.PENDING, RunStatus.RUNNING)
 
     @admin.display(description="progress")
     def progress_bar(self, obj: SyncRun) -> str:

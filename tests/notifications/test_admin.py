@@ -103,13 +103,18 @@ def test_bulk_notice_compose_count_send_and_cancel(
     assert add.status_code == 302, add.content.decode()[:2000]
     notice = BulkNotice.objects.get()
     assert notice.texts["en"]["body"] == "Picture day is Friday."
-    page = client.get(reverse("admin:notifications_bulknotice_change", args=[notice.pk]))
-    assert "1 students, 2 guardians" in page.content.decode()
+    detail = reverse("admin:notifications_bulknotice_change", args=[notice.pk])
+    page = client.get(detail).content.decode()
+    assert "1 students, 2 guardians" in page
+    refresh = '<meta http-equiv="refresh" content="5">'
+    assert refresh not in page  # a draft being written is never reloaded under the author
     changelist = reverse("admin:notifications_bulknotice_changelist")
     with django_capture_on_commit_callbacks(execute=False):
         client.post(changelist, {"action": "send_notices", "_selected_action": [notice.pk]})
     notice.refresh_from_db()
     assert notice.state == BulkNoticeState.PLANNING
+    assert refresh in client.get(detail).content.decode()  # its progress follows the send
     client.post(changelist, {"action": "cancel_notices", "_selected_action": [notice.pk]})
     notice.refresh_from_db()
     assert notice.state == BulkNoticeState.CANCELLED
+    assert refresh not in client.get(detail).content.decode()

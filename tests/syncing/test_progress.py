@@ -84,6 +84,9 @@ def test_the_run_list_says_where_a_running_run_is(client, connection):
         phase="fetch",
         pages_done=7,
     )
+    detail = reverse("admin:syncing_syncrun_change", args=[run.pk])
+    refresh = '<meta http-equiv="refresh" content="5">'
+    assert refresh in client.get(detail).content.decode()  # the run's page follows it
     page = client.get(url).content.decode()
     # A first run's size is unknown: an indeterminate bar (no value) and the pages so far.
     assert '<progress style="width:8em"></progress> staging: 7 pages' in page
@@ -97,3 +100,5 @@ def test_the_run_list_says_where_a_running_run_is(client, connection):
     SyncRun.objects.filter(pk=run.pk).update(status="completed", phase="finish")
     page = client.get(url).content.decode()
     assert '<progress max="100" value="62" style="width:8em"></progress> 62%<' in page
+    detail_page = client.get(detail).content.decode()
+    assert "Full sync #" in detail_page and refresh not in detail_page  # ended: stays put
