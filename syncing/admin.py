@@ -234,17 +234,11 @@ class SyncRunAdmin(LiveProgressMixin, ReadOnlyScopedAdmin):
         percent = obj.progress_percent
         if obj.status != RunStatus.RUNNING:
             note = f"{percent}%"
-        elif obj.phase == Phase.FETCH:
-            if not obj.pages_expected:
-                # A first run cannot know its size yet: an indeterminate bar and the count.
-                return format_html(
-                    '<progress style="width:8em"></progress> staging: {} pages', obj.pages_done
-                )
-            note = f"{percent}%, staging: {obj.pages_done} of about {obj.pages_expected} pages"
-        elif obj.phase == Phase.APPLY:
-            note = f"{percent}%, applying: {obj.changes_applied} of {obj.changes_total} changes"
+        elif obj.phase == Phase.FETCH and not obj.pages_expected:
+            # A first run cannot know its size yet: an indeterminate bar and the count.
+            return format_html('<progress style="width:8em"></progress> {}', obj.progress_note)
         else:
-            note = f"{percent}%, finishing"
+            note = f"{percent}%, {obj.progress_note}"
         return format_html(
             '<progress max="100" value="{}" style="width:8em"></progress> {}', percent, note
         )

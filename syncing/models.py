@@ -169,6 +169,18 @@ class SyncRun(TimeStampedModel):
         return 50 + int(50 * self.changes_applied / self.changes_total)
 
     @property
+    def progress_note(self) -> str:
+        """Where the run is, in words, for a run still moving ("staging: 7 of about 20
+        pages", "applying: 100 of 400 changes")."""
+        if self.phase == Phase.FETCH:
+            if not self.pages_expected:
+                return f"staging: {self.pages_done} pages"
+            return f"staging: {self.pages_done} of about {self.pages_expected} pages"
+        if self.phase == Phase.APPLY:
+            return f"applying: {self.changes_applied} of {self.changes_total} changes"
+        return "finishing"
+
+    @property
     def duration(self) -> float | None:
         if self.started_at is None:
             return None

@@ -275,8 +275,8 @@ def _stage(
                 estimate.entity_done(spec.name)
                 continue
             estimate.page(spec.name, page)
-            if estimate.total() != expected:
-                expected = estimate.total()
+            if (total := estimate.total()) != expected:
+                expected = total
                 SyncRun.objects.filter(pk=run.pk).update(pages_expected=expected)
             stage_page(ctx, spec, page)
             if progress is not None:

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from core.errors import ConflictError
 from core.progress import progress_bar
 from syncing.engine.run import run_execute, staged_changes
-from syncing.models import Mode, Phase, RunStatus, SyncRun, Trigger
+from syncing.models import Mode, RunStatus, SyncRun, Trigger
 from syncing.selectors import connection_find, run_summary
 from syncing.services import run_cancel, sync_start
 
@@ -86,18 +86,7 @@ class Command(BaseCommand):
                 )
                 return
             bar.n = current.progress_percent
-            if current.phase == Phase.FETCH:
-                # Unknown on a connection's first run until the last entity (see
-                # syncing/engine/progress.py): the count alone then.
-                expected = current.pages_expected
-                pages = f"{current.pages_done}/{expected}" if expected else current.pages_done
-                bar.set_postfix_str(f"staging, pages {pages}", refresh=False)
-            else:
-                bar.set_postfix_str(
-                    f"applying, changes {current.changes_applied}/{current.changes_total}",
-                    refresh=False,
-                )
-            bar.refresh()
+            bar.set_postfix_str(current.progress_note)  # and redraws
 
         try:
             run = run_execute(run.pk, progress=progress)
