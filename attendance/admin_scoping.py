@@ -2,17 +2,23 @@
 
 Roles replace Django's per-model permissions for the domain models: a district administrator
 changes everything in their district, a school administrator changes their school's student
-data, a read-only member only looks. Hard deletion of student data is not offered to anyone but
-superusers; records are deactivated and spans closed instead (the services do it).
+data, a read-only member only looks. A user may hold several memberships (administrator of one
+district, read-only in another): what they see is the union, what they change is checked row by
+row — an object's page, an admin action's rows and a saved form's result must lie where they
+administer. Hard deletion of student data is not offered to anyone but superusers; records are
+deactivated and spans closed instead (the services do it).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
 from django.db.models import ForeignKey, Model, QuerySet
 from django.forms import ModelChoiceField
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from simple_history.admin import SimpleHistoryAdmin
 
 from attendance.selectors import AccessScope, user_scope
@@ -57,8 +63,32 @@ class ScopedAdmin(SimpleHistoryAdmin):
             return scope.can_write_district_data
         return scope.can_write
 
+    def writable_queryset(
+        self, request: HttpRequest, queryset: QuerySet[Any] | None = None
+    ) -> QuerySet[Any]:
+        """The rows of ``queryset`` (by default every row this admin shows) the user may change."""
+        queryset = self.get_queryset(request) if queryset is None else queryset
+        scope = request_scope(request)
+        if scope.writes_all_it_sees(school_path=self.school_path):
+            return queryset
+        return scope.writable().filter(
+            queryset, district_path=self.district_path, school_path=self.school_path
+        )
+
+    def _is_writable(self, request: HttpRequest, obj: Model) -> bool:
+        if request_scope(request).writes_all_it_sees(school_path=self.school_path):
+            return True
+        # Asked several times while one page renders: one query per object and request.
+        cache: dict[tuple[str, Any], bool] = request.__dict__.setdefault("_writable_rows", {})
+        key = (obj._meta.label, obj.pk)
+        if key not in cache:
+            cache[key] = self.writable_queryset(request).filter(pk=obj.pk).exists()
+        return cache[key]
+
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return self._can_write(request)
+        if not self._can_write(request):
+            return False
+        return obj is None or self._is_writable(request, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self._can_write(request)
@@ -66,11 +96,46 @@ class ScopedAdmin(SimpleHistoryAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return bool(self.allow_delete and request.user.is_superuser)
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # The form saved inside the admin's transaction: an object it put where the user may
+        # only look (a student moved to a read-only district's school) is rolled back.
+        instance = form.instance
+        if instance.pk is not None and not self._is_writable(request, instance):
+            raise PermissionDenied("You may not put this record where you cannot change it.")
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Every admin action of ours changes something: none is offered to a read-only user.
+        return super().get_actions(request) if self._can_write(request) else {}
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any]
+    ) -> HttpResponseBase | None:
+        """Run an admin action on the selected rows the user may change, and say how many
+        selected rows were only theirs to look at."""
+        writable = self.writable_queryset(request, queryset)
+        if writable is not queryset:
+            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+            if request.POST.get("select_across") != "1":
+                queryset = queryset.filter(pk__in=selected)
+            left_out = queryset.exclude(pk__in=writable.values("pk")).count()
+            if left_out:
+                messages.warning(
+                    request, f"{left_out} selected item(s) you may only view were left out."
+                )
+        return super().response_action(request, writable)
+
     def formfield_for_foreignkey(
         self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
     ) -> ModelChoiceField[Any] | None:
-        # Offer only the related rows the user may see (their schools, their students).
+        # Offer only related rows the user may change (their schools, their students); district
+        # reference data (terms, courses), which school administrators use but do not change,
+        # as far as they may see it.
         related_admin = self.admin_site._registry.get(db_field.related_model)
         if isinstance(related_admin, ScopedAdmin):
-            kwargs["queryset"] = related_admin.get_queryset(request)
+            kwargs["queryset"] = (
+                related_admin.get_queryset(request)
+                if related_admin.school_path is None
+                else related_admin.writable_queryset(request)
+            )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)

@@ -53,6 +53,30 @@ class AccessScope:
     def can_write_district_data(self) -> bool:
         return self.everything or bool(self.writable_district_ids)
 
+    def writable(self) -> AccessScope:
+        """The part of this scope its user may change: the districts they administer whole and
+        the schools they administer (a school's administrator reads their district's reference
+        data but does not change it, hence no ``school_district_ids``)."""
+        return AccessScope(
+            everything=self.everything,
+            district_ids=self.writable_district_ids,
+            school_ids=self.writable_school_ids,
+            writable_district_ids=self.writable_district_ids,
+            writable_school_ids=self.writable_school_ids,
+        )
+
+    def writes_all_it_sees(self, *, school_path: str | None) -> bool:
+        """Whether every row this scope shows (of a model scoped by ``school_path``) is one it
+        may change: true for a superuser and for anyone whose memberships are all
+        administrator roles, so only mixed memberships need a row-by-row check."""
+        if self.everything:
+            return True
+        if self.district_ids != self.writable_district_ids:
+            return False
+        if school_path is None:
+            return self.school_district_ids <= self.writable_district_ids
+        return self.school_ids == self.writable_school_ids
+
     def filter(
         self, queryset: QuerySet[M], *, district_path: str, school_path: str | None
     ) -> QuerySet[M]:

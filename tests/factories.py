@@ -200,3 +200,20 @@ class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
     user = factory.SubFactory(UserFactory)
     district = factory.SubFactory(DistrictFactory)
     role = MembershipRole.DISTRICT_ADMIN
+
+
+def guardian_admin_form(district: District, **overrides: object) -> dict[str, object]:
+    """The fields of the admin's guardian form, filled in."""
+    data = {
+        "district": district.pk,
+        "local_id": "G-77",
+        "first_name": "Rae",
+        "last_name": "Stone",
+        "email": "rae.stone@example.org",
+        "mobile_phone_raw": "(312) 555-0188",
+        "home_phone_raw": "",
+        "work_phone_raw": "",
+        "preferred_language": "es",
+        "active": "on",
+    }
+    return {**data, **overrides}

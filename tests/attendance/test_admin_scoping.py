@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from attendance.models import MembershipRole
+from attendance.models import Guardian, MembershipRole
 from tests.factories import (
     AttendanceRecordFactory,
     EnrollmentFactory,
@@ -14,6 +14,7 @@ from tests.factories import (
     StudentFactory,
     StudentGuardianFactory,
     UserFactory,
+    guardian_admin_form,
 )
 
 pytestmark = pytest.mark.django_db
@@ -133,3 +134,68 @@ def test_student_data_cannot_be_hard_deleted_in_the_admin(client, two_schools):
     _login(client, {"district": school_a.district, "role": MembershipRole.DISTRICT_ADMIN})
     response = client.get(reverse("admin:attendance_student_delete", args=[student_a.pk]))
     assert response.status_code == 403
+
+
+@pytest.fixture
+def admin_here_reader_there(client):
+    """A user who administers one district and may only look at another (both memberships)."""
+    here, there = SchoolFactory(name="Here School"), SchoolFactory(name="There School")
+    user = UserFactory()
+    MembershipFactory(user=user, district=here.district, role=MembershipRole.DISTRICT_ADMIN)
+    MembershipFactory(user=user, district=there.district, role=MembershipRole.READ_ONLY)
+    client.force_login(user)
+    return here, there
+
+
+def test_with_mixed_memberships_only_the_administered_districts_rows_can_be_changed(
+    client, admin_here_reader_there
+):
+    here, there = admin_here_reader_there
+    mine = StudentFactory(district=here.district, legal_first_name="Mine")
+    theirs = StudentFactory(district=there.district, legal_first_name="Theirs")
+    EnrollmentFactory(student=mine, school=here)
+    EnrollmentFactory(student=theirs, school=there)
+
+    listing = client.get(reverse("admin:attendance_student_changelist")).text
+    assert mine.local_id in listing and theirs.local_id in listing  # both seen
+
+    theirs_page = client.get(reverse("admin:attendance_student_change", args=[theirs.pk]))
+    assert theirs_page.status_code == 200
+    assert 'name="_save"' not in theirs_page.text  # a page to look at, not a form to save
+    mine_page = client.get(reverse("admin:attendance_student_change", args=[mine.pk]))
+    assert 'name="_save"' in mine_page.text
+
+    refused = client.post(
+        reverse("admin:attendance_student_change", args=[theirs.pk]),
+        {"legal_first_name": "Changed"},
+    )
+    assert refused.status_code == 403
+    theirs.refresh_from_db()
+    assert theirs.legal_first_name == "Theirs"
+
+
+def test_with_mixed_memberships_a_form_cannot_put_a_record_in_the_read_only_district(
+    client, admin_here_reader_there
+):
+    here, there = admin_here_reader_there
+    refused = client.post(
+        reverse("admin:attendance_guardian_add"),
+        guardian_admin_form(there.district, local_id="G-1"),
+    )
+    assert refused.status_code == 403
+    assert not Guardian.objects.filter(local_id="G-1").exists()  # rolled back, history too
+    assert not Guardian.history.filter(local_id="G-1").exists()
+
+    added = client.post(
+        reverse("admin:attendance_guardian_add"), guardian_admin_form(here.district, local_id="G-2")
+    )
+    assert added.status_code == 302, added.content
+    assert Guardian.objects.get(local_id="G-2").district_id == here.district_id
+
+
+def test_with_mixed_memberships_form_choices_offer_only_schools_the_user_administers(
+    client, admin_here_reader_there
+):
+    form = client.get(reverse("admin:attendance_enrollment_add")).text
+    assert "Here School" in form
+    assert "There School" not in form

@@ -6,7 +6,13 @@ import pytest
 from django.urls import reverse
 
 from attendance.models import Guardian, MembershipRole
-from tests.factories import DistrictFactory, GuardianFactory, MembershipFactory, UserFactory
+from tests.factories import (
+    DistrictFactory,
+    GuardianFactory,
+    MembershipFactory,
+    UserFactory,
+    guardian_admin_form,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -20,24 +26,10 @@ def district_admin(client):
     return district
 
 
-def _guardian_form(district, **overrides):
-    data = {
-        "district": district.pk,
-        "local_id": "G-77",
-        "first_name": "Rae",
-        "last_name": "Stone",
-        "email": "rae.stone@example.org",
-        "mobile_phone_raw": "(312) 555-0188",
-        "home_phone_raw": "",
-        "work_phone_raw": "",
-        "preferred_language": "es",
-        "active": "on",
-    }
-    return {**data, **overrides}
-
-
 def test_a_guardian_added_in_the_admin_gets_an_e164_phone(client, district_admin):
-    response = client.post(reverse("admin:attendance_guardian_add"), _guardian_form(district_admin))
+    response = client.post(
+        reverse("admin:attendance_guardian_add"), guardian_admin_form(district_admin)
+    )
     assert response.status_code == 302, response.content
     guardian = Guardian.objects.get(local_id="G-77")
     assert (guardian.mobile_phone_raw, guardian.mobile_phone) == ("(312) 555-0188", "+13125550188")
@@ -47,7 +39,7 @@ def test_editing_a_guardian_phone_in_the_admin_renormalises_it(client, district_
     guardian = GuardianFactory(district=district_admin, local_id="G-77")
     response = client.post(
         reverse("admin:attendance_guardian_change", args=[guardian.pk]),
-        _guardian_form(district_admin, mobile_phone_raw="312 555 0111"),
+        guardian_admin_form(district_admin, mobile_phone_raw="312 555 0111"),
     )
     assert response.status_code == 302, response.content
     guardian.refresh_from_db()
@@ -60,7 +52,7 @@ def test_the_district_of_a_guardian_cannot_be_changed(client, district_admin):
     other = DistrictFactory()
     client.post(
         reverse("admin:attendance_guardian_change", args=[guardian.pk]),
-        _guardian_form(other, local_id=guardian.local_id),
+        guardian_admin_form(other, local_id=guardian.local_id),
     )
     guardian.refresh_from_db()
     assert guardian.district_id == district_admin.pk
