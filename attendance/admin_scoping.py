@@ -11,14 +11,23 @@ deactivated and spans closed instead (the services do it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import ForeignKey, Model, QuerySet
 from django.forms import ModelChoiceField
-from django.http import HttpRequest, HttpResponseBase
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.urls import URLPattern, path, reverse
 from simple_history.admin import SimpleHistoryAdmin
 
 from attendance.selectors import AccessScope, user_scope
@@ -34,11 +43,18 @@ def request_scope(request: HttpRequest) -> AccessScope:
 
 class ScopedAdmin(SimpleHistoryAdmin):
     """Set ``district_path`` (model → district id) and ``school_path`` (model → school id,
-    ``None`` for district reference data that school-level users may read but not change)."""
+    ``None`` for district reference data that school-level users may read but not change).
+
+    ``object_actions`` puts admin actions on an object's own page as buttons (a held run's
+    decisions, a conflict's resolutions), so the page an e-mail links to is the page to act
+    on; the buttons run the same action as the list's menu, on that one object."""
 
     district_path: str = "district"
     school_path: str | None = None
     allow_delete: bool = False
+    #: Admin action name → its button's label on an object's page, in the order shown.
+    object_actions: dict[str, str] = {}
+    change_form_template = "admin/object_page.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)
@@ -124,6 +140,74 @@ class ScopedAdmin(SimpleHistoryAdmin):
                     request, f"{left_out} selected item(s) you may only view were left out."
                 )
         return super().response_action(request, writable)
+
+    def object_actions_for(self, obj: Any) -> Iterable[str]:
+        """Which of :attr:`object_actions` apply to ``obj`` as it stands (a held run can be
+        approved, a finished one cannot). All of them unless a subclass says otherwise;
+        permissions are checked apart from this."""
+        return self.object_actions
+
+    def _object_buttons(self, request: HttpRequest, obj: Any) -> dict[str, str]:
+        if not self.object_actions or not self._is_writable(request, obj):
+            return {}
+        offered = self.get_actions(request)
+        return {
+            name: self.object_actions[name]
+            for name in self.object_actions_for(obj)
+            if name in offered
+        }
+
+    def get_urls(self) -> list[URLPattern]:
+        info = self.opts.app_label, self.opts.model_name
+        do = path(
+            "<path:object_id>/do/<str:action>/",
+            self.admin_site.admin_view(self.object_action_view),
+            name="{}_{}_do".format(*info),
+        )
+        # Before the admin's own patterns: its last one catches every "<id>/…" path.
+        return [do, *super().get_urls()]
+
+    def object_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        """A button on an object's page: run ``action`` on that object, back to its page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        back = HttpResponseRedirect(
+            reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                args=[quote(obj.pk)],
+                current_app=self.admin_site.name,
+            )
+        )
+        if action not in self._object_buttons(request, obj):
+            # A page left open while the object moved on (the run was approved meanwhile).
+            messages.warning(request, f"That can no longer be done to {obj}.")
+            return back
+        run_action = self.get_actions(request)[action][0]
+        response = run_action(self, request, self.writable_queryset(request).filter(pk=obj.pk))
+        return response or back
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk is not None:
+            context["object_buttons"] = [
+                (label, reverse(
+                    f"admin:{self.opts.app_label}_{self.opts.model_name}_do",
+                    args=[quote(obj.pk), name],
+                    current_app=self.admin_site.name,
+                ))
+                for name, label in self._object_buttons(request, obj).items()
+            ]  # fmt: skip
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def formfield_for_foreignkey(
         self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any

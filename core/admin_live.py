@@ -14,7 +14,7 @@ class LiveProgressMixin:
     send sees it move and end. Only for pages with nothing to type into while moving: a reload
     drops unsaved input."""
 
-    change_form_template = "admin/live_change_form.html"
+    change_form_template = "admin/object_page.html"
     live_refresh_seconds = 5
 
     def still_moving(self, obj: Any) -> bool:

@@ -351,10 +351,16 @@ class BulkNoticeAdmin(LiveProgressMixin, ScopedAdmin):
     list_filter = ["state", "category"]
     readonly_fields = ["state", "audience", "progress", "started_at", "finished_at", "author"]
     actions = ["send_notices", "cancel_notices", "refresh_progress"]
+    # Stopping a send is a button on its page; sending stays in the list's menu, so a draft's
+    # unsaved edits are never sent as they were last saved.
+    object_actions = {"cancel_notices": "Stop sending"}
     filter_horizontal = ["schools", "sections"]
 
     def still_moving(self, obj: BulkNotice) -> bool:
         return obj.state in (BulkNoticeState.PLANNING, BulkNoticeState.SENDING)
+
+    def object_actions_for(self, obj: BulkNotice) -> list[str]:
+        return ["cancel_notices"] if self.still_moving(obj) else []
 
     def save_model(self, request: HttpRequest, obj: BulkNotice, form: Any, change: bool) -> None:
         if not change:

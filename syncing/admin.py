@@ -2,7 +2,10 @@
 
 Runs with progress and counts; held runs with staged totals, samples and the three decisions;
 the conflict queue side by side with bulk resolve; the quarantine with re-drive; identity-match
-suggestions; "Sync now" on connections; policies and schedules. Every action calls a service.
+suggestions; "Sync now" on connections; policies and schedules. Every action calls a service,
+and those that fit one object are buttons on its page too (``ScopedAdmin.object_actions``).
+Admin actions are offered only to users who may change something
+(``ScopedAdmin.get_actions``), and run only on the selected rows they may change.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from attendance.admin_scoping import ScopedAdmin
 from attendance.models import School
 from core.admin_live import LiveProgressMixin
 from core.errors import ApplicationError
+from syncing.locks import connection_lock_held
 from syncing.models import (
     Approval,
     Conflict,
@@ -31,6 +37,7 @@ from syncing.models import (
     IdentityMatch,
     MatchStatus,
     Mode,
+    OutboxStatus,
     Phase,
     QuarantinedRecord,
     QuarantineStatus,
@@ -56,6 +63,15 @@ from syncing.services import (
     run_cancel,
     sync_start,
 )
+
+
+def _run_link(run: SyncRun) -> SafeString:
+    """ "sync run #N", linking to the run's page (which follows its progress)."""
+    return format_html(
+        '<a href="{}">sync run #{}</a>',
+        reverse("admin:syncing_syncrun_change", args=[run.pk]),
+        run.pk,
+    )
 
 
 def _report(request: HttpRequest, done: int, failed: list[str], what: str) -> None:
@@ -203,6 +219,28 @@ class SyncRunAdmin(LiveProgressMixin, ReadOnlyScopedAdmin):
     ]
     fields = readonly_fields
     actions = ["approve_all", "approve_except_deactivations", "reject", "cancel"]
+    object_actions = {
+        "approve_all": "Approve all",
+        "approve_except_deactivations": "Approve all but deactivations",
+        "reject": "Reject (apply nothing)",
+        "cancel": "Cancel the run",
+    }
+
+    def get_fields(self, request: HttpRequest, obj: SyncRun | None = None) -> list[str]:
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and (obj.held_details or {}).get("breaches"):
+            fields.remove("held_reason")  # the review lists the same breaches, one a line
+        return fields
+
+    def object_actions_for(self, obj: SyncRun) -> list[str]:
+        if obj.status == RunStatus.HELD:
+            return list(self.object_actions)
+        if obj.status == RunStatus.PENDING or (
+            # A running run can be cancelled only once its worker is gone (services.run_cancel).
+            obj.status == RunStatus.RUNNING and not connection_lock_held(obj.connection_id)
+        ):
+            return ["cancel"]
+        return []
 
     @admin.display(description="status")
     def status_badge(self, obj: SyncRun) -> str:
@@ -302,9 +340,6 @@ class SyncRunAdmin(LiveProgressMixin, ReadOnlyScopedAdmin):
         return "" if seconds is None else f"{seconds:.1f} s"
 
     def _decide(self, request: HttpRequest, queryset: QuerySet[SyncRun], approval: str) -> None:
-        if not self._can_write(request):
-            messages.error(request, "You may not decide sync runs.")
-            return
         done, failed = 0, []
         for run in queryset:
             try:
@@ -358,6 +393,11 @@ class SyncConnectionAdmin(ScopedAdmin):
     fields = ["name", "district", "provider", "enabled"]
     readonly_fields = fields
     actions = ["sync_full", "sync_delta", "sync_dry_run"]
+    object_actions = {
+        "sync_full": "Sync now (full)",
+        "sync_delta": "Sync now (delta)",
+        "sync_dry_run": "Dry run",
+    }
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -368,9 +408,6 @@ class SyncConnectionAdmin(ScopedAdmin):
         return "" if run is None else f"#{run.pk} {run.get_status_display()}"
 
     def _start(self, request: HttpRequest, queryset: QuerySet[Any], **kwargs: Any) -> None:
-        if not self._can_write(request):
-            messages.error(request, "You may not start syncs.")
-            return
         for connection in queryset:
             try:
                 run, created = sync_start(
@@ -380,10 +417,13 @@ class SyncConnectionAdmin(ScopedAdmin):
                 messages.error(request, f"{connection}: {exc.message}")
                 continue
             if created:
-                messages.success(request, f"{connection}: sync run #{run.pk} queued.")
+                messages.success(request, format_html("{}: {} queued.", connection, _run_link(run)))
             else:
                 messages.warning(
-                    request, f"{connection}: run #{run.pk} is {run.get_status_display()}."
+                    request,
+                    format_html(
+                        "{}: {} is {}.", connection, _run_link(run), run.get_status_display()
+                    ),
                 )
 
     @admin.action(description="Sync now (full)")
@@ -449,6 +489,10 @@ class ConflictAdmin(ScopedAdmin):
     ]
     fields = readonly_fields
     actions = ["resolve_sis", "resolve_local"]
+    object_actions = {"resolve_sis": "Keep the SIS value", "resolve_local": "Keep the local value"}
+
+    def object_actions_for(self, obj: Conflict) -> list[str]:
+        return list(self.object_actions) if obj.status == ConflictStatus.OPEN else []
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -458,9 +502,6 @@ class ConflictAdmin(ScopedAdmin):
         return f"{obj.entity} {obj.link.object_id} (SIS {obj.link.source_id})"
 
     def _resolve(self, request: HttpRequest, queryset: QuerySet[Conflict], choice: str) -> None:
-        if not self._can_write(request):
-            messages.error(request, "You may not resolve conflicts.")
-            return
         done, failed = 0, []
         for conflict in queryset.filter(status=ConflictStatus.OPEN):
             try:
@@ -498,6 +539,10 @@ class QuarantinedRecordAdmin(ReadOnlyScopedAdmin):
     ]
     fields = readonly_fields
     actions = ["redrive", "discard"]
+    object_actions = {"redrive": "Re-drive (fetch it again)", "discard": "Discard"}
+
+    def object_actions_for(self, obj: QuarantinedRecord) -> list[str]:
+        return list(self.object_actions) if obj.status == QuarantineStatus.OPEN else []
 
     @admin.display(description="payload")
     def payload_pretty(self, obj: QuarantinedRecord) -> str:
@@ -505,9 +550,6 @@ class QuarantinedRecordAdmin(ReadOnlyScopedAdmin):
 
     @admin.action(description="Re-drive (re-fetch fresh from the SIS)")
     def redrive(self, request: HttpRequest, queryset: QuerySet[QuarantinedRecord]) -> None:
-        if not self._can_write(request):
-            messages.error(request, "You may not re-drive records.")
-            return
         try:
             run, started = quarantine_redrive(
                 records=queryset.filter(status=QuarantineStatus.OPEN), user=request.user
@@ -516,19 +558,19 @@ class QuarantinedRecordAdmin(ReadOnlyScopedAdmin):
             messages.error(request, exc.message)
             return
         if run is not None and started:
-            messages.success(request, f"Re-drive queued as sync run #{run.pk}.")
+            messages.success(request, format_html("Re-drive queued as {}.", _run_link(run)))
         elif run is not None:
             messages.success(
                 request,
-                f"Sync run #{run.pk} of this connection is active: the records will be "
-                "re-fetched by the run that follows it.",
+                format_html(
+                    "This connection's {} is active: the records will be re-fetched by the "
+                    "run that follows it.",
+                    _run_link(run),
+                ),
             )
 
     @admin.action(description="Discard (stop tracking)")
     def discard(self, request: HttpRequest, queryset: QuerySet[QuarantinedRecord]) -> None:
-        if not self._can_write(request):
-            messages.error(request, "You may not discard records.")
-            return
         discarded = quarantine_discard(records=queryset)
         messages.success(request, f"{discarded} open record(s) discarded.")
 
@@ -538,6 +580,10 @@ class IdentityMatchAdmin(ReadOnlyScopedAdmin):
     list_display = ["entity", "new_source_id", "object_id", "evidence", "status", "created_at"]
     list_filter = ["status", "entity", "district"]
     actions = ["confirm", "reject"]
+    object_actions = {"confirm": "Confirm: the same record", "reject": "Reject: a different record"}
+
+    def object_actions_for(self, obj: IdentityMatch) -> list[str]:
+        return list(self.object_actions) if obj.status == MatchStatus.SUGGESTED else []
 
     @admin.action(description="Confirm: the same record (re-key, no duplicate)")
     def confirm(self, request: HttpRequest, queryset: QuerySet[IdentityMatch]) -> None:
@@ -554,8 +600,6 @@ class IdentityMatchAdmin(ReadOnlyScopedAdmin):
         decide: Callable[..., Any],
         what: str,
     ) -> None:
-        if not self._can_write(request):
-            return
         done, failed = 0, []
         for match in queryset.filter(status=MatchStatus.SUGGESTED):
             try:
@@ -603,12 +647,14 @@ class WriteBackItemAdmin(ReadOnlyScopedAdmin):
     ]
     fields = readonly_fields
     actions = ["retry"]
+    object_actions = {"retry": "Send again"}
+
+    def object_actions_for(self, obj: WriteBackItem) -> list[str]:
+        retryable = (OutboxStatus.FAILED, OutboxStatus.MISMATCH)
+        return ["retry"] if obj.status in retryable else []
 
     @admin.action(description="Retry (send again)")
     def retry(self, request: HttpRequest, queryset: QuerySet[WriteBackItem]) -> None:
-        if not self._can_write(request):
-            messages.error(request, "You may not retry write-backs.")
-            return
         from syncing.writeback import writeback_retry
 
         done = writeback_retry(items=queryset)

@@ -304,7 +304,8 @@ def test_the_admin_says_a_redrive_waits_for_the_active_run(client, connection, d
         {"action": "redrive", "_selected_action": [record.pk]},
         follow=True,
     )
-    assert f"Sync run #{held.pk} of this connection is active".encode() in page.content
+    run_page = reverse("admin:syncing_syncrun_change", args=[held.pk])
+    assert f'connection\'s <a href="{run_page}">sync run #{held.pk}</a> is active' in page.text
     assert PendingEvent.objects.filter(source_id="stu-3").exists()
 
 
