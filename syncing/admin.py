@@ -17,6 +17,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -89,8 +90,21 @@ class ReadOnlyScopedAdmin(ScopedAdmin):
         return False
 
 
+class FirstChangesFormSet(BaseInlineFormSet):
+    """Only the run's first 50 changes in staging order: a run may stage hundreds of
+    thousands (the Sync changes list pages through them all)."""
+
+    def get_queryset(self) -> QuerySet[SyncChange]:
+        if not hasattr(self, "_first_changes"):
+            changes = super().get_queryset()  # this run's, in the inline's order
+            first = list(changes.values_list("pk", flat=True)[:50])
+            self._first_changes = changes.filter(pk__in=first)
+        return self._first_changes
+
+
 class SyncChangeInline(admin.TabularInline):
     model = SyncChange
+    formset = FirstChangesFormSet
     fields = ["entity", "action", "state", "source_id", "diff"]
     readonly_fields = ["entity", "action", "state", "source_id", "diff"]
     extra = 0
@@ -100,9 +114,7 @@ class SyncChangeInline(admin.TabularInline):
     verbose_name_plural = "changes (first 50; see Sync changes for all)"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SyncChange]:
-        queryset = super().get_queryset(request).order_by("rank", "id")
-        ids = list(queryset.values_list("id", flat=True)[:50])
-        return queryset.filter(id__in=ids)
+        return super().get_queryset(request).order_by("rank", "id")
 
 
 # Actions in the order an administrator reads them; any other (e.g. not_refetchable) follows.

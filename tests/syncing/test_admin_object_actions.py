@@ -3,6 +3,8 @@ and admin actions that act only where the user administers."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from django.urls import reverse
 
@@ -120,3 +122,17 @@ def test_a_conflict_is_resolved_from_its_page_and_a_sync_started_from_the_connec
     assert run.dry_run and run.status == RunStatus.PENDING
     run_page = reverse("admin:syncing_syncrun_change", args=[run.pk])
     assert f'<a href="{run_page}">sync run #{run.pk}</a> queued.' in answer.text
+
+
+def test_a_runs_page_lists_its_own_first_changes(client, connection, source):
+    sync(connection, source)  # the first run stages every record: more than 50 creates
+    newcomer = dataclasses.replace(
+        source.get("student", "stu-2"), source_id="stu-new", local_id="S09999", first_name="New"
+    )
+    source.put(newcomer)
+    second = sync(connection, source)
+    assert second.counts["student"]["create"] == 1
+    client.force_login(UserFactory(username="root", is_superuser=True))
+    page = client.get(reverse("admin:syncing_syncrun_change", args=[second.pk])).text
+    # The second run's own change, not an empty list because the first run's came first.
+    assert "create student stu-new" in page
