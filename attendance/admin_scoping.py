@@ -47,14 +47,24 @@ class ScopedAdmin(SimpleHistoryAdmin):
 
     ``object_actions`` puts admin actions on an object's own page as buttons (a held run's
     decisions, a conflict's resolutions), so the page an e-mail links to is the page to act
-    on; the buttons run the same action as the list's menu, on that one object."""
+    on; the buttons run the same action as the list's menu, on that one object. An object
+    still changing by itself (a running sync, a bulk notice being sent; :meth:`still_moving`)
+    has a page that reloads itself every :attr:`live_refresh_seconds` (a plain
+    ``<meta http-equiv="refresh">``, no script), so its progress moves and ends on screen."""
 
     district_path: str = "district"
     school_path: str | None = None
     allow_delete: bool = False
     #: Admin action name → its button's label on an object's page, in the order shown.
     object_actions: dict[str, str] = {}
+    live_refresh_seconds = 5
     change_form_template = "admin/object_page.html"
+
+    def still_moving(self, obj: Any) -> bool:
+        """Whether ``obj`` is still changing by itself (running, sending), so its page reloads
+        itself. Only for pages with nothing to type into meanwhile: a reload drops unsaved
+        input. Nothing moves by default."""
+        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)
@@ -198,6 +208,8 @@ class ScopedAdmin(SimpleHistoryAdmin):
         form_url: str = "",
         obj: Any = None,
     ) -> HttpResponse:
+        moving = obj is not None and obj.pk is not None and self.still_moving(obj)
+        context["live_refresh_seconds"] = self.live_refresh_seconds if moving else None
         if obj is not None and obj.pk is not None:
             context["object_buttons"] = [
                 (label, reverse(

@@ -19,7 +19,6 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from attendance.admin_scoping import ScopedAdmin, request_scope
-from core.admin_live import LiveProgressMixin
 from core.errors import ApplicationError
 from notifications import selectors
 from notifications.models import (
@@ -345,7 +344,7 @@ class BulkNoticeForm(forms.ModelForm):
 
 
 @admin.register(BulkNotice)
-class BulkNoticeAdmin(LiveProgressMixin, ScopedAdmin):
+class BulkNoticeAdmin(ScopedAdmin):
     form = BulkNoticeForm
     list_display = ["title", "district", "category", "state", "progress", "created_at"]
     list_filter = ["state", "category"]

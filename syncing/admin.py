@@ -27,7 +27,6 @@ from django.utils.safestring import SafeString
 
 from attendance.admin_scoping import ScopedAdmin
 from attendance.models import School
-from core.admin_live import LiveProgressMixin
 from core.errors import ApplicationError
 from syncing.locks import connection_lock_held
 from syncing.models import (
@@ -184,7 +183,7 @@ def _samples_html(
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(LiveProgressMixin, ReadOnlyScopedAdmin):
+class SyncRunAdmin(ReadOnlyScopedAdmin):
     list_display = [
         "id",
         "connection",
