@@ -11,12 +11,12 @@ deactivated and spans closed instead (the services do it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import quote, unquote
+from django.contrib.admin.utils import get_fields_from_path, quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import ForeignKey, Model, QuerySet
 from django.forms import ModelChoiceField
@@ -39,6 +39,24 @@ def request_scope(request: HttpRequest) -> AccessScope:
         cached = user_scope(request.user)
         request._access_scope = cached  # type: ignore[attr-defined]
     return cached
+
+
+class ScopedRelatedFilter(admin.RelatedOnlyFieldListFilter):
+    """A list filter on a relation that offers the related rows the user may see (their
+    schools, districts, connections), as the related model's own scoped admin lists them: a
+    small table. Django's ``RelatedOnlyFieldListFilter`` reads them instead as DISTINCT over the
+    listed table (millions of attendance records); that is the fallback for a related model
+    with no scoped admin."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
+        related_admin = model_admin.admin_site._registry.get(field.related_model)
+        if not isinstance(related_admin, ScopedAdmin):
+            return super().field_choices(field, request, model_admin)
+        return field.get_choices(
+            include_blank=False,
+            limit_choices_to={"pk__in": related_admin.get_queryset(request).values("pk")},
+            ordering=self.field_admin_ordering(field, request, model_admin),
+        )
 
 
 class ScopedAdmin(SimpleHistoryAdmin):
@@ -71,6 +89,16 @@ class ScopedAdmin(SimpleHistoryAdmin):
         return request_scope(request).filter(
             queryset, district_path=self.district_path, school_path=self.school_path
         )
+
+    def get_list_filter(self, request: HttpRequest) -> Sequence[Any]:
+        # Django's plain filter on a relation (school, district, connection) lists every
+        # tenant's rows by name.
+        filters = []
+        for item in super().get_list_filter(request):
+            if isinstance(item, str) and get_fields_from_path(self.model, item)[-1].is_relation:
+                item = (item, ScopedRelatedFilter)
+            filters.append(item)
+        return filters
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return (

@@ -199,3 +199,16 @@ def test_with_mixed_memberships_form_choices_offer_only_schools_the_user_adminis
     form = client.get(reverse("admin:attendance_enrollment_add")).text
     assert "Here School" in form
     assert "There School" not in form
+
+
+def test_list_filters_name_only_the_users_own_schools_and_districts(client, two_schools):
+    school_a, _, _, _ = two_schools
+    elsewhere = SchoolFactory(name="Elsewhere High", district__name="Faraway Unified")
+    EnrollmentFactory(student=StudentFactory(district=elsewhere.district), school=elsewhere)
+    _login(client, {"district": school_a.district, "role": MembershipRole.DISTRICT_ADMIN})
+    for name in ("attendance_student", "attendance_enrollment", "attendance_term"):
+        page = client.get(reverse(f"admin:{name}_changelist")).text
+        assert "Elsewhere High" not in page, name
+        assert "Faraway Unified" not in page, name
+    students = client.get(reverse("admin:attendance_student_changelist")).text
+    assert "School A" in students  # the filter still offers the user's own schools
