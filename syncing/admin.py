@@ -197,7 +197,7 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
         "duration_display",
         "created_at",
     ]
-    list_filter = ["status", "mode", "trigger", "district", "dry_run"]
+    list_filter = ["status", "mode", "trigger", "district", "connection", "dry_run"]
     list_select_related = ["connection"]
     date_hierarchy = "created_at"
     inlines = [SyncChangeInline]
@@ -416,7 +416,9 @@ class SyncConnectionAdmin(ScopedAdmin):
     @admin.display(description="last run")
     def last_run(self, obj: Any) -> str:
         run = SyncRun.objects.filter(connection_id=obj.pk).order_by("-id").first()
-        return "" if run is None else f"#{run.pk} {run.get_status_display()}"
+        if run is None:
+            return ""
+        return format_html("{}: {}", _run_link(run), run.get_status_display())
 
     def _start(self, request: HttpRequest, queryset: QuerySet[Any], **kwargs: Any) -> None:
         for connection in queryset:
