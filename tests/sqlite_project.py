@@ -1,7 +1,9 @@
 """The project run in subprocesses with the dev settings on SQLite, as ``make run`` runs it
 with no services: the environment for such a subprocess, and one migrated database that every
 such test starts from (migrating a new SQLite file takes 30–45 s here, most of it Django
-rendering migration states; each test copies the file instead)."""
+rendering migration states; each test copies the file instead). The suite starts that migration
+as soon as it knows a test will need it (tests/conftest.py), beside the PostgreSQL test
+database's creation rather than after it."""
 
 from __future__ import annotations
 
@@ -51,9 +53,43 @@ def last_json(output: str) -> Any:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def migrate_into(tmp_path: Path) -> Path:
-    """Run ``manage.py migrate`` into a new ``VAR_DIR/db.sqlite3``; returns the file."""
-    manage(project_env(tmp_path), "migrate", "--noinput")
-    database = tmp_path / "var" / "db.sqlite3"
-    assert database.exists()
-    return database
+class PendingMigration:
+    """``manage.py migrate`` into a new ``VAR_DIR/db.sqlite3`` under ``folder``, running in the
+    background from construction until :meth:`wait` (its output goes to files beside it, so a
+    full pipe never stalls it)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        env = project_env(folder)
+        self.stdout = (folder / "migrate.out").open("w")
+        self.stderr = (folder / "migrate.err").open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.stdout,
+            stderr=self.stderr,
+        )
+
+    def wait(self, timeout: float = 300) -> Path:
+        """The migrated file, once ``migrate`` has exited with 0; fails with its output's tail
+        otherwise."""
+        try:
+            code = self.process.wait(timeout=timeout)
+        finally:
+            self.stdout.close()
+            self.stderr.close()
+        tails = [
+            (self.folder / name).read_text()[-3000:] for name in ("migrate.out", "migrate.err")
+        ]
+        assert code == 0, ("migrate", code, *tails)
+        database = self.folder / "var" / "db.sqlite3"
+        assert database.exists()
+        return database
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.stdout.close()
+        self.stderr.close()
