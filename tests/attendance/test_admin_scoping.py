@@ -183,6 +183,7 @@ def test_with_mixed_memberships_a_form_cannot_put_a_record_in_the_read_only_dist
         guardian_admin_form(there.district, local_id="G-1"),
     )
     assert refused.status_code == 403
+    assert "You may not put this record where you cannot change it." in refused.text
     assert not Guardian.objects.filter(local_id="G-1").exists()  # rolled back, history too
     assert not Guardian.history.filter(local_id="G-1").exists()
 
