@@ -205,6 +205,13 @@ class ScopedAdmin(SimpleHistoryAdmin):
         # Before the admin's own patterns: its last one catches every "<id>/…" path.
         return [do, *super().get_urls()]
 
+    def _object_url(self, obj: Any, view: str, *args: str) -> str:
+        return reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_{view}",
+            args=[quote(obj.pk), *args],
+            current_app=self.admin_site.name,
+        )
+
     def object_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
         """A button on an object's page: run ``action`` on that object, back to its page."""
         if request.method != "POST":
@@ -212,13 +219,7 @@ class ScopedAdmin(SimpleHistoryAdmin):
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        back = HttpResponseRedirect(
-            reverse(
-                f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
-                args=[quote(obj.pk)],
-                current_app=self.admin_site.name,
-            )
-        )
+        back = HttpResponseRedirect(self._object_url(obj, "change"))
         if action not in self._object_buttons(request, obj):
             # A page left open while the object moved on (the run was approved meanwhile).
             messages.warning(request, f"That can no longer be done to {obj}.")
@@ -236,17 +237,13 @@ class ScopedAdmin(SimpleHistoryAdmin):
         form_url: str = "",
         obj: Any = None,
     ) -> HttpResponse:
-        moving = obj is not None and obj.pk is not None and self.still_moving(obj)
-        context["live_refresh_seconds"] = self.live_refresh_seconds if moving else None
         if obj is not None and obj.pk is not None:
+            moving = self.still_moving(obj)
+            context["live_refresh_seconds"] = self.live_refresh_seconds if moving else None
             context["object_buttons"] = [
-                (label, reverse(
-                    f"admin:{self.opts.app_label}_{self.opts.model_name}_do",
-                    args=[quote(obj.pk), name],
-                    current_app=self.admin_site.name,
-                ))
+                (label, self._object_url(obj, "do", name))
                 for name, label in self._object_buttons(request, obj).items()
-            ]  # fmt: skip
+            ]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def formfield_for_foreignkey(

@@ -37,7 +37,7 @@ def eager_celery():
 
 
 # The SQLite template's migration, started once collection shows a test that needs it.
-_template: dict[str, PendingMigration | Path] = {}
+_started: list[PendingMigration] = []
 
 
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
@@ -45,25 +45,19 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
     in its own process beside the PostgreSQL test database's creation (each takes most of a
     minute, most of it one core's Python) instead of after it."""
     if any("migrated_sqlite" in getattr(item, "fixturenames", ()) for item in items):
-        folder = Path(tempfile.mkdtemp(prefix="sas-sqlite-template-"))
-        _template["pending"] = PendingMigration(folder)
-        _template["folder"] = folder
+        _started.append(PendingMigration(Path(tempfile.mkdtemp(prefix="sas-sqlite-template-"))))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    pending = _template.pop("pending", None)
-    if isinstance(pending, PendingMigration):  # started and never needed: the run stopped early
+    for pending in _started:  # stopped if never waited for (the run ended early)
         pending.stop()
-    folder = _template.pop("folder", None)
-    if isinstance(folder, Path):
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(pending.folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite database migrated by ``manage.py migrate`` with the dev settings, made once per
     session; tests that run the project on SQLite copy it (tests/sqlite_project.py)."""
-    pending = _template.pop("pending", None)
-    if not isinstance(pending, PendingMigration):
-        pending = PendingMigration(tmp_path_factory.mktemp("sqlite-template"))
-    return pending.wait()
+    if _started:
+        return _started[0].wait()
+    return PendingMigration(tmp_path_factory.mktemp("sqlite-template")).wait()

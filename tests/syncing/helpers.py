@@ -24,6 +24,15 @@ def sync(connection: Any, source: Any, mode: str = "full", **kwargs: Any) -> Syn
     return run_execute(run.pk, source=source)
 
 
+def held_by_dropped_students(connection: Any, source: Any, dropped: int = 20) -> SyncRun:
+    """A first sync, then a sync after the SIS dropped ``dropped`` of the fake district's 60
+    students: past the safety policy's share, so the second run is held."""
+    sync(connection, source)
+    for n in range(dropped):
+        source.drop("student", f"stu-{n}")
+    return sync(connection, source)
+
+
 def history_counts() -> dict[str, int]:
     return {model.__name__: model.history.count() for model in AUDITED}
 

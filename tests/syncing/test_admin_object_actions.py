@@ -13,7 +13,7 @@ from attendance.services import student_update
 from syncing.engine.run import run_execute
 from syncing.models import Approval, Conflict, RunStatus, SyncRun
 from tests.factories import DistrictFactory, MembershipFactory, UserFactory
-from tests.syncing.helpers import sync
+from tests.syncing.helpers import held_by_dropped_students, sync
 
 DECISIONS = ("Approve all", "Approve all but deactivations", "Reject (apply nothing)")
 
@@ -24,10 +24,7 @@ def _do(run: SyncRun, action: str) -> str:
 
 @pytest.fixture
 def held(connection, source):
-    sync(connection, source)
-    for n in range(20):
-        source.drop("student", f"stu-{n}")
-    run = sync(connection, source)
+    run = held_by_dropped_students(connection, source)
     assert run.status == RunStatus.HELD
     return run
 

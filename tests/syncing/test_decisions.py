@@ -42,7 +42,7 @@ from syncing.services import (
     sync_start,
 )
 from tests.factories import UserFactory
-from tests.syncing.helpers import rekey_students, sync
+from tests.syncing.helpers import held_by_dropped_students, rekey_students, sync
 
 
 def _hold_connection_lock(connection_id: int) -> psycopg.Connection:
@@ -92,10 +92,7 @@ def test_a_cancelled_pending_run_is_not_started_by_its_task(connection, source):
 
 
 def test_a_held_run_can_be_cancelled(connection, source):
-    sync(connection, source)
-    for n in range(20):
-        source.drop("student", f"stu-{n}")
-    held = sync(connection, source)
+    held = held_by_dropped_students(connection, source)
     assert held.status == RunStatus.HELD
     assert run_cancel(run=held).status == RunStatus.CANCELLED
     assert not SyncChange.objects.filter(run=held, state=ChangeState.STAGED).exists()
@@ -131,10 +128,7 @@ def test_confirming_a_held_rekey_then_approving_keeps_every_student(connection, 
 
 
 def test_a_deactivation_staged_through_a_link_retired_since_is_not_applied(connection, source):
-    sync(connection, source)
-    for n in range(20):
-        source.drop("student", f"stu-{n}")
-    held = sync(connection, source)
+    held = held_by_dropped_students(connection, source)
     assert held.status == RunStatus.HELD
     # A link retired after staging (as a confirmed identity match does) no longer speaks for
     # its record, whatever the held run staged through it.
