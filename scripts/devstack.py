@@ -84,8 +84,17 @@ def connect_demo_district(sandbox_url: str) -> None:
         "--base-url", sandbox_url, "--client-id", "sandbox-client",
         "--client-secret", "sandbox-secret",
     ]  # fmt: skip
-    if manage("sis_connection", "add", *connection, check=False) != 0:
-        manage("sis_connection", "update", *connection)
+    # The first run adds the connection; a later one finds it there (the add's "already
+    # exists" is expected, so it is shown only if the update fails too) and updates it.
+    added = subprocess.run(
+        [PYTHON, "manage.py", "sis_connection", "add", *connection],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    if added.returncode == 0:
+        print(added.stdout, end="", flush=True)
+    elif manage("sis_connection", "update", *connection, check=False) != 0:
+        print(added.stderr, end="", file=sys.stderr)
+        raise SystemExit("Could not connect the demo district to the sandbox SIS.")
     if manage("sync", DEMO_CONNECTION, "--full", "--district", DEMO_DISTRICT, check=False) != 0:
         print("The demo sync did not complete; see its summary above.", file=sys.stderr)
 
