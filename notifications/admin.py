@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from attendance.admin_scoping import ScopedAdmin, request_scope
+from core.attention import Attention, attention_register
 from core.errors import ApplicationError
 from notifications import selectors
 from notifications.models import (
@@ -29,6 +30,7 @@ from notifications.models import (
     ContactPoint,
     Delivery,
     DeliveryEvent,
+    DeliveryStatus,
     Notification,
     Preference,
     Template,
@@ -410,3 +412,27 @@ class BulkNoticeAdmin(ScopedAdmin):
     def refresh_progress(self, request: HttpRequest, queryset: QuerySet[BulkNotice]) -> None:
         for notice in queryset:
             bulk.bulk_notice_progress_refresh(notice_id=notice.pk)
+
+
+attention_register(
+    Attention(
+        model=Delivery,
+        singular="message not delivered in the last 24 hours",
+        plural="messages not delivered in the last 24 hours",
+        params={
+            "status__in": ",".join(
+                [DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED, DeliveryStatus.BOUNCED]
+            )
+        },
+        recent=dt.timedelta(hours=24),
+        date_field="updated_at",  # when it failed; the status index leads to it
+    ),
+    Attention(
+        model=Delivery,
+        singular="message whose fate is unknown (never resent blindly)",
+        plural="messages whose fate is unknown (never resent blindly)",
+        params={"status__exact": DeliveryStatus.UNKNOWN},
+        date_field="updated_at",
+        show_oldest=True,
+    ),
+)

@@ -27,6 +27,7 @@ from django.utils.safestring import SafeString
 
 from attendance.admin_scoping import ScopedAdmin
 from attendance.models import School
+from core.attention import Attention, attention_register
 from core.errors import ApplicationError
 from syncing.locks import connection_lock_held
 from syncing.models import (
@@ -52,7 +53,7 @@ from syncing.models import (
     WriteBackItem,
 )
 from syncing.retention import details_kept_until
-from syncing.selectors import run_change_totals
+from syncing.selectors import connections_by_latest_status, run_change_totals
 from syncing.services import (
     conflict_resolve,
     identity_match_confirm,
@@ -118,6 +119,7 @@ class SyncChangeInline(admin.TabularInline):
 
 # Actions in the order an administrator reads them; any other (e.g. not_refetchable) follows.
 _ACTIONS = ("create", "update", "deactivate", "unchanged", "quarantined")
+_PAST = {"create": "created", "update": "updated", "deactivate": "deactivated"}
 
 
 def _counts_html(counts: dict[str, dict[str, int]]) -> str:
@@ -294,12 +296,23 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
 
     @admin.display(description="changes")
     def counts_summary(self, obj: SyncRun) -> str:
-        parts = []
+        """Totals per action, short enough for the list ("7,399 created, 12 updated"); the
+        per-entity counts are in the tooltip and on the run's page."""
+        totals: dict[str, int] = {}
+        per_entity = []
         for entity, counts in sorted(obj.counts.items()):
-            changed = {a: n for a, n in counts.items() if a != "unchanged" and n}
+            changed = {
+                a: n for a, n in counts.items() if a not in ("unchanged", "quarantined") and n
+            }
+            for action, n in changed.items():
+                totals[action] = totals.get(action, 0) + n
             if changed:
-                parts.append(f"{entity}: " + ", ".join(f"{a} {n}" for a, n in changed.items()))
-        return "; ".join(parts) or "no changes"
+                per_entity.append(f"{entity}: " + ", ".join(f"{a} {n}" for a, n in changed.items()))
+        if not totals:
+            return "no changes"
+        order = [a for a in _ACTIONS if a in totals] + sorted(set(totals) - set(_ACTIONS))
+        text = ", ".join(f"{totals[a]:,} {_PAST.get(a, a)}" for a in order)
+        return format_html('<span title="{}">{}</span>', "; ".join(per_entity), text)
 
     @admin.display(description="counts per entity and action")
     def counts_table(self, obj: SyncRun) -> str:
@@ -395,12 +408,31 @@ class SyncChangeAdmin(ReadOnlyScopedAdmin):
     raw_id_fields = ["run", "link"]
 
 
+class LatestRunFilter(admin.SimpleListFilter):
+    """Connections by how their newest run ended: the home page's "latest sync failed" link."""
+
+    title = "latest run"
+    parameter_name = "latest_run"
+    NEVER = "never"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [*RunStatus.choices, (self.NEVER, "Never run")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value == self.NEVER:
+            return connections_by_latest_status(queryset, None)
+        if value in RunStatus.values:
+            return connections_by_latest_status(queryset, value)
+        return queryset
+
+
 @admin.register(SyncConnection)
 class SyncConnectionAdmin(ScopedAdmin):
     """The SIS connections, with "Sync now" (the connection itself is edited in the SIS app)."""
 
     list_display = ["name", "district", "provider", "enabled", "last_run"]
-    list_filter = ["district", "provider", "enabled"]
+    list_filter = ["district", "provider", "enabled", LatestRunFilter]
     fields = ["name", "district", "provider", "enabled"]
     readonly_fields = fields
     actions = ["sync_full", "sync_delta", "sync_dry_run"]
@@ -724,3 +756,56 @@ class SyncScheduleAdmin(ScopedAdmin):
             schedule_save(schedule=obj)
         except ApplicationError as exc:
             messages.error(request, exc.message)
+
+
+attention_register(
+    Attention(
+        model=SyncRun,
+        singular="sync run held for review",
+        plural="sync runs held for review",
+        params={"status__exact": RunStatus.HELD},
+        level="error",
+        show_oldest=True,
+    ),
+    Attention(
+        model=SyncConnection,
+        singular="connection whose latest sync failed",
+        plural="connections whose latest sync failed",
+        params={LatestRunFilter.parameter_name: RunStatus.FAILED},
+        level="error",
+    ),
+    Attention(
+        model=WriteBackItem,
+        singular="write-back the SIS refused",
+        plural="write-backs the SIS refused",
+        params={"status__exact": OutboxStatus.FAILED},
+        level="error",
+    ),
+    Attention(
+        model=Conflict,
+        singular="conflict to decide",
+        plural="conflicts to decide",
+        params={"status__exact": ConflictStatus.OPEN},
+        show_oldest=True,
+    ),
+    Attention(
+        model=QuarantinedRecord,
+        singular="quarantined SIS record to fix",
+        plural="quarantined SIS records to fix",
+        params={"status__exact": QuarantineStatus.OPEN},
+        show_oldest=True,
+    ),
+    Attention(
+        model=IdentityMatch,
+        singular="identity match to confirm or reject",
+        plural="identity matches to confirm or reject",
+        params={"status__exact": MatchStatus.SUGGESTED},
+        show_oldest=True,
+    ),
+    Attention(
+        model=WriteBackItem,
+        singular="write-back where the SIS holds another value",
+        plural="write-backs where the SIS holds another value",
+        params={"status__exact": OutboxStatus.MISMATCH},
+    ),
+)

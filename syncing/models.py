@@ -120,8 +120,8 @@ class SyncRun(TimeStampedModel):
     staged_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error_summary = models.TextField(blank=True)
-    quarantined_count = models.PositiveIntegerField(default=0)
-    conflicts_count = models.PositiveIntegerField(default=0)
+    quarantined_count = models.PositiveIntegerField("quarantined", default=0)
+    conflicts_count = models.PositiveIntegerField("conflicts", default=0)
     held_reason = models.TextField(blank=True)
     # When the run's staged changes and page records were deleted (syncing/retention.py); its
     # counts above stay.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from syncing.models import Conflict, ConflictStatus, SyncChange, SyncRun
 
@@ -65,3 +65,13 @@ def conflicts_open(*, district_id: int | None = None) -> QuerySet[Conflict]:
     if district_id is not None:
         queryset = queryset.filter(district_id=district_id)
     return queryset
+
+
+def connections_by_latest_status(connections: QuerySet[Any], status: str | None) -> QuerySet[Any]:
+    """The connections whose newest run (dry runs included: they fetch from the SIS too) has
+    ``status``; with ``None``, those never run."""
+    latest = SyncRun.objects.filter(connection_id=OuterRef("pk")).order_by("-id")
+    connections = connections.annotate(latest_status=Subquery(latest.values("status")[:1]))
+    if status is None:
+        return connections.filter(latest_status__isnull=True)
+    return connections.filter(latest_status=status)

@@ -102,3 +102,20 @@ def test_the_run_list_says_where_a_running_run_is(client, connection):
     assert '<progress max="100" value="62" style="width:8em"></progress> 62%<' in page
     detail_page = client.get(detail).content.decode()
     assert "Full sync #" in detail_page and refresh not in detail_page  # ended: stays put
+
+
+def test_the_run_list_sums_a_runs_changes_and_keeps_each_entity_in_the_tooltip(client, connection):
+    client.force_login(UserFactory(username="root", is_superuser=True))
+    SyncRun.objects.create(
+        district=connection.district, connection=connection, status="completed",
+        counts={
+            "student": {"create": 1200, "update": 3, "unchanged": 9000, "quarantined": 2},
+            "guardian": {"create": 800, "deactivate": 1},
+            "school": {"unchanged": 4},
+        },
+    )  # fmt: skip
+    page = client.get(reverse("admin:syncing_syncrun_changelist")).content.decode()
+    assert (
+        '<span title="guardian: create 800, deactivate 1; student: create 1200, update 3">'
+        "2,000 created, 3 updated, 1 deactivated</span>"
+    ) in page

@@ -1,0 +1,131 @@
+"""What needs an administrator now: the "Needs attention" panel on the admin's home page.
+
+Apps register `Attention` entries in their ``admin.py``, beside the model admins the counts go
+through (core imports no other app).
+Each entry names a model and the changelist query parameters that select the rows needing
+someone — held sync runs, open conflicts, messages that could not be delivered. The count shown
+is what the entry's link opens: the model admin's own queryset for this user (their district or
+school scoping included), narrowed by the same parameters the changelist will apply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from django.contrib import admin
+from django.contrib.admin.utils import prepare_lookup_value
+from django.db.models import Count, Min, Model, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+
+Level = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Attention:
+    """One kind of row an administrator should act on.
+
+    ``params`` are changelist query parameters: field lookups (``status__exact``,
+    ``status__in`` with comma-separated values) or the parameter of one of the model admin's
+    ``SimpleListFilter`` classes. ``recent`` keeps only rows whose ``date_field`` is that
+    recent (a failure from last month is history, not a task); ``show_oldest`` says how long
+    the oldest row has waited, by the same field.
+    """
+
+    model: type[Model]
+    singular: str  # "sync run held for review"
+    plural: str  # "sync runs held for review"
+    params: Mapping[str, str]
+    level: Level = "warning"
+    recent: dt.timedelta | None = None
+    date_field: str = "created_at"
+    show_oldest: bool = False
+
+
+@dataclass(frozen=True)
+class AttentionCount:
+    attention: Attention
+    count: int
+    url: str
+    oldest: dt.datetime | None
+
+    @property
+    def label(self) -> str:
+        return self.attention.singular if self.count == 1 else self.attention.plural
+
+
+_REGISTERED: list[Attention] = []
+
+
+def attention_register(*entries: Attention) -> None:
+    """Add entries to the panel (idempotent: ``ready`` may run more than once in tests)."""
+    for entry in entries:
+        if entry not in _REGISTERED:
+            _REGISTERED.append(entry)
+
+
+def attention_counts(
+    request: HttpRequest, *, site: admin.AdminSite | None = None, include_empty: bool = False
+) -> list[AttentionCount]:
+    """The registered entries this user may see that have rows, errors first. One aggregate
+    query per entry the user's admin can view; nothing for models they cannot.
+    ``include_empty`` keeps the entries with no rows (to check every link opens its list)."""
+    site = site or admin.site
+    now = timezone.now().replace(second=0, microsecond=0)  # a stable, readable link
+    found: list[AttentionCount] = []
+    for entry in _REGISTERED:
+        model_admin = site._registry.get(entry.model)
+        if model_admin is None or not model_admin.has_view_permission(request):
+            continue
+        params = dict(entry.params)
+        if entry.recent is not None:
+            params[f"{entry.date_field}__gte"] = (now - entry.recent).isoformat()
+        queryset = _changelist_rows(model_admin, request, params)
+        totals = queryset.aggregate(count=Count("pk"), oldest=Min(entry.date_field))
+        if not totals["count"] and not include_empty:
+            continue
+        opts = entry.model._meta
+        url = reverse(
+            f"{site.name}:{opts.app_label}_{opts.model_name}_changelist",
+            current_app=site.name,
+        )
+        found.append(
+            AttentionCount(
+                attention=entry,
+                count=totals["count"],
+                url=f"{url}?{urlencode(params)}",
+                oldest=totals["oldest"] if entry.show_oldest else None,
+            )
+        )
+    found.sort(key=lambda item: item.attention.level != "error")
+    return found
+
+
+def _changelist_rows(
+    model_admin: admin.ModelAdmin[Any], request: HttpRequest, params: dict[str, str]
+) -> QuerySet[Any]:
+    """The rows the changelist shows for ``params``, filtered as Django's ChangeList does:
+    a list filter class by its own ``queryset``, anything else as a field lookup."""
+    queryset = model_admin.get_queryset(request)
+    filter_classes = {
+        spec.parameter_name: spec
+        for spec in model_admin.get_list_filter(request)
+        if isinstance(spec, type) and issubclass(spec, admin.SimpleListFilter)
+    }
+    lookups: dict[str, Any] = {}
+    for key, value in params.items():
+        spec = filter_classes.get(key)
+        if spec is None:
+            lookups[key] = prepare_lookup_value(key, value)
+            continue
+        narrowed = spec(request, {key: [value]}, model_admin.model, model_admin).queryset(
+            request, queryset
+        )
+        if narrowed is not None:  # Django's ChangeList keeps the queryset on None too
+            queryset = narrowed
+    return queryset.filter(**lookups)

@@ -1,0 +1,191 @@
+"""The admin's home page says what needs the user now: each line a count of rows they may see
+and a link to exactly those rows (core/attention.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from html import unescape
+
+import pytest
+from django.test import RequestFactory
+from django.urls import reverse
+from django.utils import timezone
+
+from attendance.models import MembershipRole
+from core.attention import attention_counts
+from notifications.models import Category, Delivery, DeliveryStatus, Notification
+from sis.models import SISConnection
+from syncing.models import Conflict, ConflictStatus, RunStatus, SourceLink, SyncRun
+from tests.factories import (
+    DistrictFactory,
+    GuardianFactory,
+    MembershipFactory,
+    SchoolFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _panel(client) -> dict[str, str]:
+    """The panel's lines, text → link."""
+    page = client.get(reverse("admin:index"))
+    assert page.status_code == 200
+    panel = page.text.split('<section id="needs-attention"', 1)[1].split("</section>", 1)[0]
+    lines = {}
+    for href, text in re.findall(r'<a href="([^"]+)">([^<]+)</a>', panel):
+        lines[unescape(text)] = unescape(href)
+    if not lines:
+        assert "Nothing needs your attention." in panel
+    return lines
+
+
+def _listed(client, url: str) -> int:
+    """How many rows the changelist behind a panel link shows (not a redirect to ?e=1)."""
+    page = client.get(url)
+    assert page.status_code == 200, url
+    return page.context["cl"].result_count
+
+
+def _login_district_admin(client, district):
+    user = UserFactory()
+    MembershipFactory(user=user, district=district, role=MembershipRole.DISTRICT_ADMIN)
+    client.force_login(user)
+    return user
+
+
+def _conflict(district, *, school=None, field="grade_level", status=ConflictStatus.OPEN):
+    connection = SISConnection.objects.get_or_create(
+        district=district, name="SIS", defaults={"provider": "powerschool"}
+    )[0]
+    link = SourceLink.objects.get_or_create(
+        district=district,
+        connection=connection,
+        entity="student",
+        source_id=f"s-{school.pk if school else 0}",
+        defaults={"object_id": 1, "content_hash": "x"},
+    )[0]
+    return Conflict.objects.create(
+        district=district, school=school, link=link, entity="student", field=field,
+        sis_value="9", local_value="10", policy="review", status=status,
+    )  # fmt: skip
+
+
+def _run(connection, status, **kwargs):
+    return SyncRun.objects.create(
+        district=connection.district, connection=connection, mode="full", trigger="schedule",
+        status=status, **kwargs,
+    )  # fmt: skip
+
+
+def test_a_quiet_district_needs_nothing(client):
+    district = DistrictFactory()
+    _conflict(district, status=ConflictStatus.RESOLVED_SIS)  # decided: not a task
+    _login_district_admin(client, district)
+    assert _panel(client) == {}
+
+
+def test_each_line_counts_what_waits_and_links_to_those_rows(client):
+    district, elsewhere = DistrictFactory(), DistrictFactory()
+    connection = SISConnection.objects.create(district=district, name="SIS", provider="powerschool")
+    _run(connection, RunStatus.COMPLETED)
+    _run(connection, RunStatus.HELD, held_reason="40 student deactivations")
+    _conflict(district, field="grade_level")
+    _conflict(district, field="legal_first_name")
+    _conflict(district, field="birth_date", status=ConflictStatus.RESOLVED_LOCAL)
+    _conflict(elsewhere)  # another district's: neither counted nor listed
+    Conflict.objects.filter(field="grade_level").update(
+        created_at=timezone.now() - dt.timedelta(days=3)
+    )
+    _login_district_admin(client, district)
+
+    lines = _panel(client)
+    assert set(lines) == {"1 sync run held for review", "2 conflicts to decide"}
+    assert _listed(client, lines["1 sync run held for review"]) == 1
+    assert _listed(client, lines["2 conflicts to decide"]) == 2
+    page = client.get(reverse("admin:index")).text
+    assert "(oldest 3\xa0days old)" in page
+    # Errors come first: a held run stops the district's syncs, a conflict waits.
+    assert page.index("held for review") < page.index("conflicts to decide")
+
+
+def test_a_connection_counts_when_its_latest_run_failed(client):
+    district = DistrictFactory()
+    make = SISConnection.objects.create
+    failing = make(district=district, name="Failing", provider="powerschool")
+    recovered = make(district=district, name="Recovered", provider="powerschool")
+    make(district=district, name="Never run", provider="powerschool")
+    _run(failing, RunStatus.COMPLETED)
+    _run(failing, RunStatus.FAILED, error_summary="SIS unreachable")
+    _run(recovered, RunStatus.FAILED)
+    _run(recovered, RunStatus.COMPLETED)
+    _login_district_admin(client, district)
+
+    link = _panel(client)["1 connection whose latest sync failed"]
+    page = client.get(link)
+    assert page.context["cl"].result_count == 1
+    assert [c.name for c in page.context["cl"].result_list] == ["Failing"]
+    never = client.get(reverse("admin:syncing_syncconnection_changelist") + "?latest_run=never")
+    assert [c.name for c in never.context["cl"].result_list] == ["Never run"]
+
+
+def test_undelivered_messages_count_for_a_day_and_unknown_ones_until_settled(client):
+    school = SchoolFactory()
+    district = school.district
+    guardian = GuardianFactory(district=district)
+    category = Category.objects.get(code=Category.GENERAL)
+
+    def delivery(status, *, hours_ago=0):
+        notification = Notification.objects.create(
+            event_key=f"e-{Notification.objects.count()}", district=district, school=school,
+            guardian=guardian, category=category,
+        )  # fmt: skip
+        made = Delivery.objects.create(
+            notification=notification, channel="sms", to="+15555550100", body="Hello",
+            provider="twilio", status=status, idempotency_key=notification.event_key,
+        )  # fmt: skip
+        Delivery.objects.filter(pk=made.pk).update(
+            updated_at=timezone.now() - dt.timedelta(hours=hours_ago)
+        )
+
+    delivery(DeliveryStatus.FAILED, hours_ago=1)
+    delivery(DeliveryStatus.BOUNCED, hours_ago=5)
+    delivery(DeliveryStatus.UNDELIVERED, hours_ago=30)  # yesterday's news
+    delivery(DeliveryStatus.DELIVERED)
+    delivery(DeliveryStatus.UNKNOWN, hours_ago=50)
+    _login_district_admin(client, district)
+
+    lines = _panel(client)
+    assert set(lines) == {
+        "2 messages not delivered in the last 24 hours",
+        "1 message whose fate is unknown (never resent blindly)",
+    }
+    assert _listed(client, lines["2 messages not delivered in the last 24 hours"]) == 2
+    assert _listed(client, lines["1 message whose fate is unknown (never resent blindly)"]) == 1
+
+
+def test_a_school_administrator_counts_only_their_school(client):
+    school = SchoolFactory()
+    other = SchoolFactory(district=school.district)
+    _conflict(school.district, school=school)
+    _conflict(school.district, school=other)
+    user = UserFactory()
+    MembershipFactory(
+        user=user, district=school.district, school=school, role=MembershipRole.SCHOOL_ADMIN
+    )
+    client.force_login(user)
+    lines = _panel(client)
+    assert set(lines) == {"1 conflict to decide"}
+    assert _listed(client, lines["1 conflict to decide"]) == 1
+
+
+def test_every_line_links_to_a_list_that_takes_its_filter(client):
+    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    request = RequestFactory().get("/admin/")
+    request.user = root
+    entries = attention_counts(request, include_empty=True)
+    assert len(entries) >= 9
+    client.force_login(root)
+    for entry in entries:
+        assert _listed(client, entry.url) == 0, entry.attention.plural
