@@ -63,7 +63,7 @@ _REGISTERED: list[Attention] = []
 
 
 def attention_register(*entries: Attention) -> None:
-    """Add entries to the panel (idempotent: ``ready`` may run more than once in tests)."""
+    """Add entries to the panel, in the order given; an entry already there is not added again."""
     for entry in entries:
         if entry not in _REGISTERED:
             _REGISTERED.append(entry)
