@@ -22,6 +22,7 @@ from django.db.models import Count, Min, Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 Level = Literal["error", "warning"]
 
@@ -57,6 +58,15 @@ class AttentionCount:
     @property
     def label(self) -> str:
         return self.attention.singular if self.count == 1 else self.attention.plural
+
+    @property
+    def oldest_age(self) -> str:
+        """When the oldest row came, as people say it ("3 days ago", "just now")."""
+        if self.oldest is None:
+            return ""
+        if timezone.now() - self.oldest < dt.timedelta(minutes=1):
+            return "just now"
+        return f"{timesince(self.oldest)} ago"
 
 
 _REGISTERED: list[Attention] = []

@@ -105,7 +105,8 @@ def test_each_line_counts_what_waits_and_links_to_those_rows(client):
     assert _listed(client, lines["1 sync run held for review"]) == 1
     assert _listed(client, lines["2 conflicts to decide"]) == 2
     page = client.get(reverse("admin:index")).text
-    assert "(oldest 3\xa0days old)" in page
+    assert "(oldest: 3\xa0days ago)" in page  # the conflicts
+    assert "(oldest: just now)" in page  # the held run
     # Errors come first: a held run stops the district's syncs, a conflict waits.
     assert page.index("held for review") < page.index("conflicts to decide")
 

@@ -1,6 +1,6 @@
 """The district administrator's held-run review in a real browser: from the link in the e-mail
-to a decision, with the admin's real login form, CSRF token and content security policy.
-Screenshots go to test-artifacts/admin/."""
+(and from the home page's Needs attention) to a decision, with the admin's real login form,
+CSRF token and content security policy. Screenshots go to test-artifacts/admin/."""
 
 from __future__ import annotations
 
@@ -58,6 +58,15 @@ def test_an_administrator_approves_a_held_run_but_its_deactivations_from_its_pag
         page.click("input[type=submit]")
         page.wait_for_url(run_url)
         assert "Held because:" in page.content()
+
+        # The home page says so too, and its line leads to the run.
+        page.goto(live_server.url + reverse("admin:index"))
+        panel = page.locator("#needs-attention")
+        page.screenshot(path=str(SHOTS / "home-needs-attention.png"), full_page=True)
+        panel.get_by_role("link", name="1 sync run held for review").click()
+        page.get_by_role("link", name=str(held.pk), exact=True).click()
+        # The run's page, keeping the list's filter for the way back (?_changelist_filters=…).
+        page.wait_for_url(lambda url: url.startswith(run_url))
         page.screenshot(path=str(SHOTS / "held-run.png"), full_page=True)
 
         # The decision runs the apply task (eager here) against the sandbox, then the page
@@ -65,10 +74,12 @@ def test_an_administrator_approves_a_held_run_but_its_deactivations_from_its_pag
         decide = page.get_by_role("button", name="Approve all but deactivations", exact=True)
         assert decide.count() == 2  # above the review and below it
         decide.last.click()
-        page.wait_for_url(run_url)
+        page.wait_for_url(lambda url: url.startswith(run_url))
         page.screenshot(path=str(SHOTS / "held-run-approved.png"), full_page=True)
         assert "Approve all but deactivations: 1." in page.locator("ul.messagelist").inner_text()
         assert page.get_by_role("button", name="Approve all", exact=True).count() == 0
+        page.goto(live_server.url + reverse("admin:index"))
+        assert panel.inner_text().endswith("Nothing needs your attention.")
         context.close()
 
     held.refresh_from_db()
