@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
@@ -53,6 +54,7 @@ from syncing.models import (
     WriteBackItem,
 )
 from syncing.retention import details_kept_until
+from syncing.schedules import schedule_describe, schedule_save, schedule_validate
 from syncing.selectors import connections_by_latest_status, run_change_totals
 from syncing.services import (
     conflict_resolve,
@@ -120,6 +122,35 @@ class SyncChangeInline(admin.TabularInline):
 # Actions in the order an administrator reads them; any other (e.g. not_refetchable) follows.
 _ACTIONS = ("create", "update", "deactivate", "unchanged", "quarantined")
 _PAST = {"create": "created", "update": "updated", "deactivate": "deactivated"}
+
+
+def _status_html(run: SyncRun) -> SafeString:
+    """The run's status, coloured: green done, orange done with quarantine, red held or failed."""
+    colour = {
+        RunStatus.COMPLETED: "#2e7d32",
+        RunStatus.COMPLETED_WITH_QUARANTINE: "#ef6c00",
+        RunStatus.HELD: "#c62828",
+        RunStatus.FAILED: "#c62828",
+    }.get(RunStatus(run.status), "#555")
+    return format_html('<strong style="color:{}">{}</strong>', colour, run.get_status_display())
+
+
+def _changes_html(counts: dict[str, dict[str, int]]) -> str:
+    """A run's changes summed per action, short enough for a list ("7,399 created, 12
+    updated"); the per-entity counts are in the tooltip and on the run's page."""
+    totals: dict[str, int] = {}
+    per_entity = []
+    for entity, row in sorted(counts.items()):
+        changed = {a: n for a, n in row.items() if a not in ("unchanged", "quarantined") and n}
+        for action, n in changed.items():
+            totals[action] = totals.get(action, 0) + n
+        if changed:
+            per_entity.append(f"{entity}: " + ", ".join(f"{a} {n}" for a, n in changed.items()))
+    if not totals:
+        return "no changes"
+    order = [a for a in _ACTIONS if a in totals] + sorted(set(totals) - set(_ACTIONS))
+    text = ", ".join(f"{totals[a]:,} {_PAST.get(a, a)}" for a in order)
+    return format_html('<span title="{}">{}</span>', "; ".join(per_entity), text)
 
 
 def _counts_html(counts: dict[str, dict[str, int]]) -> str:
@@ -257,13 +288,7 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
 
     @admin.display(description="status")
     def status_badge(self, obj: SyncRun) -> str:
-        colour = {
-            RunStatus.COMPLETED: "#2e7d32",
-            RunStatus.COMPLETED_WITH_QUARANTINE: "#ef6c00",
-            RunStatus.HELD: "#c62828",
-            RunStatus.FAILED: "#c62828",
-        }.get(RunStatus(obj.status), "#555")
-        return format_html('<strong style="color:{}">{}</strong>', colour, obj.get_status_display())
+        return _status_html(obj)
 
     @admin.display(description="workers")
     def workers(self, obj: SyncRun) -> str:
@@ -296,23 +321,7 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
 
     @admin.display(description="changes")
     def counts_summary(self, obj: SyncRun) -> str:
-        """Totals per action, short enough for the list ("7,399 created, 12 updated"); the
-        per-entity counts are in the tooltip and on the run's page."""
-        totals: dict[str, int] = {}
-        per_entity = []
-        for entity, counts in sorted(obj.counts.items()):
-            changed = {
-                a: n for a, n in counts.items() if a not in ("unchanged", "quarantined") and n
-            }
-            for action, n in changed.items():
-                totals[action] = totals.get(action, 0) + n
-            if changed:
-                per_entity.append(f"{entity}: " + ", ".join(f"{a} {n}" for a, n in changed.items()))
-        if not totals:
-            return "no changes"
-        order = [a for a in _ACTIONS if a in totals] + sorted(set(totals) - set(_ACTIONS))
-        text = ", ".join(f"{totals[a]:,} {_PAST.get(a, a)}" for a in order)
-        return format_html('<span title="{}">{}</span>', "; ".join(per_entity), text)
+        return _changes_html(obj.counts)
 
     @admin.display(description="counts per entity and action")
     def counts_table(self, obj: SyncRun) -> str:
@@ -431,10 +440,12 @@ class LatestRunFilter(admin.SimpleListFilter):
 class SyncConnectionAdmin(ScopedAdmin):
     """The SIS connections, with "Sync now" (the connection itself is edited in the SIS app)."""
 
-    list_display = ["name", "district", "provider", "enabled", "last_run"]
+    list_display = ["name", "district", "provider", "enabled", "schedule", "last_run"]
     list_filter = ["district", "provider", "enabled", LatestRunFilter]
-    fields = ["name", "district", "provider", "enabled"]
+    list_select_related = ["district", "sync_schedule"]
+    fields = ["name", "district", "provider", "enabled", "schedule", "recent_runs"]
     readonly_fields = fields
+    RECENT_RUNS = 10
     actions = ["sync_full", "sync_delta", "sync_dry_run"]
     object_actions = {
         "sync_full": "Sync now (full)",
@@ -451,6 +462,45 @@ class SyncConnectionAdmin(ScopedAdmin):
         if run is None:
             return ""
         return format_html("{}: {}", _run_link(run), run.get_status_display())
+
+    @admin.display(description="schedule")
+    def schedule(self, obj: Any) -> str:
+        """How often it syncs, linking to the schedule (or to adding one)."""
+        schedule = getattr(obj, "sync_schedule", None)
+        if schedule is None:
+            url = reverse("admin:syncing_syncschedule_add") + f"?connection={obj.pk}"
+            return format_html('Manual only (<a href="{}">add a schedule</a>)', url)
+        url = reverse("admin:syncing_syncschedule_change", args=[schedule.pk])
+        return format_html('<a href="{}">{}</a>', url, schedule_describe(schedule))
+
+    @admin.display(description="recent runs")
+    def recent_runs(self, obj: Any) -> str:
+        runs = SyncRun.objects.filter(connection_id=obj.pk).order_by("-id")[: self.RECENT_RUNS]
+        if not runs:
+            return "None yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    _run_link(run),
+                    f"{run.get_mode_display()}{' (dry run)' if run.dry_run else ''}, "
+                    f"{run.get_trigger_display().lower()}",
+                    _status_html(run),
+                    date_format(timezone.localtime(run.created_at), "DATETIME_FORMAT"),
+                    _changes_html(run.counts),
+                )
+                for run in runs
+            ),
+        )
+        runs_url = reverse("admin:syncing_syncrun_changelist") + f"?connection__id__exact={obj.pk}"
+        return format_html(
+            "<table><thead><tr><th>run</th><th>kind</th><th>status</th><th>when</th>"
+            '<th>changes</th></tr></thead><tbody>{}</tbody></table><p><a href="{}">All runs of '
+            "this connection</a></p>",
+            rows,
+            runs_url,
+        )
 
     def _start(self, request: HttpRequest, queryset: QuerySet[Any], **kwargs: Any) -> None:
         for connection in queryset:
@@ -733,8 +783,24 @@ class SafetyBlackoutAdmin(ScopedAdmin):
     list_filter = ["district"]
 
 
+class SyncScheduleForm(forms.ModelForm):
+    """Checks the schedule as ``schedule_save`` will, so a daily schedule without a time or a
+    cron expression beat cannot read is an error on its field, not a save that did nothing."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            schedule_validate(
+                kind=data.get("kind", ""), daily_at=data.get("daily_at"), cron=data.get("cron", "")
+            )
+        except ApplicationError as exc:
+            self.add_error(exc.details.get("field"), exc.message)
+        return data
+
+
 @admin.register(SyncSchedule)
 class SyncScheduleAdmin(ScopedAdmin):
+    form = SyncScheduleForm
     list_display = [
         "connection",
         "kind",
@@ -745,17 +811,13 @@ class SyncScheduleAdmin(ScopedAdmin):
         "full_owed_since",
     ]
     list_filter = ["kind", "paused", "district"]
-    exclude = ["webhook_secret_encrypted", "full_owed_key"]
+    # The district is the connection's (schedule_save sets it).
+    exclude = ["district", "webhook_secret_encrypted", "full_owed_key"]
     # Set by the scheduler: a scheduled full sync waiting for the connection's active run.
     readonly_fields = ["full_owed_since"]
 
     def save_model(self, request: HttpRequest, obj: SyncSchedule, form: Any, change: bool) -> None:
-        from syncing.schedules import schedule_save
-
-        try:
-            schedule_save(schedule=obj)
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
+        schedule_save(schedule=obj)  # the form ran schedule_validate
 
 
 attention_register(

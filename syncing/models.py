@@ -731,6 +731,13 @@ class ScheduleKind(models.TextChoices):
     CRON = "cron", "Cron expression"
 
 
+# Python's weekday numbers (0 = Monday), as the weekly full sync's day is stored.
+WEEKDAYS = [
+    (0, "Monday"), (1, "Tuesday"), (2, "Wednesday"), (3, "Thursday"), (4, "Friday"),
+    (5, "Saturday"), (6, "Sunday"),
+]  # fmt: skip
+
+
 class SyncSchedule(TimeStampedModel):
     """How often one connection syncs. The service turns it into django-celery-beat periodic
     tasks that it owns; admins edit this, never the beat rows."""
@@ -743,9 +750,17 @@ class SyncSchedule(TimeStampedModel):
     delta_every_minutes = models.PositiveIntegerField(default=5)
     daily_at = models.TimeField(null=True, blank=True)
     cron = models.CharField(max_length=120, blank=True)
-    # Deltas miss deletions; one full sync a week (this weekday, 0 = Monday) reconciles them.
-    weekly_full_weekday = models.PositiveSmallIntegerField(default=6)
-    weekly_full_at = models.TimeField(null=True, blank=True)
+    # Deltas miss deletions; one full sync a week (this day, at weekly_full_at, else 02:00 in
+    # the district's time zone) reconciles them.
+    weekly_full_weekday = models.PositiveSmallIntegerField(
+        "weekly full sync on", choices=WEEKDAYS, default=6
+    )
+    weekly_full_at = models.TimeField(
+        "weekly full sync at",
+        null=True,
+        blank=True,
+        help_text="In the district's time zone; 02:00 when empty. Real-time and hourly only.",
+    )
     paused = models.BooleanField(default=False)
     # HMAC key for the SIS event webhook of this connection.
     webhook_secret_encrypted = models.TextField(blank=True)

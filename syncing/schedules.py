@@ -17,7 +17,7 @@ import datetime as dt
 import json
 import logging
 import secrets
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
@@ -29,7 +29,15 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from core import encryption
 from core.errors import ApplicationError
 from core.periodic import SystemSchedule
-from syncing.models import ACTIVE_STATUSES, Mode, ScheduleKind, SyncRun, SyncSchedule, Trigger
+from syncing.models import (
+    ACTIVE_STATUSES,
+    WEEKDAYS,
+    Mode,
+    ScheduleKind,
+    SyncRun,
+    SyncSchedule,
+    Trigger,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +74,48 @@ def _name(connection_id: int, role: str) -> str:
     return f"sync:{connection_id}:{role}"
 
 
-def _crontab(expression: str, timezone_name: str) -> CrontabSchedule:
+def schedule_describe(schedule: SyncSchedule) -> str:
+    """The schedule in words, as an administrator reads it ("Daily at 05:30 (full sync)"),
+    times in the district's time zone."""
+    weekly = (
+        f"a full sync {WEEKDAYS[schedule.weekly_full_weekday][1]}s at "
+        f"{(schedule.weekly_full_at or dt.time(2, 0)):%H:%M}"
+    )
+    kind = schedule.kind
+    if kind == ScheduleKind.REALTIME:
+        text = f"Real time: SIS events, a delta every {schedule.delta_every_minutes} min, {weekly}"
+    elif kind == ScheduleKind.HOURLY:
+        text = f"Hourly delta, {weekly}"
+    elif kind == ScheduleKind.DAILY and schedule.daily_at is not None:
+        text = f"Daily at {schedule.daily_at:%H:%M} (full sync)"
+    elif kind == ScheduleKind.CRON:
+        text = f"Cron {schedule.cron} (full sync)"
+    else:
+        text = "Manual only"
+    return f"{text}; paused" if schedule.paused and kind != ScheduleKind.OFF else text
+
+
+def schedule_validate(*, kind: str, daily_at: dt.time | None, cron: str) -> None:
+    """Refuse a schedule beat could not fire: a daily one without a time, or a cron expression
+    that Celery's or croniter's parser refuses. ``details["field"]`` names the field to fix.
+    :func:`schedule_save` calls it, and so does the admin's form, so a mistake shows on the
+    field instead of after a save that did nothing."""
+    if kind == ScheduleKind.DAILY and daily_at is None:
+        raise ApplicationError(
+            "A daily schedule needs a time.", code="invalid_schedule", details={"field": "daily_at"}
+        )
+    if kind == ScheduleKind.CRON:
+        _cron_check(cron)
+
+
+def _cron_check(expression: str) -> list[str]:
+    """The expression's five fields, or an ApplicationError saying what is wrong with it."""
     parts = expression.split()
     if len(parts) != 5:
         raise ApplicationError(
             "A cron expression has five fields: minute hour day-of-month month day-of-week.",
             code="invalid_cron",
+            details={"field": "cron"},
         )
     minute, hour, day_of_month, month, day_of_week = parts
     try:
@@ -89,7 +133,14 @@ def _crontab(expression: str, timezone_name: str) -> CrontabSchedule:
             month_of_year=month,
         )
     except (ValueError, KeyError) as exc:
-        raise ApplicationError(f"Invalid cron expression: {exc}", code="invalid_cron") from None
+        raise ApplicationError(
+            f"Invalid cron expression: {exc}", code="invalid_cron", details={"field": "cron"}
+        ) from None
+    return parts
+
+
+def _crontab(expression: str, timezone_name: str) -> CrontabSchedule:
+    minute, hour, day_of_month, month, day_of_week = _cron_check(expression)
     schedule, _ = CrontabSchedule.objects.get_or_create(
         minute=minute,
         hour=hour,
@@ -122,9 +173,7 @@ def _wanted(schedule: SyncSchedule) -> dict[str, dict[str, Any]]:
         rows["hourly"] = {"crontab": _crontab("0 * * * *", tz), "mode": Mode.DELTA}
         rows["weekly-full"] = {"crontab": weekly, "mode": Mode.FULL}
     elif kind == ScheduleKind.DAILY:
-        at = schedule.daily_at
-        if at is None:
-            raise ApplicationError("A daily schedule needs a time.", code="invalid_schedule")
+        at = cast(dt.time, schedule.daily_at)  # schedule_validate refused it empty
         rows["daily"] = {"crontab": _crontab(f"{at.minute} {at.hour} * * *", tz), "mode": Mode.FULL}
     elif kind == ScheduleKind.CRON:
         rows["cron"] = {"crontab": _crontab(schedule.cron, tz), "mode": Mode.FULL}
@@ -141,6 +190,7 @@ _EDITABLE_FIELDS = [
 
 def schedule_save(*, schedule: SyncSchedule) -> SyncSchedule:
     """Save a schedule and make the beat rows match it (creating, updating, removing)."""
+    schedule_validate(kind=schedule.kind, daily_at=schedule.daily_at, cron=schedule.cron)
     with transaction.atomic():
         schedule.district_id = schedule.connection.district_id
         if not schedule.webhook_secret_encrypted:

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
-from attendance.models import Student
+from attendance.models import MembershipRole, Student
 from syncing.models import (
     Conflict,
     QuarantinedRecord,
@@ -21,7 +21,7 @@ from syncing.models import (
 )
 from syncing.schedules import schedule_save, scheduled_sync_start
 from syncing.webhooks import signed_headers
-from tests.factories import UserFactory
+from tests.factories import MembershipFactory, UserFactory
 from tests.syncing.helpers import sync
 
 
@@ -167,3 +167,89 @@ def test_the_event_webhook_needs_the_connection_signature(client, connection, so
     assert run.status == RunStatus.COMPLETED_WITH_QUARANTINE
     parked = QuarantinedRecord.objects.get(run=run)
     assert (parked.entity, parked.source_id) == ("enrollment", "enr-3"), parked.message
+
+
+def test_the_schedule_form_refuses_what_beat_could_not_fire_on_its_field(client, connection):
+    user = UserFactory()
+    MembershipFactory(user=user, district=connection.district, role=MembershipRole.DISTRICT_ADMIN)
+    client.force_login(user)
+    url = reverse("admin:syncing_syncschedule_add")
+    form = {
+        "connection": connection.pk, "kind": "cron", "delta_every_minutes": 5, "daily_at": "",
+        "cron": "every night", "weekly_full_weekday": 6, "weekly_full_at": "",
+    }  # fmt: skip
+
+    def errors(**changes):
+        page = client.post(url, {**form, **changes})
+        assert page.status_code == 200  # the form again, nothing saved
+        return {name: list(errs) for name, errs in page.context["adminform"].form.errors.items()}
+
+    assert errors() == {
+        "cron": ["A cron expression has five fields: minute hour day-of-month month day-of-week."]
+    }
+    assert list(errors(cron="0 25 * * *")) == ["cron"]  # no 25th hour
+    assert errors(kind="daily") == {"daily_at": ["A daily schedule needs a time."]}
+    assert list(errors(kind="hourly", weekly_full_weekday=9)) == ["weekly_full_weekday"]
+    assert (
+        not SyncSchedule.objects.exists()
+        and not PeriodicTask.objects.filter(name__startswith=f"sync:{connection.pk}:").exists()
+    )
+
+    saved = client.post(url, {**form, "kind": "daily", "daily_at": "05:30"})
+    assert saved.status_code == 302
+    schedule = SyncSchedule.objects.get()
+    assert schedule.district_id == connection.district_id  # from the connection
+    task = PeriodicTask.objects.get(name=f"sync:{connection.pk}:daily")
+    assert (task.crontab.hour, task.crontab.minute) == ("5", "30")
+
+
+def test_a_connections_page_says_how_it_is_scheduled_and_lists_its_recent_runs(
+    client, superuser, connection
+):
+    client.force_login(superuser)
+    page_url = reverse("admin:syncing_syncconnection_change", args=[connection.pk])
+    add_url = reverse("admin:syncing_syncschedule_add") + f"?connection={connection.pk}"
+    page = client.get(page_url).text
+    assert f'Manual only (<a href="{add_url}">add a schedule</a>)' in page
+    assert "None yet." in page
+
+    schedule = schedule_save(
+        schedule=SyncSchedule(
+            connection=connection, kind=ScheduleKind.REALTIME, delta_every_minutes=10,
+            weekly_full_weekday=5, weekly_full_at=dt.time(3, 15),
+        )
+    )  # fmt: skip
+    runs = [
+        SyncRun.objects.create(
+            district=connection.district,
+            connection=connection,
+            mode="full",
+            trigger="schedule",
+            status=status,
+            counts={"student": {"create": 12}},
+        )  # fmt: skip
+        for status in (RunStatus.COMPLETED, RunStatus.FAILED)
+    ]
+    page = client.get(page_url).text
+    schedule_url = reverse("admin:syncing_syncschedule_change", args=[schedule.pk])
+    assert (
+        f'<a href="{schedule_url}">Real time: SIS events, a delta every 10 min, a full sync '
+        "Saturdays at 03:15</a>"
+    ) in page
+    recent = page.split("<th>changes</th>", 1)[1]
+    # Newest first, each linking to its page, with its status and changes.
+    first, second = (
+        recent.index(reverse("admin:syncing_syncrun_change", args=[run.pk]))
+        for run in reversed(runs)
+    )
+    assert first < second
+    assert "Failed</strong>" in recent and "12 created" in recent
+    listing = client.get(reverse("admin:syncing_syncconnection_changelist")).text
+    assert "Real time: SIS events" in listing
+
+    SyncSchedule.objects.filter(pk=schedule.pk).update(
+        kind=ScheduleKind.DAILY, daily_at=dt.time(5, 30), paused=True
+    )
+    assert f'<a href="{schedule_url}">Daily at 05:30 (full sync); paused</a>' in (
+        client.get(page_url).text
+    )
