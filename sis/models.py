@@ -57,6 +57,7 @@ class SISConnection(TimeStampedModel):
 
     class Meta:
         ordering = ["district_id", "name"]
+        verbose_name = "SIS connection"
         constraints = [
             models.UniqueConstraint(
                 fields=["district", "name"], name="sisconnection_unique_name_per_district"
@@ -115,6 +116,7 @@ class CSVBundle(models.Model):
 
     class Meta:
         ordering = ["-uploaded_at"]
+        verbose_name = "CSV bundle"
 
     def __str__(self) -> str:
         return self.file.name or ""

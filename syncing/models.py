@@ -638,6 +638,7 @@ class WriteBackItem(TimeStampedModel):
     sis_value = models.JSONField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "write-back item"
         constraints = [
             models.UniqueConstraint(
                 fields=["connection", "entity", "object_id", "target"], name="writeback_unique"
