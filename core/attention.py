@@ -6,12 +6,16 @@ Each entry names a model and the changelist query parameters that select the row
 someone — held sync runs, open conflicts, messages that could not be delivered. The count shown
 is what the entry's link opens: the model admin's own queryset for this user (their district or
 school scoping included), narrowed by the same parameters the changelist will apply.
+
+State kept outside the database (the gateway's circuit breakers, in Redis) comes from a
+*source* instead: a function of the request that returns its lines itself
+(:func:`attention_register_source`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -49,15 +53,14 @@ class Attention:
 
 
 @dataclass(frozen=True)
-class AttentionCount:
-    attention: Attention
-    count: int
-    url: str
-    oldest: dt.datetime | None
+class AttentionLine:
+    """One line of the panel: "<count> <label>", linking to those rows."""
 
-    @property
-    def label(self) -> str:
-        return self.attention.singular if self.count == 1 else self.attention.plural
+    level: Level
+    count: int
+    label: str  # already singular or plural for the count
+    url: str
+    oldest: dt.datetime | None = None
 
     @property
     def oldest_age(self) -> str:
@@ -69,7 +72,11 @@ class AttentionCount:
         return f"{timesince(self.oldest)} ago"
 
 
+AttentionSource = Callable[[HttpRequest], Iterable[AttentionLine]]
+
+
 _REGISTERED: list[Attention] = []
+_SOURCES: list[AttentionSource] = []
 
 
 def attention_register(*entries: Attention) -> None:
@@ -79,15 +86,23 @@ def attention_register(*entries: Attention) -> None:
             _REGISTERED.append(entry)
 
 
-def attention_counts(
+def attention_register_source(source: AttentionSource) -> AttentionSource:
+    """Add a function that returns its own lines for a request (only those worth showing: it
+    decides what the user may see). Usable as a decorator."""
+    if source not in _SOURCES:
+        _SOURCES.append(source)
+    return source
+
+
+def attention_lines(
     request: HttpRequest, *, site: admin.AdminSite | None = None, include_empty: bool = False
-) -> list[AttentionCount]:
-    """The registered entries this user may see that have rows, errors first. One aggregate
-    query per entry the user's admin can view; nothing for models they cannot.
+) -> list[AttentionLine]:
+    """The panel's lines for this user, errors first: each registered entry whose model admin
+    the user may view and that has rows (one aggregate query each), then each source's lines.
     ``include_empty`` keeps the entries with no rows (to check every link opens its list)."""
     site = site or admin.site
     now = timezone.now().replace(second=0, microsecond=0)  # a stable, readable link
-    found: list[AttentionCount] = []
+    lines: list[AttentionLine] = []
     for entry in _REGISTERED:
         model_admin = site._registry.get(entry.model)
         if model_admin is None or not model_admin.has_view_permission(request):
@@ -97,23 +112,27 @@ def attention_counts(
             params[f"{entry.date_field}__gte"] = (now - entry.recent).isoformat()
         queryset = _changelist_rows(model_admin, request, params)
         totals = queryset.aggregate(count=Count("pk"), oldest=Min(entry.date_field))
-        if not totals["count"] and not include_empty:
+        count = totals["count"]
+        if not count and not include_empty:
             continue
         opts = entry.model._meta
         url = reverse(
             f"{site.name}:{opts.app_label}_{opts.model_name}_changelist",
             current_app=site.name,
         )
-        found.append(
-            AttentionCount(
-                attention=entry,
-                count=totals["count"],
+        lines.append(
+            AttentionLine(
+                level=entry.level,
+                count=count,
+                label=entry.singular if count == 1 else entry.plural,
                 url=f"{url}?{urlencode(params)}",
                 oldest=totals["oldest"] if entry.show_oldest else None,
             )
         )
-    found.sort(key=lambda item: item.attention.level != "error")
-    return found
+    for source in _SOURCES:
+        lines.extend(source(request))
+    lines.sort(key=lambda line: line.level != "error")
+    return lines
 
 
 def _changelist_rows(

@@ -22,7 +22,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from attendance.models import Membership, MembershipRole
-from gateway.breaker import breaker_force_open, breaker_reset, breaker_snapshot_read
+from core.attention import AttentionLine, attention_register_source
+from gateway.breaker import OPEN, breaker_force_open, breaker_reset, breaker_snapshot_read
 from gateway.limiter import limiter_state_read
 from gateway.redis_state import RedisUnavailable
 from gateway.registry import RouteInfo, route_get, routes_list
@@ -140,6 +141,35 @@ def route_action_view(request: HttpRequest, name: str, action: str) -> HttpRespo
     else:
         messages.success(request, done.format(name=name))
     return HttpResponseRedirect(reverse("admin:gateway_route", args=[name]))
+
+
+@attention_register_source
+def _refusing_routes(request: HttpRequest) -> list[AttentionLine]:
+    """The home page's line for routes whose breaker is open (forced open included): every
+    call on them is refused until it closes, so syncs or messages through them fail."""
+    if not may_view_routes(request):
+        return []
+    districts = _admin_districts(request)
+    try:
+        refusing = sum(
+            1
+            for info in routes_list()
+            if _visible(info, districts) and breaker_snapshot_read(info.route)[0].state == OPEN
+        )
+    except RedisUnavailable:
+        return []  # the routes page says so, and /readyz reports Redis
+    if not refusing:
+        return []
+    label = (
+        "outbound route refusing calls (circuit breaker open)"
+        if refusing == 1
+        else "outbound routes refusing calls (circuit breakers open)"
+    )
+    return [
+        AttentionLine(
+            level="error", count=refusing, label=label, url=reverse("admin:gateway_routes")
+        )
+    ]
 
 
 # -- wiring into the default admin site --------------------------------------------------------

@@ -17,6 +17,22 @@ def _clear_cache() -> None:
     cache.delete_pattern("*")  # type: ignore[attr-defined]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_gateway_state_from_earlier_runs():
+    """Route registry, breakers and limiters live in Redis under their own prefix, which the
+    cache clearing below leaves alone (tests of one run use unique route names). What an
+    earlier run left would show in this one's admin pages: an open breaker of a route whose
+    district id a new test database hands out again."""
+    from gateway.redis_state import key_prefix, run
+
+    def forget(client):
+        keys = list(client.scan_iter(match=f"{key_prefix()}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+    run(forget)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Each test starts with an empty shared cache (rate limits, locks, delivery counters)."""

@@ -6,11 +6,11 @@ from typing import Any
 
 from django import template
 
-from core.attention import AttentionCount, attention_counts
+from core.attention import AttentionLine, attention_lines
 
 register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def needs_attention(context: dict[str, Any]) -> list[AttentionCount]:
-    return attention_counts(context["request"])
+def needs_attention(context: dict[str, Any]) -> list[AttentionLine]:
+    return attention_lines(context["request"])

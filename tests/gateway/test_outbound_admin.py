@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from attendance.models import MembershipRole
-from gateway.breaker import breaker_for
+from gateway.breaker import breaker_for, breaker_force_open, breaker_reset
 from gateway.client import Route, RoutePolicy, request, route_block
 from gateway.errors import CircuitOpen, UpstreamUnavailable
 from tests.factories import DistrictFactory, MembershipFactory, UserFactory
@@ -95,3 +95,22 @@ def test_other_staff_are_refused(client, server):
     assert (
         reverse("admin:gateway_routes") not in client.get(reverse("admin:index")).content.decode()
     )
+
+
+def test_the_home_page_counts_the_routes_refusing_calls_the_admin_may_see(client, server):
+    district = DistrictFactory()
+    mine = _failing_route(server, district_id=district.pk)
+    theirs = _failing_route(server, district_id=DistrictFactory().pk)
+    breaker_force_open(theirs)  # another district's: not counted
+    membership = MembershipFactory(district=district, role=MembershipRole.DISTRICT_ADMIN)
+    client.force_login(membership.user)
+    line = (
+        f'<a href="{reverse("admin:gateway_routes")}">1 outbound route refusing calls '
+        "(circuit breaker open)</a>"
+    )
+    assert line not in client.get(reverse("admin:index")).content.decode()
+
+    breaker_force_open(mine)
+    assert line in client.get(reverse("admin:index")).content.decode()
+    breaker_reset(mine)
+    assert line not in client.get(reverse("admin:index")).content.decode()

@@ -3,15 +3,33 @@ notice compose → audience → send → progress → cancel, and district scopi
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from attendance.models import AttendanceStatus, MembershipRole
 from attendance.services import attendance_record
-from notifications.models import BulkNotice, BulkNoticeState, Delivery, Notification, Template
+from notifications.models import (
+    BulkNotice,
+    BulkNoticeState,
+    Category,
+    Delivery,
+    DeliveryStatus,
+    Notification,
+    Template,
+)
 from notifications.services import planning, sending
 from notifications.services.events import attendance_change_handle
-from tests.factories import DistrictFactory, MembershipFactory, UserFactory
+from tests.admin_pages import attention_panel, changelist_count
+from tests.factories import (
+    DistrictFactory,
+    GuardianFactory,
+    MembershipFactory,
+    SchoolFactory,
+    UserFactory,
+)
 
 from .conftest import NOW, TODAY
 
@@ -118,3 +136,42 @@ def test_bulk_notice_compose_count_send_and_cancel(
     notice.refresh_from_db()
     assert notice.state == BulkNoticeState.CANCELLED
     assert refresh not in client.get(detail).content.decode()
+
+
+def test_the_home_page_counts_undelivered_messages_for_a_day_and_unknown_ones_until_settled(
+    client, categories
+):
+    school = SchoolFactory()
+    district = school.district
+    guardian = GuardianFactory(district=district)
+    category = categories[Category.GENERAL]
+
+    def delivery(status, *, hours_ago=0):
+        notification = Notification.objects.create(
+            event_key=f"e-{Notification.objects.count()}", district=district, school=school,
+            guardian=guardian, category=category,
+        )  # fmt: skip
+        made = Delivery.objects.create(
+            notification=notification, channel="sms", to="+15555550100", body="Hello",
+            provider="twilio", status=status, idempotency_key=notification.event_key,
+        )  # fmt: skip
+        Delivery.objects.filter(pk=made.pk).update(
+            updated_at=timezone.now() - dt.timedelta(hours=hours_ago)
+        )
+
+    delivery(DeliveryStatus.FAILED, hours_ago=1)
+    delivery(DeliveryStatus.BOUNCED, hours_ago=5)
+    delivery(DeliveryStatus.UNDELIVERED, hours_ago=30)  # yesterday's news
+    delivery(DeliveryStatus.DELIVERED)
+    delivery(DeliveryStatus.UNKNOWN, hours_ago=50)
+    user = UserFactory()
+    MembershipFactory(user=user, district=district, role=MembershipRole.DISTRICT_ADMIN)
+    client.force_login(user)
+
+    lines = attention_panel(client)
+    assert set(lines) == {
+        "2 messages not delivered in the last 24 hours",
+        "1 message whose fate is unknown (never resent blindly)",
+    }
+    for text, rows in lines.items():
+        assert changelist_count(client, rows) == int(text.split()[0])
