@@ -55,7 +55,11 @@ from syncing.models import (
 )
 from syncing.retention import details_kept_until
 from syncing.schedules import schedule_describe, schedule_save, schedule_validate
-from syncing.selectors import connections_by_latest_status, run_change_totals
+from syncing.selectors import (
+    connections_by_latest_status,
+    connections_sync_overdue,
+    run_change_totals,
+)
 from syncing.services import (
     conflict_resolve,
     identity_match_confirm,
@@ -436,12 +440,26 @@ class LatestRunFilter(admin.SimpleListFilter):
         return queryset
 
 
+class SyncOverdueFilter(admin.SimpleListFilter):
+    """Connections whose schedule runs but that have not synced successfully since its firing
+    before last (the home page's "scheduled syncs stopped succeeding" link)."""
+
+    title = "scheduled syncs"
+    parameter_name = "overdue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Overdue: no success since the firing before last")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return connections_sync_overdue(queryset) if self.value() == "yes" else queryset
+
+
 @admin.register(SyncConnection)
 class SyncConnectionAdmin(ScopedAdmin):
     """The SIS connections, with "Sync now" (the connection itself is edited in the SIS app)."""
 
     list_display = ["name", "district", "provider", "enabled", "schedule", "last_run"]
-    list_filter = ["district", "provider", "enabled", LatestRunFilter]
+    list_filter = ["district", "provider", "enabled", LatestRunFilter, SyncOverdueFilter]
     list_select_related = ["district", "sync_schedule"]
     fields = ["name", "district", "provider", "enabled", "schedule", "recent_runs"]
     readonly_fields = fields
@@ -834,6 +852,13 @@ attention_register(
         singular="connection whose latest sync failed",
         plural="connections whose latest sync failed",
         params={LatestRunFilter.parameter_name: RunStatus.FAILED},
+        level="error",
+    ),
+    Attention(
+        model=SyncConnection,
+        singular="connection whose scheduled syncs stopped succeeding",
+        plural="connections whose scheduled syncs stopped succeeding",
+        params={SyncOverdueFilter.parameter_name: "yes"},
         level="error",
     ),
     Attention(

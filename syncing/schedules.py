@@ -95,6 +95,31 @@ def schedule_describe(schedule: SyncSchedule) -> str:
     return f"{text}; paused" if schedule.paused and kind != ScheduleKind.OFF else text
 
 
+def schedule_firing_before_last(schedule: SyncSchedule, now: dt.datetime) -> dt.datetime | None:
+    """When the schedule fired before its latest firing (``None`` when it is off): a run started
+    then has had a whole period to finish, so a connection with no successful sync since is
+    overdue (``syncing.selectors.connections_sync_overdue``). Real time: two delta intervals
+    ago; otherwise the crontab's second firing back, in the district's time zone."""
+    kind = schedule.kind
+    if kind == ScheduleKind.REALTIME:
+        return now - 2 * dt.timedelta(minutes=max(1, schedule.delta_every_minutes))
+    if kind == ScheduleKind.HOURLY:
+        expression = "0 * * * *"
+    elif kind == ScheduleKind.DAILY and schedule.daily_at is not None:
+        expression = f"{schedule.daily_at.minute} {schedule.daily_at.hour} * * *"
+    elif kind == ScheduleKind.CRON and schedule.cron:
+        expression = schedule.cron
+    else:
+        return None
+    from croniter import croniter
+
+    # A second on, as in _slot: croniter excludes its start, and a firing at ``now`` is the latest.
+    local = now.astimezone(ZoneInfo(schedule.district.timezone)) + dt.timedelta(seconds=1)
+    firings = croniter(expression, local)
+    firings.get_prev(dt.datetime)
+    return cast(dt.datetime, firings.get_prev(dt.datetime))
+
+
 def schedule_validate(*, kind: str, daily_at: dt.time | None, cron: str) -> None:
     """Refuse a schedule beat could not fire: a daily one without a time, or a cron expression
     that Celery's or croniter's parser refuses. ``details["field"]`` names the field to fix.

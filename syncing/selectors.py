@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
+from django.utils import timezone
 
-from syncing.models import Conflict, ConflictStatus, SyncChange, SyncRun
+from syncing.models import (
+    Conflict,
+    ConflictStatus,
+    Mode,
+    RunStatus,
+    ScheduleKind,
+    SyncChange,
+    SyncRun,
+    SyncSchedule,
+)
+from syncing.schedules import schedule_firing_before_last
+
+# A run is created when beat fires; a worker's clock may read a little earlier than beat's.
+OVERDUE_GRACE = dt.timedelta(minutes=5)
 
 
 def connection_find(value: str, *, district: str | None = None) -> Any:
@@ -75,3 +90,40 @@ def connections_by_latest_status(connections: QuerySet[Any], status: str | None)
     if status is None:
         return connections.filter(latest_status__isnull=True)
     return connections.filter(latest_status=status)
+
+
+def connections_sync_overdue(
+    connections: QuerySet[Any], *, now: dt.datetime | None = None
+) -> QuerySet[Any]:
+    """The enabled connections with a running schedule but no successful full or delta sync
+    since the schedule's firing before last: beat not running, every run failing or held, or
+    runs that never finish. A schedule changed since then is given its time (it may not have
+    fired twice yet); targeted runs and dry runs do not count as syncs."""
+    now = now or timezone.now()
+    schedules = list(
+        SyncSchedule.objects.filter(
+            connection__in=connections, paused=False, connection__enabled=True
+        )
+        .exclude(kind=ScheduleKind.OFF)
+        .select_related("district")
+    )
+    succeeded = dict(
+        SyncRun.objects.filter(
+            connection_id__in=[schedule.connection_id for schedule in schedules],
+            status__in=[RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_QUARANTINE],
+            mode__in=[Mode.FULL, Mode.DELTA],
+            dry_run=False,
+        )
+        .values("connection_id")
+        .annotate(latest=Max("created_at"))
+        .values_list("connection_id", "latest")
+    )
+    overdue = []
+    for schedule in schedules:
+        due = schedule_firing_before_last(schedule, now)
+        if due is None or schedule.updated_at > due - OVERDUE_GRACE:
+            continue
+        latest = succeeded.get(schedule.connection_id)
+        if latest is None or latest < due - OVERDUE_GRACE:
+            overdue.append(schedule.connection_id)
+    return connections.filter(pk__in=overdue)
