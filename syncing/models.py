@@ -749,8 +749,15 @@ class SyncSchedule(TimeStampedModel):
     )
     kind = models.CharField(max_length=10, choices=ScheduleKind.choices, default=ScheduleKind.OFF)
     delta_every_minutes = models.PositiveIntegerField(default=5)
-    daily_at = models.TimeField(null=True, blank=True)
-    cron = models.CharField(max_length=120, blank=True)
+    daily_at = models.TimeField(
+        null=True, blank=True, help_text="In the district's time zone. Daily schedules only."
+    )
+    cron = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="Minute hour day-of-month month day-of-week, in the district's time zone "
+        "(e.g. 30 5 * * 1-5: weekdays at 05:30). Cron schedules only.",
+    )
     # Deltas miss deletions; one full sync a week (this day, at weekly_full_at, else 02:00 in
     # the district's time zone) reconciles them.
     weekly_full_weekday = models.PositiveSmallIntegerField(
