@@ -244,6 +244,14 @@ class ScopedAdmin(SimpleHistoryAdmin):
                 (label, self._object_url(obj, "do", name))
                 for name, label in self._object_buttons(request, obj).items()
             ]
+            if not context["adminform"].form.fields and not any(
+                inline.has_add_permission
+                or inline.has_change_permission
+                or inline.has_delete_permission
+                for inline in context["inline_admin_formsets"]
+            ):
+                # Every field read-only (a connection's sync page): no Save that saves nothing.
+                context.update(show_save=False, show_save_and_continue=False)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def formfield_for_foreignkey(

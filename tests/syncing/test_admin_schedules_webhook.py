@@ -253,3 +253,14 @@ def test_a_connections_page_says_how_it_is_scheduled_and_lists_its_recent_runs(
     assert f'<a href="{schedule_url}">Daily at 05:30 (full sync); paused</a>' in (
         client.get(page_url).text
     )
+
+
+def test_a_page_with_nothing_to_edit_offers_its_buttons_and_no_save(client, superuser, connection):
+    client.force_login(superuser)
+    page = client.get(reverse("admin:syncing_syncconnection_change", args=[connection.pk])).text
+    assert ">Sync now (full)</button>" in page
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
+    # A page with a field to change keeps its Save.
+    schedule = schedule_save(schedule=SyncSchedule(connection=connection, kind=ScheduleKind.HOURLY))
+    page = client.get(reverse("admin:syncing_syncschedule_change", args=[schedule.pk])).text
+    assert 'name="_save"' in page
