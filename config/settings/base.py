@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "oauth2_provider",
     "django_celery_beat",
     "simple_history",
@@ -179,6 +180,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Rosters, attendance, syncs and notifications for integrators.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The documentation pages load Swagger UI and ReDoc from our static files, not a CDN: no
+    # third-party request from our pages, and the docs work where the CDN is unreachable.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery ------------------------------------------------------------------------------------
