@@ -11,14 +11,20 @@ Per-connection sync schedules are owned by the sync engine, not by this module.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from importlib import import_module
 
 from django.apps import apps
 from django.db import transaction
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.module_loading import module_has_submodule
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+from core.attention import AttentionLine, attention_register_source
 
 PREFIX = "system:"
 
@@ -97,3 +103,44 @@ def schedules_install(*, schedules: list[SystemSchedule] | None = None) -> dict[
             PeriodicTask.objects.filter(name__startswith=PREFIX).exclude(name__in=wanted).delete()
         )
     return {"created": created, "updated": updated, "deleted": deleted}
+
+
+#: How late beat may be before the home page says so: its database scheduler writes a task's
+#: ``last_run_at`` back every few minutes, so a minute's task can look a few minutes old.
+BEAT_SILENT_AFTER = dt.timedelta(minutes=15)
+
+
+def system_tasks_overdue(*, now: dt.datetime | None = None) -> list[PeriodicTask]:
+    """The enabled system interval tasks that beat has not sent for three intervals and at
+    least :data:`BEAT_SILENT_AFTER` (never sent: since they were installed or changed). When
+    the minute tasks are here, no beat process is running (or it lost its database)."""
+    now = now or timezone.now()
+    overdue = []
+    for task in PeriodicTask.objects.filter(
+        name__startswith=PREFIX, enabled=True, interval__isnull=False
+    ).select_related("interval"):
+        interval = task.interval
+        if interval is None:  # filtered out above; for the type checker
+            continue
+        every = dt.timedelta(**{interval.period: interval.every})
+        last = task.last_run_at or task.date_changed
+        if last < now - max(BEAT_SILENT_AFTER, 3 * every):
+            overdue.append(task)
+    return overdue
+
+
+@attention_register_source
+def _beat_silent(request: HttpRequest) -> list[AttentionLine]:
+    """The home page's line for superusers (who run the processes) when beat has gone quiet."""
+    if not request.user.is_superuser:
+        return []
+    overdue = len(system_tasks_overdue())
+    if not overdue:
+        return []
+    label = "periodic task{} celery beat has not sent on time (is exactly one beat running?)"
+    url = reverse("admin:django_celery_beat_periodictask_changelist") + "?enabled__exact=1"
+    return [
+        AttentionLine(
+            level="error", count=overdue, label=label.format("" if overdue == 1 else "s"), url=url
+        )
+    ]

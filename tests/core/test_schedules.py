@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from attendance.models import MembershipRole
 from core.periodic import SystemSchedule, discover, schedules_install
+from tests.admin_pages import attention_panel, changelist_count
+from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -60,3 +66,30 @@ def test_every_discovered_schedule_names_a_registered_task():
     app.loader.import_default_modules()
     for schedule in discover():
         assert schedule.task in app.tasks, schedule.task
+
+
+def test_the_home_page_tells_superusers_when_beat_stopped_sending_the_minute_tasks(client):
+    minute = SystemSchedule(name="minute", task="core.ping", every_seconds=60)
+    schedules_install(schedules=[minute, NIGHTLY])
+    now = timezone.now()
+    rows = PeriodicTask.objects.filter(name="system:minute")
+    rows.update(last_run_at=now - dt.timedelta(minutes=20))
+    PeriodicTask.objects.filter(name="system:nightly").update(
+        last_run_at=now - dt.timedelta(hours=20)  # a crontab's rhythm is not judged
+    )
+    client.force_login(UserFactory(is_superuser=True))
+    line = "1 periodic task celery beat has not sent on time (is exactly one beat running?)"
+    lines = attention_panel(client)
+    assert line in lines
+    assert changelist_count(client, lines[line]) == 2  # the enabled rows, to look at
+    rows.update(last_run_at=now - dt.timedelta(minutes=2))  # beat writes it back lazily
+    assert line not in attention_panel(client)
+    rows.update(last_run_at=None, date_changed=now - dt.timedelta(minutes=30))  # never sent
+    assert line in attention_panel(client)
+    rows.update(enabled=False)  # paused by an admin: not late
+    assert line not in attention_panel(client)
+
+    rows.update(enabled=True)
+    admin_of_a_district = MembershipFactory(role=MembershipRole.DISTRICT_ADMIN).user
+    client.force_login(admin_of_a_district)
+    assert line not in attention_panel(client)  # only those who run the processes
