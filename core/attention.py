@@ -15,6 +15,7 @@ State kept outside the database (the gateway's circuit breakers, in Redis) comes
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,6 +30,8 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 Level = Literal["error", "warning"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class AttentionLine:
     """One line of the panel: "<count> <label>", linking to those rows."""
 
     level: Level
-    count: int
+    count: int | None  # None: the line says it could not count
     label: str  # already singular or plural for the count
     url: str
     oldest: dt.datetime | None = None
@@ -99,7 +102,11 @@ def attention_lines(
 ) -> list[AttentionLine]:
     """The panel's lines for this user, errors first: each registered entry whose model admin
     the user may view and that has rows (one aggregate query each), then each source's lines.
-    ``include_empty`` keeps the entries with no rows (to check every link opens its list)."""
+    ``include_empty`` keeps the entries with no rows (to check every link opens its list).
+
+    A count or a source that fails becomes a line saying so (and a logged exception): the home
+    page is every administrator's way in, and one broken count must neither take it down nor
+    quietly drop what it should have shown."""
     site = site or admin.site
     now = timezone.now().replace(second=0, microsecond=0)  # a stable, readable link
     lines: list[AttentionLine] = []
@@ -107,32 +114,50 @@ def attention_lines(
         model_admin = site._registry.get(entry.model)
         if model_admin is None or not model_admin.has_view_permission(request):
             continue
-        params = dict(entry.params)
-        if entry.recent is not None:
-            params[f"{entry.date_field}__gte"] = (now - entry.recent).isoformat()
-        queryset = _changelist_rows(model_admin, request, params)
-        totals = queryset.aggregate(count=Count("pk"), oldest=Min(entry.date_field))
-        count = totals["count"]
-        if not count and not include_empty:
-            continue
         opts = entry.model._meta
         url = reverse(
             f"{site.name}:{opts.app_label}_{opts.model_name}_changelist",
             current_app=site.name,
         )
-        lines.append(
-            AttentionLine(
-                level=entry.level,
-                count=count,
-                label=entry.singular if count == 1 else entry.plural,
-                url=f"{url}?{urlencode(params)}",
-                oldest=totals["oldest"] if entry.show_oldest else None,
-            )
-        )
+        try:
+            line = _entry_line(entry, model_admin, request, url, now)
+        except Exception:  # the home page must render: see the docstring
+            logger.exception("attention count failed", extra={"line": entry.plural})
+            label = f"{entry.plural}: could not count (see the logs)"
+            line = AttentionLine(level="error", count=None, label=label, url=url)
+        if line.count != 0 or include_empty:  # None: it could not count
+            lines.append(line)
     for source in _SOURCES:
-        lines.extend(source(request))
+        try:
+            lines.extend(source(request))
+        except Exception:  # the home page must render: see the docstring
+            logger.exception("attention source failed", extra={"source": source.__name__})
+            lines.append(AttentionLine("error", None, "one check could not run (see the logs)", ""))
     lines.sort(key=lambda line: line.level != "error")
     return lines
+
+
+def _entry_line(
+    entry: Attention,
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    url: str,
+    now: dt.datetime,
+) -> AttentionLine:
+    """One entry's line: its rows counted as its changelist will list them."""
+    params = dict(entry.params)
+    if entry.recent is not None:
+        params[f"{entry.date_field}__gte"] = (now - entry.recent).isoformat()
+    queryset = _changelist_rows(model_admin, request, params)
+    totals = queryset.aggregate(count=Count("pk"), oldest=Min(entry.date_field))
+    count = totals["count"]
+    return AttentionLine(
+        level=entry.level,
+        count=count,
+        label=entry.singular if count == 1 else entry.plural,
+        url=f"{url}?{urlencode(params)}",
+        oldest=totals["oldest"] if entry.show_oldest else None,
+    )
 
 
 def _changelist_rows(

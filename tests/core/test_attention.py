@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from attendance.models import MembershipRole
-from core.attention import attention_lines
+from core.attention import Attention, attention_lines
 from sis.models import SISConnection
 from syncing.models import Conflict, ConflictStatus, RunStatus, SourceLink, SyncRun
 from tests.admin_pages import attention_panel, changelist_count
@@ -133,3 +133,29 @@ def test_every_line_links_to_a_list_that_takes_its_filter(client):
     for line in entries:
         if "/gateway/routes/" not in line.url:  # a source's line, not a changelist's
             assert changelist_count(client, line.url) == 0, line.label
+
+
+def test_a_count_or_check_that_fails_is_a_line_not_a_broken_home_page(client, monkeypatch, caplog):
+    from core import attention
+
+    broken = Attention(
+        model=Conflict, singular="broken thing", plural="broken things",
+        params={"no_such_field__exact": "1"},
+    )  # fmt: skip
+
+    def failing_check(request):
+        raise ConnectionError("state store unreachable")
+
+    monkeypatch.setattr(attention, "_REGISTERED", [broken, *attention._REGISTERED])
+    monkeypatch.setattr(attention, "_SOURCES", [failing_check])
+    district = DistrictFactory()
+    _conflict(district)
+    _login_district_admin(client, district)
+
+    page = client.get(reverse("admin:index"))
+    assert page.status_code == 200
+    assert "broken things: could not count (see the logs)" in page.text
+    assert "one check could not run (see the logs)" in page.text
+    assert "1 conflict to decide" in page.text  # the rest still counted
+    failures = {r.getMessage() for r in caplog.records if r.name == "core.attention"}
+    assert failures == {"attention count failed", "attention source failed"}
