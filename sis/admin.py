@@ -77,6 +77,7 @@ class SISConnectionAdmin(ScopedAdmin):
     list_filter = ["provider", "vendor", "enabled"]
     search_fields = ["name", "district__name"]
     actions = ["test_connection"]
+    object_actions = {"test_connection": "Test the connection"}
     history_list_display = ["provider", "enabled"]
 
     def save_model(self, request: HttpRequest, obj: SISConnection, form: Any, change: bool) -> None:

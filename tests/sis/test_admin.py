@@ -79,3 +79,18 @@ def test_the_test_action_reports_counts(superuser_client, ps_sandbox):
     )
     text = response.content.decode()
     assert "Sandbox: OK" in text and "student: 200" in text
+
+
+@pytest.mark.django_db
+def test_a_connections_page_tests_it_with_a_button(superuser_client, ps_sandbox):
+    connection = services.sis_connection_create(
+        district=DistrictFactory(), name="Sandbox", provider="powerschool",
+        base_url=ps_sandbox.base_url, client_id=ps_sandbox.client_id,
+        client_secret=ps_sandbox.client_secret,
+    )  # fmt: skip
+    page_url = reverse("admin:sis_sisconnection_change", args=[connection.pk])
+    button = reverse("admin:sis_sisconnection_do", args=[connection.pk, "test_connection"])
+    assert f'formaction="{button}"' in superuser_client.get(page_url).content.decode()
+    response = superuser_client.post(button, follow=True)
+    assert response.redirect_chain[-1][0] == page_url
+    assert "Sandbox: OK" in response.content.decode()
