@@ -139,6 +139,12 @@ def _status_html(run: SyncRun) -> SafeString:
     return format_html('<strong style="color:{}">{}</strong>', colour, run.get_status_display())
 
 
+def _run_kind(run: SyncRun) -> str:
+    """ "Full, schedule", "Delta, SIS event", "Full (dry run), administrator"."""
+    dry = " (dry run)" if run.dry_run else ""
+    return f"{run.get_mode_display()}{dry}, {run.get_trigger_display().lower()}"
+
+
 def _changes_html(counts: dict[str, dict[str, int]]) -> str:
     """A run's changes summed per action, short enough for a list ("7,399 created, 12
     updated"); the per-entity counts are in the tooltip and on the run's page."""
@@ -224,8 +230,7 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
     list_display = [
         "id",
         "connection",
-        "mode",
-        "trigger",
+        "kind",
         "status_badge",
         "progress_bar",
         "counts_summary",
@@ -293,6 +298,10 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
     @admin.display(description="status")
     def status_badge(self, obj: SyncRun) -> str:
         return _status_html(obj)
+
+    @admin.display(description="kind", ordering="mode")
+    def kind(self, obj: SyncRun) -> str:
+        return _run_kind(obj)
 
     @admin.display(description="workers")
     def workers(self, obj: SyncRun) -> str:
@@ -502,8 +511,7 @@ class SyncConnectionAdmin(ScopedAdmin):
             (
                 (
                     _run_link(run),
-                    f"{run.get_mode_display()}{' (dry run)' if run.dry_run else ''}, "
-                    f"{run.get_trigger_display().lower()}",
+                    _run_kind(run),
                     _status_html(run),
                     date_format(timezone.localtime(run.created_at), "DATETIME_FORMAT"),
                     _changes_html(run.counts),

@@ -107,7 +107,8 @@ def test_the_run_list_says_where_a_running_run_is(client, connection):
 def test_the_run_list_sums_a_runs_changes_and_keeps_each_entity_in_the_tooltip(client, connection):
     client.force_login(UserFactory(username="root", is_superuser=True))
     SyncRun.objects.create(
-        district=connection.district, connection=connection, status="completed",
+        district=connection.district, connection=connection, status="completed", mode="full",
+        trigger="schedule",
         counts={
             "student": {"create": 1200, "update": 3, "unchanged": 9000, "quarantined": 2},
             "guardian": {"create": 800, "deactivate": 1},
@@ -119,3 +120,5 @@ def test_the_run_list_sums_a_runs_changes_and_keeps_each_entity_in_the_tooltip(c
         '<span title="guardian: create 800, deactivate 1; student: create 1200, update 3">'
         "2,000 created, 3 updated, 1 deactivated</span>"
     ) in page
+    assert '<td class="field-kind">Full, schedule</td>' in page  # mode and trigger, one column
+    assert 'id="nav-sidebar"' not in page  # the list keeps the laptop screen's width
