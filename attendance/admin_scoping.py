@@ -11,7 +11,7 @@ deactivated and spans closed instead (the services do it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from django.contrib import admin, messages
@@ -75,6 +75,9 @@ class ScopedAdmin(SimpleHistoryAdmin):
     allow_delete: bool = False
     #: Admin action name → its button's label on an object's page, in the order shown.
     object_actions: dict[str, str] = {}
+    #: The ``status`` values in which the buttons apply (an open conflict, a suggested match);
+    #: ``None``: in any (or as :meth:`object_actions_for` decides).
+    object_actions_while: Collection[str] | None = None
     live_refresh_seconds = 5
     change_form_template = "admin/object_page.html"
 
@@ -181,8 +184,11 @@ class ScopedAdmin(SimpleHistoryAdmin):
 
     def object_actions_for(self, obj: Any) -> Iterable[str]:
         """Which of :attr:`object_actions` apply to ``obj`` as it stands (a held run can be
-        approved, a finished one cannot). All of them unless a subclass says otherwise;
-        permissions are checked apart from this."""
+        approved, a finished one cannot): all of them while its status is one of
+        :attr:`object_actions_while`, unless a subclass says otherwise; permissions are
+        checked apart from this."""
+        if self.object_actions_while is not None and obj.status not in self.object_actions_while:
+            return []
         return self.object_actions
 
     def _object_buttons(self, request: HttpRequest, obj: Any) -> dict[str, str]:

@@ -65,6 +65,21 @@ class AttentionLine:
     url: str
     oldest: dt.datetime | None = None
 
+    @classmethod
+    def counted(
+        cls,
+        count: int,
+        singular: str,
+        plural: str,
+        *,
+        level: Level,
+        url: str,
+        oldest: dt.datetime | None = None,
+    ) -> AttentionLine:
+        """A line of ``count`` things, labelled in the singular or plural to match."""
+        label = singular if count == 1 else plural
+        return cls(level=level, count=count, label=label, url=url, oldest=oldest)
+
     @property
     def oldest_age(self) -> str:
         """When the oldest row came, as people say it ("3 days ago", "just now")."""
@@ -150,11 +165,11 @@ def _entry_line(
         params[f"{entry.date_field}__gte"] = (now - entry.recent).isoformat()
     queryset = _changelist_rows(model_admin, request, params)
     totals = queryset.aggregate(count=Count("pk"), oldest=Min(entry.date_field))
-    count = totals["count"]
-    return AttentionLine(
+    return AttentionLine.counted(
+        totals["count"],
+        entry.singular,
+        entry.plural,
         level=entry.level,
-        count=count,
-        label=entry.singular if count == 1 else entry.plural,
         url=f"{url}?{urlencode(params)}",
         oldest=totals["oldest"] if entry.show_oldest else None,
     )

@@ -140,7 +140,5 @@ def _beat_silent(request: HttpRequest) -> list[AttentionLine]:
     label = "periodic task{} celery beat has not sent on time (is exactly one beat running?)"
     url = reverse("admin:django_celery_beat_periodictask_changelist") + "?enabled__exact=1"
     return [
-        AttentionLine(
-            level="error", count=overdue, label=label.format("" if overdue == 1 else "s"), url=url
-        )
+        AttentionLine.counted(overdue, label.format(""), label.format("s"), level="error", url=url)
     ]

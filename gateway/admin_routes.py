@@ -160,14 +160,13 @@ def _refusing_routes(request: HttpRequest) -> list[AttentionLine]:
         return []  # the routes page says so, and /readyz reports Redis
     if not refusing:
         return []
-    label = (
-        "outbound route refusing calls (circuit breaker open)"
-        if refusing == 1
-        else "outbound routes refusing calls (circuit breakers open)"
-    )
     return [
-        AttentionLine(
-            level="error", count=refusing, label=label, url=reverse("admin:gateway_routes")
+        AttentionLine.counted(
+            refusing,
+            "outbound route refusing calls (circuit breaker open)",
+            "outbound routes refusing calls (circuit breakers open)",
+            level="error",
+            url=reverse("admin:gateway_routes"),
         )
     ]
 

@@ -611,9 +611,7 @@ class ConflictAdmin(ScopedAdmin):
     fields = readonly_fields
     actions = ["resolve_sis", "resolve_local"]
     object_actions = {"resolve_sis": "Keep the SIS value", "resolve_local": "Keep the local value"}
-
-    def object_actions_for(self, obj: Conflict) -> list[str]:
-        return list(self.object_actions) if obj.status == ConflictStatus.OPEN else []
+    object_actions_while = [ConflictStatus.OPEN]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -661,9 +659,7 @@ class QuarantinedRecordAdmin(ReadOnlyScopedAdmin):
     fields = readonly_fields
     actions = ["redrive", "discard"]
     object_actions = {"redrive": "Re-drive (fetch it again)", "discard": "Discard"}
-
-    def object_actions_for(self, obj: QuarantinedRecord) -> list[str]:
-        return list(self.object_actions) if obj.status == QuarantineStatus.OPEN else []
+    object_actions_while = [QuarantineStatus.OPEN]
 
     @admin.display(description="payload")
     def payload_pretty(self, obj: QuarantinedRecord) -> str:
@@ -702,9 +698,7 @@ class IdentityMatchAdmin(ReadOnlyScopedAdmin):
     list_filter = ["status", "entity", "district"]
     actions = ["confirm", "reject"]
     object_actions = {"confirm": "Confirm: the same record", "reject": "Reject: a different record"}
-
-    def object_actions_for(self, obj: IdentityMatch) -> list[str]:
-        return list(self.object_actions) if obj.status == MatchStatus.SUGGESTED else []
+    object_actions_while = [MatchStatus.SUGGESTED]
 
     @admin.action(description="Confirm: the same record (re-key, no duplicate)")
     def confirm(self, request: HttpRequest, queryset: QuerySet[IdentityMatch]) -> None:
@@ -769,10 +763,7 @@ class WriteBackItemAdmin(ReadOnlyScopedAdmin):
     fields = readonly_fields
     actions = ["retry"]
     object_actions = {"retry": "Send again"}
-
-    def object_actions_for(self, obj: WriteBackItem) -> list[str]:
-        retryable = (OutboxStatus.FAILED, OutboxStatus.MISMATCH)
-        return ["retry"] if obj.status in retryable else []
+    object_actions_while = [OutboxStatus.FAILED, OutboxStatus.MISMATCH]
 
     @admin.action(description="Retry (send again)")
     def retry(self, request: HttpRequest, queryset: QuerySet[WriteBackItem]) -> None:

@@ -100,16 +100,10 @@ def schedule_firing_before_last(schedule: SyncSchedule, now: dt.datetime) -> dt.
     then has had a whole period to finish, so a connection with no successful sync since is
     overdue (``syncing.selectors.connections_sync_overdue``). Real time: two delta intervals
     ago; otherwise the crontab's second firing back, in the district's time zone."""
-    kind = schedule.kind
-    if kind == ScheduleKind.REALTIME:
+    if schedule.kind == ScheduleKind.REALTIME:
         return now - 2 * dt.timedelta(minutes=max(1, schedule.delta_every_minutes))
-    if kind == ScheduleKind.HOURLY:
-        expression = "0 * * * *"
-    elif kind == ScheduleKind.DAILY and schedule.daily_at is not None:
-        expression = f"{schedule.daily_at.minute} {schedule.daily_at.hour} * * *"
-    elif kind == ScheduleKind.CRON and schedule.cron:
-        expression = schedule.cron
-    else:
+    expression = _own_expression(schedule)
+    if expression is None:
         return None
     from croniter import croniter
 
@@ -194,15 +188,29 @@ def _wanted(schedule: SyncSchedule) -> dict[str, dict[str, Any]]:
         )
         rows["delta"] = {"interval": interval, "mode": Mode.DELTA}
         rows["weekly-full"] = {"crontab": weekly, "mode": Mode.FULL}
-    elif kind == ScheduleKind.HOURLY:
-        rows["hourly"] = {"crontab": _crontab("0 * * * *", tz), "mode": Mode.DELTA}
+        return rows
+    # schedule_validate refused a daily schedule without a time and a cron one without a cron.
+    expression = cast(str, _own_expression(schedule))
+    if kind == ScheduleKind.HOURLY:
+        rows["hourly"] = {"crontab": _crontab(expression, tz), "mode": Mode.DELTA}
         rows["weekly-full"] = {"crontab": weekly, "mode": Mode.FULL}
     elif kind == ScheduleKind.DAILY:
-        at = cast(dt.time, schedule.daily_at)  # schedule_validate refused it empty
-        rows["daily"] = {"crontab": _crontab(f"{at.minute} {at.hour} * * *", tz), "mode": Mode.FULL}
+        rows["daily"] = {"crontab": _crontab(expression, tz), "mode": Mode.FULL}
     elif kind == ScheduleKind.CRON:
-        rows["cron"] = {"crontab": _crontab(schedule.cron, tz), "mode": Mode.FULL}
+        rows["cron"] = {"crontab": _crontab(expression, tz), "mode": Mode.FULL}
     return rows
+
+
+def _own_expression(schedule: SyncSchedule) -> str | None:
+    """The crontab the schedule's kind fires by (hourly, daily at its time, its cron); ``None``
+    for real time (an interval) and off. The weekly full sync is apart."""
+    if schedule.kind == ScheduleKind.HOURLY:
+        return "0 * * * *"
+    if schedule.kind == ScheduleKind.DAILY and schedule.daily_at is not None:
+        return f"{schedule.daily_at.minute} {schedule.daily_at.hour} * * *"
+    if schedule.kind == ScheduleKind.CRON and schedule.cron:
+        return schedule.cron
+    return None
 
 
 _EDITABLE_FIELDS = [
