@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from typing import Any
 
 from django import forms
@@ -16,10 +17,12 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from attendance.admin_scoping import ScopedAdmin, request_scope
 from core.attention import Attention, attention_register
+from core.charts import Series, stacked_columns
 from core.errors import ApplicationError
 from notifications import selectors
 from notifications.models import (
@@ -241,6 +244,12 @@ class DeliveryAdmin(ScopedAdmin):
     ]  # fmt: skip
     exclude = ["to", "idempotency_key"]
     change_list_template = "admin/notifications/delivery/change_list.html"
+    STATISTICS_DAYS = 30
+    STATISTICS_SERIES = [
+        Series("delivered", "delivered", "#2e7d32"),
+        Series("failed", "failed, bounced or undelivered", "#c62828"),
+        Series("other", "other (not yet delivered, cancelled, unknown)", "#9e9e9e"),
+    ]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -256,21 +265,32 @@ class DeliveryAdmin(ScopedAdmin):
         return custom + super().get_urls()
 
     def statistics_view(self, request: HttpRequest) -> HttpResponse:
-        since = timezone.now() - dt.timedelta(days=30)
+        today = timezone.localdate()
+        first = today - dt.timedelta(days=self.STATISTICS_DAYS - 1)
         rows = selectors.delivery_statistics(
-            deliveries=self.get_queryset(request).filter(created_at__gte=since)
+            deliveries=self.get_queryset(request).filter(
+                created_at__gte=dt.datetime.combine(
+                    first, dt.time.min, tzinfo=timezone.get_current_timezone()
+                )
+            )
         )
-        peak = max((r["total"] for r in rows), default=0) or 1
-        bars = []
-        for index, row in enumerate(rows):
-            width = round(600 * row["total"] / peak)
-            bars.append({**row, "y": index * 24, "width": width, "label_x": width + 6})
+        days = (first + dt.timedelta(days=n) for n in range(self.STATISTICS_DAYS))
+        per_day = {day: Counter[str]() for day in days}
+        for row in rows:
+            counts = per_day.setdefault(row["day"], Counter())
+            counts["delivered"] += row["delivered"]
+            counts["failed"] += row["failed"]
+            counts["other"] += row["total"] - row["delivered"] - row["failed"]
+        chart = stacked_columns(
+            [(date_format(day, "M j"), counts) for day, counts in sorted(per_day.items())],
+            self.STATISTICS_SERIES,
+            description=f"Deliveries per day over the last {self.STATISTICS_DAYS} days",
+        )
         context = {
             **self.admin_site.each_context(request),
-            "title": "Delivery statistics (last 30 days)",
+            "title": f"Delivery statistics (last {self.STATISTICS_DAYS} days)",
             "rows": rows,
-            "bars": bars,
-            "height": max(24, len(bars) * 24),
+            "chart": chart,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/notifications/delivery/statistics.html", context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from typing import Any
 
 from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
@@ -127,3 +128,58 @@ def connections_sync_overdue(
         if latest is None or latest < due - OVERDUE_GRACE:
             overdue.append(schedule.connection_id)
     return connections.filter(pk__in=overdue)
+
+
+# How a day's runs ended, in the order the history chart stacks them (bottom first).
+HISTORY_OUTCOMES = {
+    "completed": (RunStatus.COMPLETED,),
+    "quarantined": (RunStatus.COMPLETED_WITH_QUARANTINE,),
+    "held": (RunStatus.HELD,),
+    "failed": (RunStatus.FAILED,),
+    "cancelled": (RunStatus.CANCELLED,),
+    "active": (RunStatus.PENDING, RunStatus.RUNNING),
+}
+_CHANGE_ACTIONS = ("create", "update", "deactivate")
+
+
+def connection_run_history(
+    connection: Any, *, days: int = 30, now: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """A connection's syncs per day of its district's calendar, oldest first, the last
+    ``days`` days (today included, days without runs too): how many runs ended each way
+    (``HISTORY_OUTCOMES``), the changes the completed ones applied, and the longest run's
+    seconds. Dry runs apply nothing and are left out."""
+    zone = zoneinfo.ZoneInfo(connection.district.timezone)
+    today = timezone.localtime(now or timezone.now(), zone).date()
+    first = today - dt.timedelta(days=days - 1)
+    start = dt.datetime.combine(first, dt.time.min, tzinfo=zone)
+    history: dict[dt.date, dict[str, Any]] = {
+        first + dt.timedelta(days=n): {
+            "day": first + dt.timedelta(days=n),
+            "runs": 0,
+            **dict.fromkeys(HISTORY_OUTCOMES, 0),
+            "changes": 0,
+            "longest": None,
+        }
+        for n in range(days)
+    }
+    outcome_of: dict[str, str] = {
+        status: key for key, statuses in HISTORY_OUTCOMES.items() for status in statuses
+    }
+    runs = SyncRun.objects.filter(
+        connection_id=connection.pk, dry_run=False, created_at__gte=start
+    ).values_list("created_at", "status", "counts", "started_at", "finished_at")
+    for created_at, status, counts, started_at, finished_at in runs.iterator():
+        day = history.get(timezone.localtime(created_at, zone).date())
+        if day is None:  # created after ``now`` (a clock ahead, or a test's fixed now)
+            continue
+        day["runs"] += 1
+        day[outcome_of[status]] += 1
+        if status in (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_QUARANTINE):
+            day["changes"] += sum(
+                row.get(action, 0) for row in (counts or {}).values() for action in _CHANGE_ACTIONS
+            )
+        if started_at is not None and finished_at is not None:
+            seconds = (finished_at - started_at).total_seconds()
+            day["longest"] = max(day["longest"] or 0.0, seconds)
+    return list(history.values())

@@ -3,22 +3,31 @@ the latest run and by overdue schedules (the home page links to both)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from attendance.admin_scoping import ScopedAdmin
+from core.charts import Series, stacked_columns
 from core.errors import ApplicationError
 from syncing.admin.common import changes_html, run_kind, run_link, status_html
 from syncing.models import Mode, RunStatus, SyncConnection, SyncRun, Trigger
 from syncing.schedules import schedule_describe
-from syncing.selectors import connections_by_latest_status, connections_sync_overdue
+from syncing.selectors import (
+    connection_run_history,
+    connections_by_latest_status,
+    connections_sync_overdue,
+)
 from syncing.services import sync_start
 
 
@@ -62,9 +71,18 @@ class SyncConnectionAdmin(ScopedAdmin):
     list_display = ["name", "district", "provider", "enabled", "schedule", "last_run"]
     list_filter = ["district", "provider", "enabled", LatestRunFilter, SyncOverdueFilter]
     list_select_related = ["district", "sync_schedule"]
-    fields = ["name", "district", "provider", "enabled", "schedule", "recent_runs"]
+    fields = ["name", "district", "provider", "enabled", "schedule", "run_history", "recent_runs"]
     readonly_fields = fields
     RECENT_RUNS = 10
+    HISTORY_DAYS = 30
+    HISTORY_SERIES = [
+        Series("completed", "completed", "#2e7d32"),
+        Series("quarantined", "completed with quarantine", "#ef6c00"),
+        Series("held", "held", "#ad1457"),
+        Series("failed", "failed", "#c62828"),
+        Series("cancelled", "cancelled", "#9e9e9e"),
+        Series("active", "pending or running", "#1976d2"),
+    ]
     actions = ["sync_full", "sync_delta", "sync_dry_run"]
     object_actions = {
         "sync_full": "Sync now (full)",
@@ -91,6 +109,30 @@ class SyncConnectionAdmin(ScopedAdmin):
             return format_html('Manual only (<a href="{}">add a schedule</a>)', url)
         url = reverse("admin:syncing_syncschedule_change", args=[schedule.pk])
         return format_html('<a href="{}">{}</a>', url, schedule_describe(schedule))
+
+    @admin.display(description="runs per day")
+    def run_history(self, obj: Any) -> str:
+        """The last 30 days' runs per day of the district's calendar, by how they ended: a
+        chart, and a table of the days with runs, each linking to that day's runs."""
+        days = connection_run_history(obj, days=self.HISTORY_DAYS)
+        zone = zoneinfo.ZoneInfo(obj.district.timezone)
+        runs_url = reverse("admin:syncing_syncrun_changelist")
+        for day in days:
+            start = dt.datetime.combine(day["day"], dt.time.min, tzinfo=zone)
+            end = start + dt.timedelta(days=1)  # wall-clock midnight, also across DST
+            day["url"] = f"{runs_url}?" + urlencode(
+                {
+                    "connection__id__exact": obj.pk,
+                    "created_at__gte": start.isoformat(),
+                    "created_at__lt": end.isoformat(),
+                }
+            )
+        chart = stacked_columns(
+            [(date_format(day["day"], "M j"), day) for day in days],
+            self.HISTORY_SERIES,
+            description=f"Sync runs per day over the last {self.HISTORY_DAYS} days, by outcome",
+        )
+        return render_to_string("admin/syncing/run_history.html", {"chart": chart, "days": days})
 
     @admin.display(description="recent runs")
     def recent_runs(self, obj: Any) -> str:

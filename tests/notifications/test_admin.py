@@ -97,11 +97,23 @@ def test_template_preview_shows_segments(client, district_admin, family, categor
 
 
 def test_delivery_statistics_chart_is_server_rendered(client, district_admin, sent):
+    deliveries = list(Delivery.objects.order_by("id"))
+    assert len(deliveries) >= 2
+    Delivery.objects.filter(pk=deliveries[0].pk).update(status=DeliveryStatus.DELIVERED)
+    Delivery.objects.filter(pk=deliveries[1].pk).update(status=DeliveryStatus.BOUNCED)
+    Delivery.objects.filter(pk__in=[d.pk for d in deliveries[2:]]).update(
+        status=DeliveryStatus.SENT
+    )
     page = client.get(reverse("admin:notifications_delivery_statistics"))
     text = page.content.decode()
     assert page.status_code == 200
-    assert "<svg" in text and "<rect" in text
-    assert "<script" not in text.split("<svg")[1].split("</svg>")[0]
+    svg = text.split('<svg role="img" aria-label="Deliveries per day', 1)[1].split("</svg>")[0]
+    assert "<script" not in svg
+    assert svg.count("<title>") == 30  # every day of the last 30, those without deliveries too
+    today = timezone.localdate()
+    others = f", {len(deliveries) - 2} other (not yet delivered, cancelled, unknown)"
+    title = f"{today:%b} {today.day}: 1 delivered, 1 failed, bounced or undelivered"
+    assert f"<title>{title}{others if len(deliveries) > 2 else ''}</title>" in svg
 
 
 def test_bulk_notice_compose_count_send_and_cancel(
