@@ -105,8 +105,9 @@ def schedules_install(*, schedules: list[SystemSchedule] | None = None) -> dict[
     return {"created": created, "updated": updated, "deleted": deleted}
 
 
-#: How late beat may be before the home page says so: its database scheduler writes a task's
-#: ``last_run_at`` back every few minutes, so a minute's task can look a few minutes old.
+#: How late beat may be before the home page says so: a beat restarting after a deploy, or a
+#: database write it retries, should not raise an alarm (``CELERY_BEAT_SYNC_EVERY`` has beat
+#: write ``last_run_at`` back as it sends).
 BEAT_SILENT_AFTER = dt.timedelta(minutes=15)
 
 
