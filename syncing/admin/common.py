@@ -91,7 +91,9 @@ def counts_html(counts: dict[str, dict[str, int]]) -> str:
             (
                 entity,
                 format_html_join(
-                    "", '<td style="text-align:right">{}</td>', ((row.get(a, 0),) for a in actions)
+                    "",
+                    '<td style="text-align:right">{}</td>',
+                    ((f"{row.get(a, 0):,}",) for a in actions),
                 ),
             )
             for entity, row in sorted(counts.items())

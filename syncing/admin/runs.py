@@ -120,7 +120,7 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
         "connection",
         "mode",
         "trigger",
-        "status",
+        "status_badge",
         "phase",
         "dry_run",
         "requested_by",
@@ -151,11 +151,26 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
         "cancel": "Cancel the run",
     }
 
+    # Shown only for a run that was held or is a dry run (whose staged totals are the point).
+    REVIEW_FIELDS = ["held_reason", "held_summary", "approval", "approved_by", "approved_at"]
+
     def get_fields(self, request: HttpRequest, obj: SyncRun | None = None) -> list[str]:
+        """The run's page without what cannot apply to it: no review for a run that was never
+        held (its staged totals are its counts), no phase once it is over, no error summary
+        without an error."""
         fields = list(super().get_fields(request, obj))
-        if obj is not None and (obj.held_details or {}).get("breaches"):
-            fields.remove("held_reason")  # the review lists the same breaches, one a line
-        return fields
+        if obj is None:
+            return fields
+        hidden = set()
+        if (obj.held_details or {}).get("breaches"):
+            hidden.add("held_reason")  # the review lists the same breaches, one a line
+        if not (obj.status == RunStatus.HELD or obj.approval or obj.held_details or obj.dry_run):
+            hidden.update(self.REVIEW_FIELDS)
+        if obj.status not in (RunStatus.PENDING, RunStatus.RUNNING):
+            hidden.add("phase")
+        if not obj.error_summary:
+            hidden.add("error_summary")
+        return [field for field in fields if field not in hidden]
 
     def object_actions_for(self, obj: SyncRun) -> list[str]:
         if obj.status == RunStatus.HELD:

@@ -4,6 +4,7 @@ and admin actions that act only where the user administers."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 from django.urls import reverse
@@ -133,3 +134,31 @@ def test_a_runs_page_lists_its_own_first_changes(client, connection, source):
     page = client.get(reverse("admin:syncing_syncrun_change", args=[second.pk])).text
     # The second run's own change, not an empty list because the first run's came first.
     assert "create student stu-new" in page
+
+
+def _labels(page: str) -> set[str]:
+    return set(re.findall(r"<label>([^<]+):</label>", page))
+
+
+def test_a_runs_page_shows_only_what_applies_to_it(client, connection, source):
+    client.force_login(UserFactory(username="root", is_superuser=True))
+    done = sync(connection, source)
+    page = client.get(reverse("admin:syncing_syncrun_change", args=[done.pk])).text
+    labels = _labels(page)
+    assert "Counts per entity and action" in labels
+    review = {"Held reason", "Staged totals and samples", "Approval", "Approved by"}
+    assert not labels & (review | {"Phase", "Error summary"})  # never held, over, no error
+    assert '<strong style="color:#2e7d32">Completed</strong>' in page
+    students = done.counts["student"]["create"]
+    assert f'<td style="text-align:right">{students:,}</td>' in page
+
+    dry = sync(connection, source, dry_run=True)
+    assert "Staged totals and samples" in _labels(
+        client.get(reverse("admin:syncing_syncrun_change", args=[dry.pk])).text
+    )
+    for n in range(20):
+        source.drop("student", f"stu-{n}")
+    held = sync(connection, source)
+    assert held.status == RunStatus.HELD
+    labels = _labels(client.get(reverse("admin:syncing_syncrun_change", args=[held.pk])).text)
+    assert {"Staged totals and samples", "Approval"} <= labels and "Phase" not in labels
