@@ -104,12 +104,10 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
         "connection",
         "kind",
         "status_badge",
-        "progress_bar",
+        "progress_column",
         "counts_summary",
-        "quarantined_count",
-        "conflicts_count",
         "duration_display",
-        "created_at",
+        "created",
     ]
     list_filter = ["status", "mode", "trigger", "district", "connection", "dry_run"]
     list_select_related = ["connection"]
@@ -219,9 +217,31 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
             '<progress max="100" value="{}" style="width:8em"></progress> {}', percent, note
         )
 
+    @admin.display(description="progress")
+    def progress_column(self, obj: SyncRun) -> str:
+        """The list's progress: the bar while a run is active; where a failed or cancelled
+        one stopped; nothing once completed (the list stays a laptop's width)."""
+        if obj.status in (RunStatus.PENDING, RunStatus.RUNNING):
+            return self.progress_bar(obj)
+        if obj.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            return f"stopped at {obj.progress_percent}%"
+        return ""
+
     @admin.display(description="changes")
     def counts_summary(self, obj: SyncRun) -> str:
-        return changes_html(obj.counts)
+        """The changes, then quarantined records and conflicts when there are any (one column
+        for the three keeps the list a laptop's width)."""
+        extra = [
+            f"{n:,} {word}{'s' if word == 'conflict' and n != 1 else ''}"
+            for n, word in (
+                (obj.quarantined_count, "quarantined"),
+                (obj.conflicts_count, "conflict"),
+            )
+            if n
+        ]
+        if not extra:
+            return changes_html(obj.counts)
+        return format_html("{}; <strong>{}</strong>", changes_html(obj.counts), ", ".join(extra))
 
     @admin.display(description="counts per entity and action")
     def counts_table(self, obj: SyncRun) -> str:
@@ -266,6 +286,13 @@ class SyncRunAdmin(ReadOnlyScopedAdmin):
             )
         until = details_kept_until(obj)
         return "kept while the run is active" if until is None else f"kept until {when(until)}"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: SyncRun) -> str:
+        """Short enough for the list ("Dec 7, 21:57"; the year when it is not this one)."""
+        moment = timezone.localtime(obj.created_at)
+        this_year = moment.year == timezone.localdate().year
+        return date_format(moment, "M j, H:i" if this_year else "M j Y, H:i")
 
     @admin.display(description="duration")
     def duration_display(self, obj: SyncRun) -> str:

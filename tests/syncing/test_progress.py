@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 from django.urls import reverse
@@ -97,9 +98,16 @@ def test_the_run_list_says_where_a_running_run_is(client, connection):
         phase="apply", pages_done=20, changes_total=400, changes_applied=100
     )
     assert "62%, applying: 100 of 400 changes" in client.get(url).content.decode()
+    SyncRun.objects.filter(pk=run.pk).update(status="failed")
+    page = client.get(url).content.decode()
+    assert "<progress" not in page and "stopped at 62%" in page  # the list: where it stopped
+    assert '<progress max="100" value="62" style="width:8em"></progress> 62%<' in (
+        client.get(detail).content.decode()  # its page keeps the bar
+    )
     SyncRun.objects.filter(pk=run.pk).update(status="completed", phase="finish")
     page = client.get(url).content.decode()
-    assert '<progress max="100" value="62" style="width:8em"></progress> 62%<' in page
+    assert "<progress" not in page and "stopped at" not in page  # done: nothing to follow
+    assert re.search(r'<td class="field-created[^"]*">\w{3} \d{1,2}, \d{2}:\d{2}</td>', page)
     detail_page = client.get(detail).content.decode()
     assert "Full sync #" in detail_page and refresh not in detail_page  # ended: stays put
 
@@ -121,4 +129,7 @@ def test_the_run_list_sums_a_runs_changes_and_keeps_each_entity_in_the_tooltip(c
         "2,000 created, 3 updated, 1 deactivated</span>"
     ) in page
     assert '<td class="field-kind">Full, schedule</td>' in page  # mode and trigger, one column
+    SyncRun.objects.update(quarantined_count=2, conflicts_count=1)
+    page = client.get(reverse("admin:syncing_syncrun_changelist")).content.decode()
+    assert "1 deactivated</span>; <strong>2 quarantined, 1 conflict</strong>" in page
     assert 'id="nav-sidebar"' not in page  # the list keeps the laptop screen's width
