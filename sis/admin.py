@@ -9,17 +9,19 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
 
 from attendance.admin_scoping import ScopedAdmin
 from core.errors import ApplicationError
 from sis import services
-from sis.connectors.registry import connector_keys
+from sis.connectors.registry import connector_keys, connectors_described
 from sis.models import CSVBundle, SISConnection
 
 
 class SISConnectionForm(forms.ModelForm):  # type: ignore[type-arg,unused-ignore]
     provider = forms.ChoiceField(choices=[])
     client_id = forms.CharField(
+        label="Client ID",
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="Leave empty to keep the stored value.",
@@ -32,6 +34,19 @@ class SISConnectionForm(forms.ModelForm):  # type: ignore[type-arg,unused-ignore
 
     class Meta:
         model = SISConnection
+        labels = {"base_url": "Base URL", "token_url": "Token URL"}
+        widgets = {
+            "options": forms.Textarea(attrs={"rows": 4, "cols": 60}),
+            "capabilities": forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        }
+        help_texts = {
+            "token_url": "As the SIS gives it (Infinite Campus includes ?appName=…). Empty: the "
+            "provider's usual path under the base URL.",
+            "rate_per_second": "Calls per second to this SIS, shared by every worker. Empty: "
+            "no limit of ours (the SIS's 429 answers still slow us down).",
+            "max_concurrency": "Calls at once to this SIS, across workers. Empty: no cap "
+            "(OneRoster for Infinite Campus: one at a time 06:30–17:00, three otherwise).",
+        }
         fields = [
             "district",
             "name",
@@ -50,8 +65,36 @@ class SISConnectionForm(forms.ModelForm):  # type: ignore[type-arg,unused-ignore
         super().__init__(*args, **kwargs)
         # Built-ins and installed plugins, read when the form is built.
         self.fields["provider"] = forms.ChoiceField(choices=[(k, k) for k in connector_keys()])
-        if self.instance.pk is None:
+        described = connectors_described()
+        self.fields["options"].help_text = format_html(
+            "A JSON object; only these names, checked when saved. {}",
+            format_html_join(
+                "",
+                "<br><strong>{}</strong>: {}",
+                ((key, options) for key, options, _ in described),
+            ),
+        )
+        self.fields["capabilities"].help_text = format_html(
+            "Empty: everything the connector can do. Otherwise a JSON list of the ones to use, "
+            'e.g. ["read_roster", "read_guardians", "delta"] to write nothing back. {}',
+            format_html_join(
+                "", "<br><strong>{}</strong>: {}", ((key, c) for key, _, c in described)
+            ),
+        )
+        credential = getattr(self.instance, "credential", None) if self.instance.pk else None
+        if credential is None:
             self.fields["client_secret"].help_text = "Write-only."
+        else:
+            stored = {
+                "client_id": bool(credential.client_id_encrypted),
+                "client_secret": bool(credential.client_secret_encrypted),
+            }
+            for name, is_stored in stored.items():
+                self.fields[name].help_text = (
+                    "Write-only. One is stored: leave empty to keep it."
+                    if is_stored
+                    else "Write-only. None is stored."
+                )
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}

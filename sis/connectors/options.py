@@ -8,6 +8,7 @@ the connection is saved, not in the middle of a sync.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from typing import Any, Literal, TypeVar, get_args, get_origin
@@ -79,3 +80,28 @@ def options_parse[T](options_type: type[T], data: dict[str, Any] | None) -> T:
 @dataclasses.dataclass(frozen=True)
 class NoOptions:
     """For connectors without options."""
+
+
+def _kind(annotation: Any) -> str:
+    """An option's type in an administrator's words (as :func:`_check` enforces it), values
+    as they are written in the connection's JSON."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return " or ".join(json.dumps(a) for a in get_args(annotation))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(
+            "null" if arg is type(None) else _kind(arg) for arg in get_args(annotation)
+        )
+    words = {bool: "true or false", int: "whole number", float: "number", str: "text"}
+    return words.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def options_describe(options_type: type) -> list[tuple[str, str, Any]]:
+    """Each option of a connector as (name, type in words, default), in declaration order:
+    what the admin's connection form lists under *Options*."""
+    hints = typing.get_type_hints(options_type)
+    return [
+        (f.name, _kind(hints[f.name]), f.default)
+        for f in dataclasses.fields(options_type)
+        if f.default is not dataclasses.MISSING
+    ]

@@ -7,11 +7,13 @@ it fails when a connection that uses it is built, with its name in the error.
 
 from __future__ import annotations
 
+import json
 from importlib import import_module
 from importlib.metadata import entry_points
 
 from sis.connectors.base import Connector
 from sis.connectors.errors import ConfigurationError
+from sis.connectors.options import options_describe
 
 ENTRY_POINT_GROUP = "sis.connectors"
 
@@ -57,3 +59,22 @@ def connector_class(key: str) -> type[Connector]:
     raise ConfigurationError(
         f"No connector for provider {key!r}; known: {', '.join(connector_keys())}."
     )
+
+
+def connectors_described() -> list[tuple[str, str, str]]:
+    """(key, its options in words, its capabilities) for every provider key, for the admin's
+    connection form: each option as ``name`` (type, default), in JSON's words."""
+    described = []
+    for key in connector_keys():
+        try:
+            cls = connector_class(key)
+        except ConfigurationError as exc:
+            described.append((key, exc.message, ""))
+            continue
+        options = "; ".join(
+            f"{name} ({kind}, default {json.dumps(default)})"
+            for name, kind, default in options_describe(cls.Options)
+        )
+        capabilities = ", ".join(sorted(cls.capabilities))
+        described.append((key, options or "no options", capabilities))
+    return described

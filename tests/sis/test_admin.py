@@ -94,3 +94,26 @@ def test_a_connections_page_tests_it_with_a_button(superuser_client, ps_sandbox)
     response = superuser_client.post(button, follow=True)
     assert response.redirect_chain[-1][0] == page_url
     assert "Sandbox: OK" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_form_lists_each_providers_options_and_says_whether_a_secret_is_stored(
+    superuser_client,
+):
+    connection = services.sis_connection_create(
+        district=DistrictFactory(), name="PS", provider="powerschool",
+        base_url="https://ps.example.org", client_id="client-id-xyz", client_secret=SECRET,
+    )  # fmt: skip
+    url = reverse("admin:sis_sisconnection_change", args=[connection.pk])
+    page = superuser_client.get(url).content.decode()
+    assert "<strong>oneroster-1.2</strong>: auth (&quot;oauth2&quot; or &quot;oauth1&quot;" in page
+    assert "<strong>powerschool</strong>: delta, push_events, read_guardians" in page
+    assert page.count("Write-only. One is stored: leave empty to keep it.") == 2
+    assert '<label for="id_base_url">Base URL:</label>' in page
+
+    bare = services.sis_connection_create(
+        district=connection.district, name="CSV", provider="oneroster-csv",
+        base_url="https://files.example.org",
+    )  # fmt: skip
+    page = superuser_client.get(reverse("admin:sis_sisconnection_change", args=[bare.pk]))
+    assert page.content.decode().count("Write-only. None is stored.") == 2

@@ -7,7 +7,12 @@ import pytest
 
 from sis.connectors.base import ConnectorConfig
 from sis.connectors.errors import ConfigurationError
-from sis.connectors.registry import BUILTIN_CONNECTORS, connector_class, connector_keys
+from sis.connectors.registry import (
+    BUILTIN_CONNECTORS,
+    connector_class,
+    connector_keys,
+    connectors_described,
+)
 
 PLUGIN_DIR = Path(__file__).parent / "plugin_example"
 
@@ -68,3 +73,23 @@ def test_a_connection_can_use_the_plugin_without_project_changes(installed_plugi
 def test_an_unknown_provider_is_a_clear_configuration_error():
     with pytest.raises(ConfigurationError, match="No connector for provider 'nope'"):
         connector_class("nope")
+
+
+def test_every_connector_is_described_for_the_admin_form(installed_plugin):
+    described = {
+        key: (options, capabilities) for key, options, capabilities in connectors_described()
+    }
+    options, capabilities = described["powerschool"]
+    assert 'guardian_source ("powerquery" or "contacts", default "powerquery")' in options
+    assert "page_size (whole number, default 0)" in options
+    assert "write_grades" in capabilities and "write_attendance" not in capabilities
+    assert "guardian_filter (true or false, default true)" in described["oneroster-1.2"][0]
+    assert described["example-csv-lines"] == ('path (text, default "")', "read_roster")
+
+
+def test_a_plugin_that_fails_to_load_is_described_as_such(installed_plugin):
+    entry_points = installed_plugin / "example_sis_plugin-0.1.0.dist-info" / "entry_points.txt"
+    entry_points.write_text("[sis.connectors]\nbroken = example_sis_plugin:Missing\n")
+    described = {key: rest for key, *rest in connectors_described()}
+    assert "failed to load" in described["broken"][0]
+    assert "powerschool" in described  # the others are still listed
