@@ -21,6 +21,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from attendance.admin_scoping import ScopedAdmin, request_scope
+from attendance.models import GradeLevel
 from core.attention import Attention, attention_register
 from core.charts import Series, stacked_columns
 from core.errors import ApplicationError
@@ -338,9 +339,20 @@ class BulkNoticeForm(forms.ModelForm):
     subject_es = forms.CharField(label="Subject (Spanish)", max_length=200, required=False)
     body_es = forms.CharField(label="Text (Spanish)", widget=forms.Textarea, required=False)
 
+    grade_levels = forms.MultipleChoiceField(
+        choices=GradeLevel.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "radiolist inline"}),
+        help_text="None ticked: every grade.",
+    )
+
     class Meta:
         model = BulkNotice
         fields = ["district", "title", "category", "schools", "grade_levels", "sections"]
+        help_texts = {
+            "schools": "None chosen: every school of the district.",
+            "sections": "None chosen: no section filter. Chosen: only students in one of them.",
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -4,6 +4,7 @@ notice compose → audience → send → progress → cancel, and district scopi
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -116,6 +117,33 @@ def test_delivery_statistics_chart_is_server_rendered(client, district_admin, se
     assert f"<title>{title}{others if len(deliveries) > 2 else ''}</title>" in svg
 
 
+def test_a_bulk_notice_is_narrowed_to_grades_by_ticking_them(
+    client, district_admin, family, categories
+):
+    form = client.get(reverse("admin:notifications_bulknotice_add")).content.decode()
+    assert 'type="checkbox" name="grade_levels" value="KG"' in form  # ticked, not typed as JSON
+    compose = {
+        "district": family["district"].pk, "title": "Field trip",
+        "category": categories["general"].pk, "body_en": "Field trip on Friday.",
+    }  # fmt: skip
+    other_grades = client.post(
+        reverse("admin:notifications_bulknotice_add"), {**compose, "grade_levels": ["06", "07"]}
+    )
+    assert other_grades.status_code == 302
+    notice = BulkNotice.objects.get()
+    assert notice.grade_levels == ["06", "07"]
+    page = client.get(reverse("admin:notifications_bulknotice_change", args=[notice.pk]))
+    assert "0 students, 0 guardians" in page.content.decode()  # the family's child is in 05
+    ticked = re.findall(
+        r'<input type="checkbox" name="grade_levels" value="(\w+)"[^>]* checked', page.text
+    )
+    assert ticked == ["06", "07"]
+    bad = client.post(
+        reverse("admin:notifications_bulknotice_add"), {**compose, "grade_levels": "[]"}
+    )
+    assert bad.status_code == 200 and "Select a valid choice" in bad.content.decode()
+
+
 def test_bulk_notice_compose_count_send_and_cancel(
     client, district_admin, family, categories, django_capture_on_commit_callbacks
 ):
@@ -125,7 +153,6 @@ def test_bulk_notice_compose_count_send_and_cancel(
             "district": family["district"].pk,
             "title": "Picture day",
             "category": categories["general"].pk,
-            "grade_levels": "[]",
             "subject_en": "Picture day",
             "body_en": "Picture day is Friday.",
         },
