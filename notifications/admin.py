@@ -30,6 +30,7 @@ from notifications.models import (
     BulkNotice,
     BulkNoticeState,
     Category,
+    Channel,
     ConsentEvent,
     ContactPoint,
     Delivery,
@@ -58,10 +59,31 @@ SAMPLE_CONTEXT = {
 }
 
 
+def _channel_boxes(help_text: str) -> forms.MultipleChoiceField:
+    """Channels as ticked boxes (the models keep them as a JSON list of channel values)."""
+    return forms.MultipleChoiceField(
+        choices=Channel.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "radiolist inline"}),
+        help_text=help_text,
+    )
+
+
+class CategoryForm(forms.ModelForm):
+    default_channels = _channel_boxes(
+        "Used when a guardian has chosen none for this category. None ticked: every channel."
+    )
+
+    class Meta:
+        model = Category
+        fields = ["code", "name", "critical", "default_channels", "description"]
+
+
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
     """Categories are shared by every district: only superusers change them."""
 
+    form = CategoryForm
     list_display = ["code", "name", "critical", "default_channels"]
 
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -323,8 +345,41 @@ class ConsentEventAdmin(ScopedAdmin):
         return False
 
 
+class PreferenceForm(forms.ModelForm):
+    """A preference layer's channels are three-way: not set here (the wider layer or the
+    category's default decides), some channels, or none at all (nothing is sent but critical
+    messages; see notifications/resolution.py)."""
+
+    channels_set_here = forms.BooleanField(
+        label="Channels chosen at this layer",
+        required=False,
+        help_text="Unticked: the wider preference or the category's default channels apply.",
+    )
+    channels = _channel_boxes("Ticked above with none here: only critical messages are sent.")
+
+    class Meta:
+        model = Preference
+        fields = [
+            "guardian", "student", "category", "enabled", "channels_set_here", "channels",
+            "delivery_mode", "quiet_start", "quiet_end", "timezone", "language",
+        ]  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        chosen = self.instance.channels if self.instance.pk else None
+        self.fields["channels_set_here"].initial = chosen is not None
+        self.fields["channels"].initial = chosen or []
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("channels_set_here"):
+            data["channels"] = None
+        return data
+
+
 @admin.register(Preference)
 class PreferenceAdmin(ScopedAdmin):
+    form = PreferenceForm
     district_path = "guardian__district"
     school_path = "guardian__student_links__student__school"
     list_display = ["guardian", "student", "category", "enabled", "channels", "delivery_mode"]

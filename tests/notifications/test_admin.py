@@ -19,6 +19,7 @@ from notifications.models import (
     Delivery,
     DeliveryStatus,
     Notification,
+    Preference,
     Template,
 )
 from notifications.services import planning, sending
@@ -214,3 +215,36 @@ def test_the_home_page_counts_undelivered_messages_for_a_day_and_unknown_ones_un
     }
     for text, rows in lines.items():
         assert changelist_count(client, rows) == int(text.split()[0])
+
+
+def test_channels_are_ticked_and_a_preference_layer_can_leave_them_unset(
+    client, district_admin, family, categories
+):
+    add = reverse("admin:notifications_preference_add")
+    base = {"guardian": family["mother"].pk, "category": categories["general"].pk}
+    assert client.post(add, base).status_code == 302  # not ticked: not set at this layer
+    assert Preference.objects.get().channels is None
+    Preference.objects.all().delete()
+    assert client.post(add, {**base, "channels_set_here": "on"}).status_code == 302
+    assert Preference.objects.get().channels == []  # set here to none: only critical messages
+    preference = Preference.objects.get()
+    change = reverse("admin:notifications_preference_change", args=[preference.pk])
+    form = client.get(change).text
+    assert re.search(r'name="channels_set_here"[^>]* checked', form)
+    client.post(change, {**base, "channels_set_here": "on", "channels": ["sms"]})
+    assert Preference.objects.get().channels == ["sms"]
+    client.post(change, {**base, "channels": ["sms"]})  # unticked: the boxes do not count
+    assert Preference.objects.get().channels is None
+
+
+def test_a_superuser_ticks_a_categorys_default_channels(client, categories):
+    client.force_login(UserFactory(is_superuser=True, is_staff=True))
+    general = categories["general"]
+    url = reverse("admin:notifications_category_change", args=[general.pk])
+    assert 'type="checkbox" name="default_channels" value="email"' in client.get(url).text
+    answer = client.post(
+        url, {"code": general.code, "name": general.name, "default_channels": ["email"]}
+    )
+    assert answer.status_code == 302
+    general.refresh_from_db()
+    assert general.default_channels == ["email"]
