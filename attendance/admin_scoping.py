@@ -18,8 +18,8 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import get_fields_from_path, quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import ForeignKey, Model, QuerySet
-from django.forms import ModelChoiceField
+from django.db.models import ForeignKey, ManyToManyField, Model, QuerySet
+from django.forms import ModelChoiceField, ModelMultipleChoiceField
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -154,12 +154,32 @@ class ScopedAdmin(SimpleHistoryAdmin):
         return bool(self.allow_delete and request.user.is_superuser)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        if change:
+            self._keep_links_not_offered(form)
         super().save_related(request, form, formsets, change)
         # The form saved inside the admin's transaction: an object it put where the user may
         # only look (a student moved to a read-only district's school) is rolled back.
         instance = form.instance
         if instance.pk is not None and not self._is_writable(request, instance):
             raise PermissionDenied("You may not put this record where you cannot change it.")
+
+    @staticmethod
+    def _keep_links_not_offered(form: Any) -> None:
+        """A many-to-many field offers only the rows the user may change
+        (``formfield_for_manytomany``): the object's links to other rows (a teacher's school in
+        another administrator's care) are kept, not dropped because the form could not show
+        them."""
+        for name, field in form.fields.items():
+            if not isinstance(field, ModelMultipleChoiceField) or name not in form.cleaned_data:
+                continue
+            if field.queryset is None:
+                continue
+            manager = getattr(form.instance, name, None)
+            if manager is None or not hasattr(manager, "exclude"):
+                continue
+            hidden = list(manager.exclude(pk__in=field.queryset.values("pk")))
+            if hidden:
+                form.cleaned_data[name] = [*form.cleaned_data[name], *hidden]
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Every admin action of ours changes something: none is offered to a read-only user.
@@ -260,17 +280,37 @@ class ScopedAdmin(SimpleHistoryAdmin):
                 context.update(show_save=False, show_save_and_continue=False)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
+    def _choices(self, db_field: Any, request: HttpRequest) -> QuerySet[Any] | None:
+        """The rows a relation field may offer: only related rows the user may change (their
+        schools, their students); district reference data (terms, courses), which school
+        administrators use but do not change, as far as they may see it. With the related
+        admin's ``list_select_related``, so labels such as a section's course cost no query
+        per option. ``None`` for a model without a scoped admin."""
+        related_admin = self.admin_site._registry.get(db_field.related_model)
+        if not isinstance(related_admin, ScopedAdmin):
+            return None
+        queryset = (
+            related_admin.get_queryset(request)
+            if related_admin.school_path is None
+            else related_admin.writable_queryset(request)
+        )
+        joins = related_admin.list_select_related
+        return queryset.select_related(*joins) if isinstance(joins, list | tuple) else queryset
+
     def formfield_for_foreignkey(
         self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
     ) -> ModelChoiceField[Any] | None:
-        # Offer only related rows the user may change (their schools, their students); district
-        # reference data (terms, courses), which school administrators use but do not change,
-        # as far as they may see it.
-        related_admin = self.admin_site._registry.get(db_field.related_model)
-        if isinstance(related_admin, ScopedAdmin):
-            kwargs["queryset"] = (
-                related_admin.get_queryset(request)
-                if related_admin.school_path is None
-                else related_admin.writable_queryset(request)
-            )
+        choices = self._choices(db_field, request)
+        if choices is not None:
+            kwargs["queryset"] = choices
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(
+        self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelMultipleChoiceField[Any] | None:
+        # A bulk notice's schools and sections, a staff member's schools: never another
+        # district's rows by name.
+        choices = self._choices(db_field, request)
+        if choices is not None:
+            kwargs["queryset"] = choices
+        return super().formfield_for_manytomany(db_field, request, **kwargs)

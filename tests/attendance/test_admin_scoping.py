@@ -11,6 +11,8 @@ from tests.factories import (
     EnrollmentFactory,
     MembershipFactory,
     SchoolFactory,
+    SectionFactory,
+    StaffFactory,
     StudentFactory,
     StudentGuardianFactory,
     UserFactory,
@@ -213,3 +215,41 @@ def test_list_filters_name_only_the_users_own_schools_and_districts(client, two_
         assert "Faraway Unified" not in page, name
     students = client.get(reverse("admin:attendance_student_changelist")).text
     assert "School A" in students  # the filter still offers the user's own schools
+
+
+def test_many_to_many_choices_offer_only_the_users_rows(client, two_schools):
+    school_a, _, _, _ = two_schools
+    elsewhere = SchoolFactory(name="Elsewhere High", district__name="Faraway Unified")
+    SectionFactory(school=elsewhere, course__code="FARAWAY101")
+    SectionFactory(school=school_a, course__code="HERE101")
+    _login(client, {"district": school_a.district, "role": MembershipRole.DISTRICT_ADMIN})
+    for name in ("notifications_bulknotice_add", "attendance_staff_add"):
+        form = client.get(reverse(f"admin:{name}")).text
+        assert "School A" in form, name
+        assert "Elsewhere High" not in form and "FARAWAY101" not in form, name
+    notice_form = client.get(reverse("admin:notifications_bulknotice_add")).text
+    assert "HERE101-" in notice_form  # the section's label: its course code, number
+
+
+def test_saving_a_form_keeps_links_to_rows_it_could_not_offer(client, two_schools):
+    school_a, school_b, _, _ = two_schools
+    teacher = StaffFactory(district=school_a.district, last_name="Both")
+    teacher.schools.set([school_a, school_b])
+    _login(
+        client,
+        {"district": school_a.district, "school": school_a, "role": MembershipRole.SCHOOL_ADMIN},
+    )
+    url = reverse("admin:attendance_staff_change", args=[teacher.pk])
+    assert "School B" not in client.get(url).text  # not this administrator's to offer
+    answer = client.post(
+        url,
+        {
+            "district": school_a.district.pk, "local_id": teacher.local_id,
+            "first_name": "Renamed", "last_name": "Both", "role": teacher.role,
+            "schools": [school_a.pk], "active": "on",
+        },
+    )  # fmt: skip
+    assert answer.status_code == 302, answer.text[:3000]
+    teacher.refresh_from_db()
+    assert teacher.first_name == "Renamed"
+    assert set(teacher.schools.all()) == {school_a, school_b}  # B kept, not dropped
