@@ -246,7 +246,7 @@ def test_a_run_whose_redelivery_was_dropped_is_resumed_by_the_drain(tmp_path, mo
     """A worker SIGKILLed while applying, and its message's redelivery dropped as poisoned
     (one delivery allowed): the run stays "running" with no worker and no message. The drain
     hands it to the workers again; it completes as one run, equal to a clean run."""
-    monkeypatch.setattr("syncing.services.STRANDED_RUNNING_AFTER", dt.timedelta(0))
+    monkeypatch.setattr("syncing.services.runs.STRANDED_RUNNING_AFTER", dt.timedelta(0))
     log_path = tmp_path / "worker.log"
     env = {"CELERY_MAX_DELIVERIES": "1", "CELERY_VISIBILITY_TIMEOUT": "60", "SYNC_BATCH_SIZE": "25"}
     with (
