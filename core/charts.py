@@ -33,7 +33,6 @@ class Column:
     x: int
     label: str
     show_label: bool
-    total: int
     segments: list[Segment]
     title: str
 
@@ -68,7 +67,7 @@ def stacked_columns(
     step = column_width + gap
     every = max(1, -(-len(rows) // max(1, labels)))  # ceiling division
     columns = []
-    for index, ((label, counts), total) in enumerate(zip(rows, totals, strict=True)):
+    for index, (label, counts) in enumerate(rows):
         # Each segment's top is its running total on the scale, so rounding never makes a
         # column taller than its total; a count too small for a pixel still gets one.
         segments, top, running = [], plot_height, 0
@@ -86,7 +85,6 @@ def stacked_columns(
                 x=index * step,
                 label=label,
                 show_label=index % every == 0 or index == len(rows) - 1,
-                total=total,
                 segments=segments,
                 title=f"{label}: " + (", ".join(parts) if parts else "none"),
             )

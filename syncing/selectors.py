@@ -146,28 +146,31 @@ def connection_run_history(
     connection: Any, *, days: int = 30, now: dt.datetime | None = None
 ) -> list[dict[str, Any]]:
     """A connection's syncs per day of its district's calendar, oldest first, the last
-    ``days`` days (today included, days without runs too): how many runs ended each way
+    ``days`` days (today included, days without runs too): the day's ``start`` and ``end``
+    (midnights in the district's time zone), how many runs ended each way
     (``HISTORY_OUTCOMES``), the changes the completed ones applied, and the longest run's
     seconds. Dry runs apply nothing and are left out."""
     zone = zoneinfo.ZoneInfo(connection.district.timezone)
     today = timezone.localtime(now or timezone.now(), zone).date()
     first = today - dt.timedelta(days=days - 1)
-    start = dt.datetime.combine(first, dt.time.min, tzinfo=zone)
-    history: dict[dt.date, dict[str, Any]] = {
-        first + dt.timedelta(days=n): {
-            "day": first + dt.timedelta(days=n),
+    history: dict[dt.date, dict[str, Any]] = {}
+    for n in range(days):
+        date = first + dt.timedelta(days=n)
+        start = dt.datetime.combine(date, dt.time.min, tzinfo=zone)
+        history[date] = {
+            "day": date,
+            "start": start,
+            "end": start + dt.timedelta(days=1),  # wall-clock midnight, also across DST
             "runs": 0,
             **dict.fromkeys(HISTORY_OUTCOMES, 0),
             "changes": 0,
             "longest": None,
         }
-        for n in range(days)
-    }
     outcome_of: dict[str, str] = {
         status: key for key, statuses in HISTORY_OUTCOMES.items() for status in statuses
     }
     runs = SyncRun.objects.filter(
-        connection_id=connection.pk, dry_run=False, created_at__gte=start
+        connection_id=connection.pk, dry_run=False, created_at__gte=history[first]["start"]
     ).values_list("created_at", "status", "counts", "started_at", "finished_at")
     for created_at, status, counts, started_at, finished_at in runs.iterator():
         day = history.get(timezone.localtime(created_at, zone).date())

@@ -3,8 +3,6 @@ the latest run and by overdue schedules (the home page links to both)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import zoneinfo
 from typing import Any
 from urllib.parse import urlencode
 
@@ -115,16 +113,13 @@ class SyncConnectionAdmin(ScopedAdmin):
         """The last 30 days' runs per day of the district's calendar, by how they ended: a
         chart, and a table of the days with runs, each linking to that day's runs."""
         days = connection_run_history(obj, days=self.HISTORY_DAYS)
-        zone = zoneinfo.ZoneInfo(obj.district.timezone)
         runs_url = reverse("admin:syncing_syncrun_changelist")
         for day in days:
-            start = dt.datetime.combine(day["day"], dt.time.min, tzinfo=zone)
-            end = start + dt.timedelta(days=1)  # wall-clock midnight, also across DST
             day["url"] = f"{runs_url}?" + urlencode(
                 {
                     "connection__id__exact": obj.pk,
-                    "created_at__gte": start.isoformat(),
-                    "created_at__lt": end.isoformat(),
+                    "created_at__gte": day["start"].isoformat(),
+                    "created_at__lt": day["end"].isoformat(),
                 }
             )
         chart = stacked_columns(
