@@ -26,7 +26,6 @@ not at all. Recomputing unchanged attendance writes nothing and queues nothing.
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -420,7 +419,9 @@ def participation_grades_compute_all(
     """Compute every grading period in ``terms`` (default: :func:`grading_periods_due` for
     ``district``, or for all districts). ``progress(done, total)`` counts sections."""
     if terms is None:
-        terms = grading_periods_due(district=district, on=_district_today(district, on))
+        if on is None and district is not None:
+            on = district.today()  # without a district: the site's today
+        terms = grading_periods_due(district=district, on=on)
     periods = list(terms)
     plans = [
         (
@@ -446,9 +447,3 @@ def participation_results_total(results: Sequence[ParticipationResult]) -> dict[
     names = ("sections", "computed", "created", "updated", "unchanged", "queued")
     totals = {name: sum(getattr(r, name) for r in results) for name in names}
     return {"grading_periods": len(results), **totals}
-
-
-def _district_today(district: District | None, on: dt.date | None) -> dt.date | None:
-    if on is not None or district is None:
-        return on
-    return timezone.localdate(timezone=zoneinfo.ZoneInfo(district.timezone))

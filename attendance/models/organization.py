@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone as django_timezone
 from simple_history.models import HistoricalRecords
 
 from attendance.models.base import TimeStampedModel
@@ -36,6 +38,11 @@ class District(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def today(self, now: dt.datetime | None = None) -> dt.date:
+        """The date in the district's own time zone, now or at ``now``: the school day that
+        attendance, notices and sync safety windows mean by "today"."""
+        return (now or django_timezone.now()).astimezone(zoneinfo.ZoneInfo(self.timezone)).date()
 
 
 class SchoolLevel(models.TextChoices):

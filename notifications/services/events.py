@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Any
 
 from django.conf import settings
@@ -73,7 +72,7 @@ def attendance_changes_handle(
         district = record.student.district
         if not record.student.active:
             continue
-        today = now.astimezone(zoneinfo.ZoneInfo(district.timezone)).date()
+        today = district.today(now)
         age = (today - record.date).days
         if age > settings.NOTIFY_ATTENDANCE_MAX_AGE_DAYS or record.date > today:
             continue
