@@ -10,11 +10,15 @@ percentage that jumps back each time an entity's size becomes known.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Count
 
 from syncing.models import RunStatus, SyncPage, SyncRun
+
+# Called with the run whenever staging or applying moved on (the sync command's progress bar).
+ProgressCallback = Callable[[SyncRun], None]
 
 
 def pages_of_last_comparable_run(run: SyncRun) -> dict[str, int] | None:

@@ -181,7 +181,7 @@ def safety_evaluate(
 
 def held_details(run: SyncRun, breaches: list[Breach], sample_size: int = 10) -> dict[str, Any]:
     """Staged totals and a few samples per entity and action, for the reviewing admin."""
-    from syncing.engine.stage import staged_totals
+    from syncing.engine.stage.checkpoint import staged_totals
 
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for entity, actions in staged_totals(run).items():

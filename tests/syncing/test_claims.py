@@ -7,8 +7,8 @@ import pytest
 from django.db import connection as db
 from django.db import transaction
 
+from syncing.engine.apply import even_batch_size
 from syncing.engine.dialect import sql as engine_sql
-from syncing.engine.run import even_batch_size
 from syncing.models import SyncChange, SyncRun
 
 RANK = 34

@@ -13,7 +13,7 @@ import pytest
 from attendance.models import Enrollment, Student
 from sis.connectors.records import EnrollmentRecord, StudentRecord
 from sis.models import SISConnection
-from syncing.engine import run as engine_run
+from syncing.engine.apply import driver as apply_driver
 from syncing.engine.stage import change_rank
 from syncing.entities import SPECS
 from syncing.models import QuarantinedRecord, RunStatus, SyncChange, SyncRun
@@ -120,13 +120,13 @@ def test_creates_applied_by_two_threads_equal_those_applied_by_one(
             )
         )
     calls: list[int] = []
-    in_threads = engine_run._apply_rank_in_threads
+    in_threads = apply_driver._apply_rank_in_threads
 
     def counted(ctx, rank, *args, **kwargs):
         calls.append(rank)
         return in_threads(ctx, rank, *args, **kwargs)
 
-    monkeypatch.setattr(engine_run, "_apply_rank_in_threads", counted)
+    monkeypatch.setattr(apply_driver, "_apply_rank_in_threads", counted)
 
     def both(batch_size: int) -> tuple[SyncRun, SyncRun]:
         settings.SYNC_BATCH_SIZE = batch_size  # many batches per rank: the threads interleave

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from syncing import tasks as sync_tasks
-from syncing.engine import run as engine_run
+from syncing.engine.apply import driver as apply_driver
 from syncing.engine.run import error_summary, run_execute
 from syncing.locks import connection_lock_held
 from syncing.models import RunStatus, SyncRun
@@ -67,13 +67,13 @@ def test_a_time_limit_during_threaded_applying_stops_the_apply_threads(
 
     settings.SYNC_BATCH_SIZE = 2
     settings.SYNC_APPLY_THREADS = 2
-    apply_batch = engine_run.apply_batch
+    apply_batch = apply_driver.apply_batch
 
     def slow_batch(*args: Any, **kwargs: Any) -> int:
         time.sleep(0.1)  # thirty batches a rank: the watching thread reports meanwhile
         return apply_batch(*args, **kwargs)
 
-    monkeypatch.setattr(engine_run, "apply_batch", slow_batch)
+    monkeypatch.setattr(apply_driver, "apply_batch", slow_batch)
 
     def progress(run: SyncRun) -> None:
         if any(t.name.startswith("sync-apply") for t in threading.enumerate()):

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from syncing.engine import run as engine_run
 from syncing.engine.run import run_execute
+from syncing.engine.stage import walk as stage_walk
 from syncing.models import Mode, RunStatus, SyncChange
 from syncing.services import sync_start
 from tests.syncing.helpers import sync
@@ -79,19 +79,19 @@ def test_a_restart_after_the_last_entity_keeps_the_sis_counter(monkeypatch):
     nothing, so its connector never reads the SIS's counters; the first attempt's stands."""
     connection = _connection("AllDone")
     run, _ = sync_start(connection=connection, enqueue=False)
-    save = engine_run.staging_checkpoint_save
+    save = stage_walk.staging_checkpoint_save
 
     def save_then_die(ctx: object, source: object, entities: list[str]) -> None:
         save(ctx, source, entities)
         if entities[-1] == "enrollment":
             raise WorkerDied()
 
-    monkeypatch.setattr(engine_run, "staging_checkpoint_save", save_then_die)
+    monkeypatch.setattr(stage_walk, "staging_checkpoint_save", save_then_die)
     first = Dying()
     first.delta_watermark = "1001"
     with pytest.raises(WorkerDied):
         run_execute(run.pk, source=first)
-    monkeypatch.setattr(engine_run, "staging_checkpoint_save", save)
+    monkeypatch.setattr(stage_walk, "staging_checkpoint_save", save)
     run = run_execute(run.pk, source=Dying())
     assert run.status == RunStatus.COMPLETED
     assert run.watermark_to == "1001"
