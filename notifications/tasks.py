@@ -9,7 +9,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from core.tasks import BaseTask, countdown_within_visibility
-from notifications.services import bulk, events, planning, sending
+from notifications.services import bulk, events, planning, receipts, sending
 
 
 @shared_task(base=BaseTask, name="notifications.tasks.attendance_changed_handle")
@@ -62,7 +62,7 @@ def dispatch_due() -> int:
     left = sending.deliveries_due(now=now)
     for start in range(0, len(left), planning.DISPATCH_BATCH):
         deliveries_send_batch.delay(left[start : start + planning.DISPATCH_BATCH])
-    sending.deliveries_reconcile_stuck()
+    receipts.deliveries_reconcile_stuck()
     return len(ids) + len(left)
 
 

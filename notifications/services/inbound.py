@@ -8,7 +8,7 @@ from typing import Any
 from notifications.models import Channel, Delivery, DeliveryStatus, OptOutSource
 from notifications.providers.twilio import twilio_status
 from notifications.services import contacts
-from notifications.services.sending import delivery_event_record
+from notifications.services.receipts import delivery_event_record
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Sending one delivery, once, and recording what providers tell us about it afterwards."""
+"""Sending deliveries, each once: claimed, handed to the provider in groups, recorded."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
@@ -18,7 +18,6 @@ from django.utils import timezone
 from core.links import public_url
 from notifications.models import (
     STATUS_RANK,
-    TERMINAL_STATUSES,
     BulkNotice,
     ContactPoint,
     Delivery,
@@ -26,18 +25,16 @@ from notifications.models import (
     DeliveryStatus,
     Notification,
     NotificationStatus,
-    OptOutSource,
 )
 from notifications.providers import get_provider
 from notifications.providers.base import (
-    ContactProblem,
     OutboundMessage,
     PermanentSendError,
     SendResult,
     TransientSendError,
 )
-from notifications.services import contacts
-from notifications.services.planning import idempotency_key
+from notifications.services.fallback import contact_problem_record
+from notifications.services.receipts import notification_rollup, notifications_rollup
 
 logger = logging.getLogger(__name__)
 _SENDABLE = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
@@ -467,222 +464,13 @@ def _transient(delivery: Delivery, exc: TransientSendError) -> SendOutcome:
             )
             outcome = SendOutcome(DeliveryStatus.RETRYING, retry_in=wait, delivery_id=delivery.pk)
     if outcome.status == DeliveryStatus.FAILED:
-        _notification_rollup(delivery.notification_id)
+        notification_rollup(delivery.notification_id)
     return outcome
 
 
 def _permanent(delivery: Delivery, exc: PermanentSendError) -> SendOutcome:
     with transaction.atomic():
         _finish(delivery, DeliveryStatus.FAILED, exc.code or "permanent", exc.message)
-        follow_up = _contact_problem(delivery, exc.contact_problem, exc.code, exc.message)
-    _notification_rollup(delivery.notification_id)
+        follow_up = contact_problem_record(delivery, exc.contact_problem, exc.code, exc.message)
+    notification_rollup(delivery.notification_id)
     return SendOutcome(DeliveryStatus.FAILED, follow_up=follow_up, delivery_id=delivery.pk)
-
-
-def _contact_problem(delivery: Delivery, problem: str | None, code: str, message: str) -> list[int]:
-    if problem is None or delivery.contact_point_id is None:
-        return []
-    if problem in (ContactProblem.OPTED_OUT, ContactProblem.COMPLAINED, ContactProblem.BOUNCED):
-        source = {
-            ContactProblem.OPTED_OUT: OptOutSource.STOP,
-            ContactProblem.COMPLAINED: OptOutSource.COMPLAINT,
-            ContactProblem.BOUNCED: OptOutSource.BOUNCE,
-        }[problem]
-        contacts.contacts_opt_out(
-            kind=delivery.channel,
-            value=delivery.to,
-            source=source,
-            provider=delivery.provider,
-            keyword=code,
-        )
-    contacts.contact_point_mark_failed(
-        contact_point_id=delivery.contact_point_id,
-        code=code,
-        message=message,
-        undeliverable=problem == ContactProblem.INVALID,
-    )
-    return delivery_fallback(delivery=delivery)
-
-
-def delivery_fallback(*, delivery: Delivery) -> list[int]:
-    """After a permanent failure on one channel, plan the guardian's other channel (when
-    enabled, usable and not already used for this notification). Returns new delivery ids."""
-    if not settings.NOTIFY_FALLBACK_CHANNEL or delivery.is_fallback:
-        return []
-    notification = delivery.notification
-    other = "email" if delivery.channel == "sms" else "sms"
-    if any(item["channel"] == other for item in notification.plan):
-        return []
-    point = (
-        ContactPoint.objects.filter(
-            guardian_id=notification.guardian_id,
-            kind=other,
-            active=True,
-            verified=True,
-            opted_out=False,
-            undeliverable=False,
-        )
-        .order_by("pk")
-        .first()
-    )
-    if point is None:
-        return []
-    from notifications.services.templates import message_render
-
-    rendered = message_render(
-        district=notification.district,
-        code=notification.category.code if notification.category.code else "general",
-        channel=other,
-        language=notification.language,
-        context={**notification.context, "district_name": notification.district.name},
-    )
-    if rendered is None:
-        return []
-    fallback = Delivery(
-        notification=notification,
-        channel=other,
-        contact_point=point,
-        to=point.value,
-        subject=rendered.subject,
-        body=rendered.body,
-        segments=rendered.length.segments if rendered.length else 0,
-        provider=_provider_name(other),
-        is_fallback=True,
-        idempotency_key=idempotency_key(notification.event_key, notification.guardian_id, other),
-    )
-    try:
-        with transaction.atomic():
-            fallback.save()
-    except IntegrityError:
-        return []
-    Notification.objects.filter(pk=notification.pk).update(
-        summary=f"{notification.summary[:200]}; fell back to {other}"
-    )
-    return [fallback.pk]
-
-
-def _provider_name(channel: str) -> str:
-    from notifications.providers import provider_for_channel
-
-    return provider_for_channel(channel).name
-
-
-def _rollup_status(statuses: list[str]) -> str | None:
-    given_up = (DeliveryStatus.FAILED, DeliveryStatus.BOUNCED, DeliveryStatus.CANCELLED)
-    if any(
-        STATUS_RANK[s] >= STATUS_RANK[DeliveryStatus.ACCEPTED] and s not in given_up
-        for s in statuses
-    ):
-        return NotificationStatus.SENT
-    if statuses and all(s in TERMINAL_STATUSES for s in statuses):
-        return NotificationStatus.FAILED
-    return None
-
-
-def _notification_rollup(notification_id: int) -> None:
-    statuses = list(
-        Delivery.objects.filter(notification_id=notification_id).values_list("status", flat=True)
-    )
-    new = _rollup_status(statuses)
-    if new is None:
-        return
-    Notification.objects.filter(pk=notification_id).exclude(status=new).update(
-        status=new, updated_at=timezone.now()
-    )
-
-
-def notifications_rollup(*, notification_ids: set[int]) -> None:
-    """:func:`_notification_rollup` for many notifications in two statements."""
-    if not notification_ids:
-        return
-    by_notification: dict[int, list[str]] = {}
-    for notification_id, status in Delivery.objects.filter(
-        notification_id__in=notification_ids
-    ).values_list("notification_id", "status"):
-        by_notification.setdefault(notification_id, []).append(status)
-    sent, failed = [], []
-    for notification_id, statuses in by_notification.items():
-        new = _rollup_status(statuses)
-        if new == NotificationStatus.SENT:
-            sent.append(notification_id)
-        elif new == NotificationStatus.FAILED:
-            failed.append(notification_id)
-    now = timezone.now()
-    for ids, status in ((sent, NotificationStatus.SENT), (failed, NotificationStatus.FAILED)):
-        if ids:
-            Notification.objects.filter(pk__in=ids).exclude(status=status).update(
-                status=status, updated_at=now
-            )
-
-
-def delivery_event_record(
-    *,
-    delivery: Delivery,
-    status: str,
-    provider_status: str = "",
-    error_code: str = "",
-    source: str,
-    raw: dict[str, Any],
-    dedup_key: str | None = None,
-    occurred_at: dt.datetime | None = None,
-    provider_message_id: str = "",
-) -> bool:
-    """Append a provider event and move the delivery's status forward (never back).
-
-    Returns False for a duplicate (same ``dedup_key``): a redelivered webhook changes nothing.
-    Engagement events (opened, clicked) and statuses we do not track only add an event.
-    """
-    with transaction.atomic():
-        locked = Delivery.objects.select_for_update().get(pk=delivery.pk)
-        try:
-            with transaction.atomic():
-                DeliveryEvent.objects.create(
-                    delivery=locked,
-                    status=status,
-                    provider_status=provider_status[:32],
-                    error_code=error_code[:32],
-                    source=source,
-                    dedup_key=dedup_key,
-                    raw=raw,
-                    occurred_at=occurred_at,
-                )
-        except IntegrityError:
-            return False
-        changed: list[str] = []
-        if provider_message_id and not locked.provider_message_id:
-            # Reconciliation: the send crashed after the provider accepted the message.
-            locked.provider_message_id = provider_message_id
-            changed.append("provider_message_id")
-        rank = STATUS_RANK.get(status)
-        if rank is not None and rank > STATUS_RANK[locked.status]:
-            locked.status = status
-            changed.append("status")
-            if error_code:
-                locked.error_code = error_code[:32]
-                changed.append("error_code")
-        if changed:
-            locked.save(update_fields=[*changed, "updated_at"])
-    if "status" in changed:
-        _notification_rollup(locked.notification_id)
-    return True
-
-
-def deliveries_reconcile_stuck(*, older_than: dt.timedelta = dt.timedelta(minutes=15)) -> int:
-    """Deliveries left in "sending" (a worker died mid-call) are never resent blindly: the
-    provider may have accepted them. They become "unknown" for an administrator to review;
-    a late status callback still moves them forward (callbacks find them by our delivery id)."""
-    cutoff = timezone.now() - older_than
-    stuck = list(
-        Delivery.objects.filter(status=DeliveryStatus.SENDING, updated_at__lt=cutoff).values_list(
-            "pk", flat=True
-        )
-    )
-    for pk in stuck:
-        delivery = Delivery.objects.get(pk=pk)
-        delivery_event_record(
-            delivery=delivery,
-            status=DeliveryStatus.UNKNOWN,
-            source="reconcile",
-            raw={"detail": "worker stopped during the provider call; not resent"},
-        )
-    return len(stuck)

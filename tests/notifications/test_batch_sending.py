@@ -25,7 +25,7 @@ from notifications.models import (
     NotificationStatus,
 )
 from notifications.providers.test import TestProvider
-from notifications.services import planning, sending
+from notifications.services import planning, receipts, sending
 from notifications.services.contacts import contact_points_sync_from_guardian, contacts_opt_out
 from notifications.services.events import attendance_changes_handle
 from tests.factories import (
@@ -207,7 +207,7 @@ def test_a_callback_before_the_batch_records_its_result_is_not_overwritten(famil
 
         def callback():
             try:
-                sending.delivery_event_record(
+                receipts.delivery_event_record(
                     delivery=delivery,
                     status=DeliveryStatus.DELIVERED,
                     source="callback",
