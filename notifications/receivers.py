@@ -27,3 +27,20 @@ def on_anymail_tracking(sender: Any, *, event: Any, esp_name: str, **kwargs: Any
     from notifications.services.inbound import email_tracking_record
 
     email_tracking_record(event=event, esp_name=esp_name)
+
+
+def on_guardians_written(sender: Any, *, ids: list[int], **kwargs: Any) -> None:
+    """A set-based writer (the roster sync) wrote these guardians: their SIS contact points
+    follow in the same transaction."""
+    from notifications.services.contacts import contact_points_sync_from_guardians
+
+    contact_points_sync_from_guardians(guardian_ids=ids)
+
+
+def on_guardian_saved(sender: Any, *, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """One guardian saved (an administrator's edit, the attendance services): the same."""
+    if raw:  # loaddata: the fixture brings its own contact points
+        return
+    from notifications.services.contacts import contact_points_sync_from_guardians
+
+    contact_points_sync_from_guardians(guardian_ids=[instance.pk])

@@ -27,7 +27,6 @@ from notifications.models import Category, Channel, ContactPoint, ContactSource,
 from notifications.services.contacts import (
     contact_point_add,
     contact_point_verify,
-    contact_points_sync_from_guardian,
 )
 from notifications.services.direct import contact_point_message_send
 from portal import selectors, tokens
@@ -103,14 +102,11 @@ def signin_start(*, contact: Contact) -> SignInChallenge:
 
 
 def _usable_point(guardians: list[Guardian], contact: Contact) -> ContactPoint | None:
+    # A roster phone or e-mail is a contact point already (notifications.receivers).
     for guardian in guardians:
-        points = ContactPoint.objects.filter(
-            guardian=guardian, kind=contact.kind, value=contact.value
-        )
-        if not points.exists():
-            # The roster field matched but the contact points were never built from it.
-            contact_points_sync_from_guardian(guardian=guardian)
-        point = points.filter(active=True, verified=True).first()
+        point = ContactPoint.objects.filter(
+            guardian=guardian, kind=contact.kind, value=contact.value, active=True, verified=True
+        ).first()
         if point is not None and point.usable:
             return point
     return None

@@ -207,6 +207,12 @@ def _district_delete(district: District) -> None:
             "DELETE FROM syncing_writebackitem WHERE district_id = %s",
             "DELETE FROM syncing_sourcelink WHERE district_id = %s",
             "DELETE FROM syncing_syncrun WHERE district_id = %s",
+            # The synced guardians' contact points (notifications.receivers).
+            "DELETE FROM notifications_consentevent WHERE contact_point_id IN "
+            "(SELECT c.id FROM notifications_contactpoint c JOIN attendance_guardian g "
+            "ON g.id = c.guardian_id WHERE g.district_id = %s)",
+            "DELETE FROM notifications_contactpoint WHERE guardian_id IN "
+            "(SELECT id FROM attendance_guardian WHERE district_id = %s)",
             "DELETE FROM attendance_staff_schools WHERE staff_id IN "
             "(SELECT id FROM attendance_staff WHERE district_id = %s)",
             "UPDATE attendance_term SET parent_id = NULL WHERE district_id = %s",

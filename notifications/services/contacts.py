@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from attendance import bulk
 from attendance.models import Guardian
 from attendance.phones import phone_to_e164
 from core.errors import ApplicationError
@@ -32,58 +35,130 @@ def contact_value_normalise(*, kind: str, raw: str, region: str = "US") -> str:
     return value if "@" in value else ""
 
 
-def contact_points_sync_from_guardian(*, guardian: Guardian) -> list[ContactPoint]:
-    """Create or refresh the guardian's SIS contact points from the Guardian fields.
-
-    SIS-provided contacts count as verified by the district. A value that disappears from the
-    SIS deactivates its contact point (its history and opt-out stay); consent is never reset.
-    """
-    now = timezone.now()
+def _roster_contacts(row: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(kind, value) → (raw value, label) of one guardian's roster fields."""
     wanted: dict[tuple[str, str], tuple[str, str]] = {}
     for field, label in _PHONE_FIELDS:
-        value = getattr(guardian, field)
-        if value:
-            wanted[(Channel.SMS, value)] = (getattr(guardian, f"{field}_raw"), label)
-    if guardian.email:
-        wanted[(Channel.EMAIL, guardian.email.strip().lower())] = (guardian.email, "email")
-    result: list[ContactPoint] = []
-    with transaction.atomic():
-        existing = {
-            (cp.kind, cp.value): cp
-            for cp in ContactPoint.objects.select_for_update().filter(guardian=guardian)
-        }
-        for (kind, value), (raw, label) in wanted.items():
-            cp = existing.get((kind, value))
-            if cp is None:
-                cp = ContactPoint.objects.create(
-                    guardian=guardian,
-                    kind=kind,
-                    value=value,
-                    raw_value=raw,
-                    label=label,
-                    source=ContactSource.SIS,
-                    verified=True,
-                    verified_at=now,
+        if row[field]:
+            wanted[(Channel.SMS, row[field])] = (row[f"{field}_raw"], label)
+    email = contact_value_normalise(kind=Channel.EMAIL, raw=row["email"] or "")
+    if email:
+        wanted[(Channel.EMAIL, email)] = (row["email"], "email")
+    return wanted
+
+
+def contact_points_sync_from_guardians(*, guardian_ids: Iterable[int]) -> int:
+    """Create or refresh the SIS contact points of these guardians from their roster fields
+    (the mobile number, the e-mail address); returns how many contact points changed.
+
+    Called for every guardian a roster sync or an edit writes (``notifications.receivers``), in
+    the writing transaction, so a synced guardian can be notified as soon as the sync commits
+    and a number the SIS replaced is no longer texted. SIS-provided contacts count as verified
+    by the district. A value that disappears from the roster deactivates its contact point
+    (its history and opt-out stay); consent is never reset, and a new point for a number or
+    address opted out elsewhere starts opted out (a carrier STOP blocks it for every sender).
+    Contact points a guardian or an administrator added are left alone. Set-based: a few
+    statements for any number of guardians."""
+    ids = sorted(set(guardian_ids))
+    if not ids:
+        return 0
+    now = timezone.now()
+    fields = ["id", "email", *(f for name, _ in _PHONE_FIELDS for f in (name, f"{name}_raw"))]
+    wanted = {
+        row["id"]: _roster_contacts(row)
+        for row in Guardian.objects.filter(pk__in=ids).values(*fields)
+    }
+    existing: dict[tuple[int, str, str], Any] = {
+        (row["guardian_id"], row["kind"], row["value"]): row
+        for row in ContactPoint.objects.filter(guardian_id__in=ids).values(
+            "id",
+            "guardian_id",
+            "kind",
+            "value",
+            "raw_value",
+            "source",
+            "active",
+            "verified",
+            "verified_at",
+        )
+    }
+    created: list[dict[str, Any]] = []
+    refreshed: list[dict[str, Any]] = []
+    for guardian_id, contacts in wanted.items():
+        for (kind, value), (raw, label) in contacts.items():
+            point = existing.get((guardian_id, kind, value))
+            if point is None:
+                created.append(
+                    {
+                        "guardian_id": guardian_id,
+                        "kind": kind,
+                        "value": value,
+                        "raw_value": raw,
+                        "label": label,
+                        "source": ContactSource.SIS,
+                        "verified": True,
+                        "verified_at": now,
+                    }
                 )
-                # A number opted out anywhere stays opted out for this guardian too.
-                _inherit_opt_out(cp)
-            else:
-                changed: list[str] = []
-                if not cp.active:
-                    cp.active, changed = True, [*changed, "active"]
-                if cp.source == ContactSource.SIS and not cp.verified:
-                    cp.verified, cp.verified_at = True, now
-                    changed += ["verified", "verified_at"]
-                if cp.raw_value != raw:
-                    cp.raw_value, changed = raw, [*changed, "raw_value"]
-                if changed:
-                    cp.save(update_fields=[*changed, "updated_at"])
-            result.append(cp)
-        for key, cp in existing.items():
-            if key not in wanted and cp.source == ContactSource.SIS and cp.active:
-                cp.active = False
-                cp.save(update_fields=["active", "updated_at"])
-    return result
+                continue
+            sis = point["source"] == ContactSource.SIS
+            if not point["active"] or (sis and not point["verified"]) or point["raw_value"] != raw:
+                refreshed.append(
+                    {
+                        "id": point["id"],
+                        "active": True,
+                        "verified": point["verified"] or sis,
+                        "verified_at": now
+                        if sis and not point["verified"]
+                        else point["verified_at"],
+                        "raw_value": raw,
+                    }
+                )
+    gone = [
+        point["id"]
+        for (guardian_id, kind, value), point in existing.items()
+        if point["source"] == ContactSource.SIS
+        and point["active"]
+        and (kind, value) not in wanted.get(guardian_id, {})
+    ]
+    _inherit_opt_outs(created)
+    with transaction.atomic():
+        # A point added meanwhile (the portal, the same guardian) is left to its writer.
+        changed = len(bulk.bulk_insert(ContactPoint, created, ignore_conflicts=True))
+        changed += len(
+            bulk.bulk_update(
+                ContactPoint, refreshed, fields=["active", "verified", "verified_at", "raw_value"]
+            )
+        )
+        if gone:
+            changed += ContactPoint.objects.filter(pk__in=gone).update(active=False, updated_at=now)
+    return changed
+
+
+def _inherit_opt_outs(points: list[dict[str, Any]]) -> None:
+    """A new contact point for a number or address opted out on another point starts opted
+    out too (with that opt-out's time and source)."""
+    if not points:
+        return
+    opted_out: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind in {p["kind"] for p in points}:
+        # By kind: the (kind, value) index then finds each value (by value alone, PostgreSQL
+        # walked the whole index once per value: seconds per thousand guardians).
+        for row in (
+            ContactPoint.objects.filter(
+                kind=kind, value__in={p["value"] for p in points if p["kind"] == kind}
+            )
+            .filter(opted_out=True)
+            .order_by("opted_out_at")  # the latest opt-out of a value wins
+            .values("kind", "value", "opted_out_at", "opt_out_source")
+        ):
+            opted_out[(row["kind"], row["value"])] = row
+    for point in points:
+        other = opted_out.get((point["kind"], point["value"]))
+        if other is not None:
+            point["opted_out"] = True
+            point["opted_out_at"] = other["opted_out_at"]
+            point["opt_out_source"] = other["opt_out_source"]
 
 
 def _inherit_opt_out(cp: ContactPoint) -> None:
@@ -225,7 +300,7 @@ __all__ = [
     "contact_point_add",
     "contact_point_mark_failed",
     "contact_point_verify",
-    "contact_points_sync_from_guardian",
+    "contact_points_sync_from_guardians",
     "contact_value_normalise",
     "contacts_opt_in",
     "contacts_opt_out",

@@ -18,7 +18,6 @@ from notifications import tasks
 from notifications.models import Delivery, Notification, NotificationStatus
 from notifications.providers import providers_reset
 from notifications.providers.test import TestProvider
-from notifications.services.contacts import contact_points_sync_from_guardian
 from notifications.services.templates import templates_cache_clear
 from tests.api.sync_notify_data import category
 from tests.factories import GuardianFactory, StudentGuardianFactory
@@ -54,8 +53,6 @@ def families(tenant):
         guardian = GuardianFactory(district=tenant.district)
         StudentGuardianFactory(student=student, guardian=guardian, is_primary=True)
         guardians.append(guardian)
-    for guardian in guardians:
-        contact_points_sync_from_guardian(guardian=guardian)
     return guardians
 
 

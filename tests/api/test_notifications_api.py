@@ -15,7 +15,6 @@ from gateway.inbound.api_keys import api_key_create
 from notifications.models import BulkNotice, Notification, NotificationStatus
 from notifications.providers import providers_reset
 from notifications.providers.test import TestProvider
-from notifications.services.contacts import contact_points_sync_from_guardian
 from notifications.services.templates import templates_cache_clear
 from tests.api.sync_notify_data import category, make_sync_notify_rows
 from tests.factories import SectionFactory
@@ -142,8 +141,7 @@ def test_deliveries_filter_and_paginate(api, rows, tenant):
 
 
 def _family_at(tenant):
-    """The tenant's first student has one guardian; give them SIS contact points."""
-    contact_points_sync_from_guardian(guardian=tenant.guardian)
+    """The tenant's first student has one guardian, with its roster's contact points."""
     category("general")
 
 

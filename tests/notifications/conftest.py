@@ -61,8 +61,6 @@ TODAY = dt.date(2026, 9, 1)
 @pytest.fixture
 def family(categories):
     """A student with two guardians; each has a verified mobile and e-mail contact point."""
-    from notifications.services.contacts import contact_points_sync_from_guardian
-
     district = DistrictFactory()
     school = SchoolFactory(district=district)
     student = StudentFactory(district=district, school=school)
@@ -73,8 +71,6 @@ def family(categories):
         StudentGuardianFactory(student=student, guardian=mother, priority=1),
         StudentGuardianFactory(student=student, guardian=father, priority=2),
     ]
-    for guardian in (mother, father):
-        contact_points_sync_from_guardian(guardian=guardian)
     return {
         "district": district,
         "school": school,

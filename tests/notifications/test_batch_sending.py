@@ -26,7 +26,7 @@ from notifications.models import (
 )
 from notifications.providers.test import TestProvider
 from notifications.services import planning, receipts, sending
-from notifications.services.contacts import contact_points_sync_from_guardian, contacts_opt_out
+from notifications.services.contacts import contacts_opt_out
 from notifications.services.events import attendance_changes_handle
 from tests.factories import (
     EnrollmentFactory,
@@ -49,7 +49,6 @@ def _absences(family, students):
         for priority in (1, 2):
             guardian = GuardianFactory(district=family["district"])
             StudentGuardianFactory(student=student, guardian=guardian, priority=priority)
-            contact_points_sync_from_guardian(guardian=guardian)
         record, _ = attendance_record(student=student, date=TODAY, status=AttendanceStatus.ABSENT)
         record_ids.append(record.pk)
     return record_ids

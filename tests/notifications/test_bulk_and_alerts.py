@@ -13,7 +13,6 @@ from notifications.providers.test import TestProvider
 from notifications.selectors import bulk_notice_progress
 from notifications.services import bulk
 from notifications.services.alerts import operational_alert_send
-from notifications.services.contacts import contact_points_sync_from_guardian
 from tests.factories import (
     EnrollmentFactory,
     GuardianFactory,
@@ -31,13 +30,11 @@ def school_families(family):
     """Five more students at the family's school; two siblings share a guardian."""
     district, school = family["district"], family["school"]
     shared = GuardianFactory(district=district)
-    contact_points_sync_from_guardian(guardian=shared)
     for number in range(5):
         student = StudentFactory(district=district, school=school, grade_level="03")
         EnrollmentFactory(student=student, school=school)
         guardian = shared if number < 2 else GuardianFactory(district=district)
         StudentGuardianFactory(student=student, guardian=guardian)
-        contact_points_sync_from_guardian(guardian=guardian)
     return family
 
 
@@ -135,8 +132,7 @@ def test_sis_contacts_become_verified_contact_points_and_keep_consent(family):
     sms.save()
     old_email = mother.email
     mother.email = "new-address@example.org"
-    mother.save()
-    contact_points_sync_from_guardian(guardian=mother)
+    mother.save()  # the roster's contacts follow (notifications.receivers)
     emails = ContactPoint.objects.filter(guardian=mother, kind="email")
     assert {(e.value, e.active) for e in emails} == {
         ("new-address@example.org", True),
@@ -146,5 +142,4 @@ def test_sis_contacts_become_verified_contact_points_and_keep_consent(family):
     assert sms.opted_out  # a sync never resets consent
     # The same number added for another guardian inherits the opt-out.
     other = GuardianFactory(district=family["district"], mobile_phone=mother.mobile_phone)
-    contact_points_sync_from_guardian(guardian=other)
     assert ContactPoint.objects.get(guardian=other, kind="sms").opted_out

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from attendance.models import Guardian, Student
 from notifications.models import Category
 from notifications.providers.test import TestProvider
-from notifications.services.contacts import contact_points_sync_from_guardian
 from tests.factories import (
     DistrictFactory,
     EnrollmentFactory,
@@ -75,8 +74,6 @@ def family_make(*, phone="+13125550142", email="parent@example.org"):
     StudentGuardianFactory(student=students[1], guardian=guardian, priority=1)
     StudentGuardianFactory(student=students[2], guardian=guardian, contact_allowed=False)
     StudentGuardianFactory(student=students[0], guardian=other, priority=2)
-    for g in (guardian, other):
-        contact_points_sync_from_guardian(guardian=g)
     return Family(guardian, students[0], students[1], students[2], other)
 
 

@@ -44,6 +44,10 @@ DIGESTS = {
         FROM attendance_sectionenrollment se JOIN attendance_student s ON s.id = se.student_id
         JOIN attendance_section sec ON sec.id = se.section_id
         JOIN attendance_course c ON c.id = sec.course_id WHERE s.district_id = %s""",
+    "contact_point": """
+        SELECT g.local_id, c.kind, c.value, c.source, c.verified, c.active
+        FROM notifications_contactpoint c JOIN attendance_guardian g ON g.id = c.guardian_id
+        WHERE g.district_id = %s""",
     "student_history": """
         SELECT h.local_id, h.history_type, h.legal_last_name, h.active
         FROM attendance_historicalstudent h WHERE h.district_id = %s""",
