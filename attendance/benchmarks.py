@@ -133,6 +133,11 @@ def _start_gunicorn(port: int, metrics_dir: str) -> subprocess.Popen[bytes]:
             "FIELD_ENCRYPTION_KEYS", "4Bq0b6fJ7c0W1cG0m5c2o8n3f8w4Yx1mVQn2Yb7lK9E="
         ),
         "API_RATE_LIMIT": "10000000/m",
+        # Production requires providers that send; the web process only queues messages (no
+        # worker runs here), so nothing leaves.
+        "SMS_PROVIDER": "twilio",
+        "EMAIL_PROVIDER": "email",
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         # The cache's hit/miss counters of both workers, read through /metrics.
         "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
         "METRICS_TOKEN": METRICS_TOKEN,

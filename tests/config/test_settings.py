@@ -18,6 +18,9 @@ PRODUCTION_ENV = {
     "PUBLIC_BASE_URL": "https://attendance.example.org",
     "FIELD_ENCRYPTION_KEYS": "4Bq0b6fJ7c0W1cG0m5c2o8n3f8w4Yx1mVQn2Yb7lK9E=",
     "API_KEY_PEPPER": "test-pepper-not-a-real-secret-0123456789",
+    "SMS_PROVIDER": "twilio",
+    "EMAIL_PROVIDER": "email",
+    "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
 }
 
 
@@ -54,6 +57,23 @@ def test_production_refuses_to_start_without_encryption_keys():
     result = _manage("check", env={**PRODUCTION_ENV, "FIELD_ENCRYPTION_KEYS": ""})
     assert result.returncode != 0
     assert "FIELD_ENCRYPTION_KEYS is required" in result.stderr
+
+
+def test_production_refuses_providers_that_do_not_send():
+    """A forgotten SMS_PROVIDER would have kept the development default, the console, which
+    marks every message sent while nobody receives it."""
+    missing = {k: v for k, v in PRODUCTION_ENV.items() if k != "SMS_PROVIDER"}
+    result = _manage("check", env=missing)
+    assert result.returncode != 0
+    assert "SMS_PROVIDER is required" in result.stderr
+    for name, value in (
+        ("SMS_PROVIDER", "console"),
+        ("EMAIL_PROVIDER", "test"),
+        ("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"),
+    ):
+        result = _manage("check", env={**PRODUCTION_ENV, name: value})
+        assert result.returncode != 0, name
+        assert f"{name} must name a provider that sends" in result.stderr
 
 
 def test_a_bad_value_stops_start_up_with_a_clear_message():
