@@ -99,6 +99,29 @@ def connect_demo_district(sandbox_url: str) -> None:
         print("The demo sync did not complete; see its summary above.", file=sys.stderr)
 
 
+# One demo guardian's mobile number as the SIS gave it, to try the parent portal with.
+_DEMO_GUARDIAN = """
+from attendance.models import StudentGuardian
+link = (
+    StudentGuardian.objects.filter(
+        contact_allowed=True, guardian__active=True, student__active=True,
+        guardian__district__name={district!r},
+    )
+    .exclude(guardian__mobile_phone="").select_related("guardian").order_by("guardian_id").first()
+)
+print(link.guardian.mobile_phone_raw if link else "")
+"""
+
+
+def demo_guardian_phone() -> str:
+    found = subprocess.run(
+        [PYTHON, "manage.py", "shell", "--no-imports", "-c",
+         _DEMO_GUARDIAN.format(district=DEMO_DISTRICT)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return found.stdout.strip().splitlines()[-1] if found.stdout.strip() else ""
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
     var = Path(os.environ.get("VAR_DIR", ROOT / "var"))
@@ -136,7 +159,13 @@ def main() -> int:
              "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
         )  # fmt: skip
         if wait_healthy(f"http://{HOST}:{PORT}/healthz"):
-            print(f"\nReady: http://{HOST}:{PORT}/admin/  (Ctrl-C stops everything)\n", flush=True)
+            print(f"\nReady: http://{HOST}:{PORT}/admin/  (Ctrl-C stops everything)", flush=True)
+            if phone := demo_guardian_phone():
+                print(
+                    f"Parent portal: http://{HOST}:{PORT}/portal/ - sign in as a demo guardian "
+                    f"with {phone}; the code, like every message, is printed here.\n",
+                    flush=True,
+                )
             manage("ensure_admin")
         while all(process.poll() is None for process in processes.values()):
             time.sleep(1)
