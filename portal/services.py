@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,16 +220,42 @@ def signin_link_use(*, token: str) -> tuple[list[int], str] | None:
 def portal_link_for(guardian: Guardian) -> str:
     """A link for a message to ``guardian`` that opens the portal signed in as them: single
     use, expiring after ``PORTAL_MESSAGE_LINK_TTL_HOURS``, built from ``PUBLIC_BASE_URL``."""
-    link = PortalLink.objects.create(
-        guardian=guardian,
-        purpose=LinkPurpose.MESSAGE,
-        nonce_hash="",
-        expires_at=timezone.now() + dt.timedelta(hours=settings.PORTAL_MESSAGE_LINK_TTL_HOURS),
-    )
-    token, nonce = tokens.link_token_make(purpose="message", row_id=link.pk)
-    link.nonce_hash = tokens.secret_hash(purpose="message-link", row_id=link.pk, secret=nonce)
-    link.save(update_fields=["nonce_hash"])
-    return public_url(reverse("portal:message_link", args=[token]))
+    return portal_links_for([guardian.pk])[0]
+
+
+def portal_links_for(guardian_ids: Sequence[int]) -> list[str]:
+    """:func:`portal_link_for` for many messages at once (one link each, in order): what the
+    notifications app mints as a batch of messages is sent (notifications.links)."""
+    if not guardian_ids:
+        return []
+    expires = timezone.now() + dt.timedelta(hours=settings.PORTAL_MESSAGE_LINK_TTL_HOURS)
+    with transaction.atomic():
+        links = PortalLink.objects.bulk_create(
+            [
+                PortalLink(
+                    guardian_id=guardian_id,
+                    purpose=LinkPurpose.MESSAGE,
+                    nonce_hash="",
+                    expires_at=expires,
+                )
+                for guardian_id in guardian_ids
+            ]
+        )
+        urls = []
+        for link in links:
+            token, nonce = tokens.link_token_make(purpose="message", row_id=link.pk)
+            link.nonce_hash = tokens.secret_hash(
+                purpose="message-link", row_id=link.pk, secret=nonce
+            )
+            urls.append(public_url(reverse("portal:message_link", args=[token])))
+        PortalLink.objects.bulk_update(links, ["nonce_hash"])
+    return urls
+
+
+def portal_link_length() -> int:
+    """How long a message link is (its row id given ten digits)."""
+    token, _ = tokens.link_token_make(purpose="message", row_id=10**9)
+    return len(public_url(reverse("portal:message_link", args=[token])))
 
 
 def portal_link_use(*, token: str) -> int | None:

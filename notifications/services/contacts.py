@@ -140,7 +140,7 @@ def _inherit_opt_outs(points: list[dict[str, Any]]) -> None:
     out too (with that opt-out's time and source)."""
     if not points:
         return
-    opted_out: dict[tuple[str, str], dict[str, Any]] = {}
+    opted_out: dict[tuple[str, str], Any] = {}
     for kind in {p["kind"] for p in points}:
         # By kind: the (kind, value) index then finds each value (by value alone, PostgreSQL
         # walked the whole index once per value: seconds per thousand guardians).

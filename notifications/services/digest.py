@@ -7,6 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from notifications.links import without_link_lines
 from notifications.models import Category, Notification, NotificationStatus
 from notifications.services.templates import message_render
 
@@ -32,7 +33,8 @@ def digest_build(*, first: Notification, now: dt.datetime) -> Notification:
             plan.setdefault(item["channel"], item)
         for channel, entry in part.content.items():
             merged = content.setdefault(channel, {"subject": "", "bodies": []})
-            merged["bodies"].append(entry["body"])
+            # The digest ends with the one portal link; its parts' own link lines go.
+            merged["bodies"].append(without_link_lines(entry["body"]))
     general = Category.objects.get(code=Category.GENERAL)
     rendered: dict[str, Any] = {}
     for channel, merged in content.items():

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.links import public_url
+from notifications.links import links_for, with_link
 from notifications.models import (
     STATUS_RANK,
     BulkNotice,
@@ -256,14 +257,16 @@ def _claim_portable(delivery_ids: list[int]) -> list[int]:
     return claimed
 
 
-def _message(delivery: Delivery) -> OutboundMessage:
+def _message(delivery: Delivery, link: str | None = None) -> OutboundMessage:
+    """What the provider gets: the stored message, with its portal link (if it has the
+    mark) minted for this send (notifications.links)."""
     provider = get_provider(delivery.provider)
     return OutboundMessage(
         delivery_uuid=str(delivery.uuid),
         channel=delivery.channel,
         to=delivery.to,
-        body=delivery.body,
-        subject=delivery.subject,
+        body=with_link(delivery.body, link),
+        subject=with_link(delivery.subject, link),
         segments=max(1, delivery.segments),
         status_callback_url=status_callback_url(delivery) if provider.has_status_callbacks else "",
     )
@@ -282,6 +285,8 @@ def _send_group(group: list[Delivery], unsent: set[int]) -> tuple[int, list[_Out
     failed: list[tuple[Delivery, TransientSendError | PermanentSendError]] = []
     crash: Exception | None = None
     done = 0
+    # Committed before anything is sent: a message never carries a link that does not exist.
+    links = links_for(group)
     with transaction.atomic():
         point_ids = sorted({d.contact_point_id for d in group if d.contact_point_id is not None})
         # One statement, in id order: batches locking overlapping points cannot deadlock.
@@ -302,7 +307,8 @@ def _send_group(group: list[Delivery], unsent: set[int]) -> tuple[int, list[_Out
                     continue
             unsent.discard(delivery.pk)
             try:
-                sent.append((delivery, get_provider(delivery.provider).send(_message(delivery))))
+                message = _message(delivery, links.get(delivery.pk))
+                sent.append((delivery, get_provider(delivery.provider).send(message)))
             except (TransientSendError, PermanentSendError) as exc:
                 failed.append((delivery, exc))
             except Exception as exc:

@@ -18,6 +18,7 @@ from django.template import Template as DjangoTemplate
 
 from attendance.models import District
 from notifications.default_templates import DEFAULTS
+from notifications.links import MARK, as_sent
 from notifications.models import Template
 from notifications.segments import SmsLength, sms_clean, sms_length
 
@@ -120,7 +121,7 @@ def message_render(
         return None
     subject, body, used, source = found
     rendered_subject, rendered_body = template_render_text(
-        subject=subject, body=body, channel=channel, context=context
+        subject=subject, body=body, channel=channel, context={"portal_link": MARK, **context}
     )
-    length = sms_length(rendered_body) if channel == "sms" else None
+    length = sms_length(as_sent(rendered_body)) if channel == "sms" else None
     return Rendered(rendered_subject, rendered_body, used, source, length)

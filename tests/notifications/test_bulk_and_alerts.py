@@ -63,8 +63,13 @@ def test_a_bulk_notice_reaches_each_guardian_once_with_progress(school_families,
     assert progress["planned"] == 12 and progress["sent"] == 12 and progress["waiting"] == 0
     notice.refresh_from_db()
     assert notice.state == BulkNoticeState.COMPLETED and notice.deliveries_sent == 12
-    bodies = {m.body for m in TestProvider.outbox}
-    assert bodies == {"School closes at noon today."}
+    texts = {m.body for m in TestProvider.outbox if m.channel == "sms"}
+    assert texts == {"School closes at noon today."}
+    # Each e-mail ends with its guardian's own portal link (notifications.links).
+    emails = [m.body.split("\n\n") for m in TestProvider.outbox if m.channel == "email"]
+    assert len(emails) == 6 and {body[0] for body in emails} == {"School closes at noon today."}
+    links = {body[-1].rsplit(" ", 1)[-1] for body in emails}
+    assert len(links) == 6 and all("/portal/l/" in link for link in links)
     assert len({m.to for m in TestProvider.outbox if m.channel == "sms"}) == 6
 
 
