@@ -13,17 +13,12 @@ from attendance.models import Guardian, Student, StudentGuardian
 from notifications.models import (
     HANDED_OVER_STATUSES_LIST,
     BulkNotice,
-    Category,
     ContactPoint,
     Delivery,
     DeliveryStatus,
     Notification,
     Preference,
 )
-
-
-def category_get(*, code: str) -> Category:
-    return Category.objects.get(code=code)
 
 
 def student_links(*, student: Student) -> list[StudentGuardian]:
@@ -53,10 +48,6 @@ def guardian_contact_points(*, guardian: Guardian) -> QuerySet[ContactPoint]:
     return ContactPoint.objects.filter(guardian=guardian).order_by("kind", "id")
 
 
-def guardian_preferences(*, guardian: Guardian) -> QuerySet[Preference]:
-    return Preference.objects.filter(guardian=guardian).select_related("student", "category")
-
-
 def guardian_notifications(*, guardian: Guardian) -> QuerySet[Notification]:
     """What was sent (or deliberately not sent) to a guardian, newest first."""
     return (
@@ -66,10 +57,6 @@ def guardian_notifications(*, guardian: Guardian) -> QuerySet[Notification]:
         .prefetch_related("deliveries")
         .order_by("-created_at")
     )
-
-
-def guardian_deliveries(*, guardian: Guardian) -> QuerySet[Delivery]:
-    return Delivery.objects.filter(notification__guardian=guardian).order_by("-created_at")
 
 
 def bulk_notice_progress(*, notice: BulkNotice) -> dict[str, int]:

@@ -10,8 +10,6 @@ from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from syncing.models import (
-    Conflict,
-    ConflictStatus,
     Mode,
     RunStatus,
     ScheduleKind,
@@ -74,13 +72,6 @@ def run_change_totals(run: SyncRun) -> dict[str, dict[str, int]]:
     ):
         totals.setdefault(entity, {})[action] = n
     return totals
-
-
-def conflicts_open(*, district_id: int | None = None) -> QuerySet[Conflict]:
-    queryset = Conflict.objects.filter(status=ConflictStatus.OPEN)
-    if district_id is not None:
-        queryset = queryset.filter(district_id=district_id)
-    return queryset
 
 
 def connections_by_latest_status(connections: QuerySet[Any], status: str | None) -> QuerySet[Any]:

@@ -55,18 +55,3 @@ def contact_point_message_send(
     outcome = delivery_send(delivery_id=delivery.pk)
     delivery.refresh_from_db()
     return delivery, outcome
-
-
-def verification_code_send(
-    *, contact_point: ContactPoint, code: str
-) -> tuple[Delivery, SendOutcome]:
-    """Send a one-time code (the portal makes and checks the code; we only deliver it)."""
-    if contact_point.kind == "sms":
-        body = f"Your verification code is {code}. It expires in 10 minutes."
-        return contact_point_message_send(contact_point=contact_point, body=body, purpose="verify")
-    return contact_point_message_send(
-        contact_point=contact_point,
-        subject="Your verification code",
-        body=f"Your verification code is {code}. It expires in 10 minutes.\n",
-        purpose="verify",
-    )

@@ -22,7 +22,6 @@ Every outbound call goes through ``gateway.client.request`` on the connection's 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -556,8 +555,3 @@ def _reason(exc: BaseException) -> str:
         return f"missing field {exc.args[0]!r}" if exc.args else "missing field"
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]
-
-
-def replace_options(config: ConnectorConfig, **options: Any) -> ConnectorConfig:
-    """A copy of ``config`` with some options changed (handy in tests and tools)."""
-    return dataclasses.replace(config, options={**config.options, **options})

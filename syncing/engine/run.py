@@ -49,10 +49,6 @@ LOCK_WAIT_SECONDS = 60.0
 LOCK_POLL_SECONDS = 0.5
 
 
-class BudgetExceeded(Exception):
-    pass
-
-
 def error_budget(records: int) -> int:
     """How many quarantined records a run may have and still apply."""
     percent = float(getattr(settings, "SYNC_ERROR_BUDGET_PERCENT", 5))

@@ -19,7 +19,6 @@ servers. Facts from /work/shared/reference/sis-apis.md §2–3.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -401,11 +400,6 @@ class OneRoster12Connector(OneRosterConnector):
     key = "oneroster-1.2"
     label = "OneRoster 1.2"
     version = "1.2"
-
-
-def since_from_timestamp(epoch: float) -> str:
-    """The ``dateLastModified`` filter value for an epoch time (ISO-8601 UTC)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 __all__ = ["AuthenticationFailed", "OneRoster11Connector", "OneRoster12Connector"]
