@@ -7,6 +7,8 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html_join
 
 from attendance import services
 from attendance.admin_scoping import ScopedAdmin, request_scope
@@ -192,11 +194,27 @@ class GuardianAdmin(ScopedAdmin):
     ]
     list_filter = ["active", "preferred_language"]
     search_fields = ["last_name", "first_name", "email", "mobile_phone", "local_id"]
-    readonly_fields = ["mobile_phone", "home_phone", "work_phone"]
+    readonly_fields = ["mobile_phone", "home_phone", "work_phone", "messaging"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Guardian | None = None) -> list[str]:
-        fields = ["mobile_phone", "home_phone", "work_phone"]
+        fields = ["mobile_phone", "home_phone", "work_phone", "messaging"]
         return [*fields, "district"] if obj else fields
+
+    @admin.display(description="Messaging")
+    def messaging(self, obj: Guardian) -> str:
+        """Where to answer "why was this parent (not) told?": the guardian's contact points
+        (the roster's phone and e-mail become them) and what was sent to them."""
+        if obj.pk is None:
+            return "-"
+        pages = [
+            ("admin:notifications_contactpoint_changelist", "Contact points"),
+            ("admin:notifications_notification_changelist", "Notifications"),
+        ]
+        return format_html_join(
+            " · ",
+            '<a href="{}?guardian__id__exact={}">{}</a>',
+            ((reverse(name), obj.pk, label) for name, label in pages),
+        )
 
     def save_model(self, request: HttpRequest, obj: Guardian, form: Any, change: bool) -> None:
         # Through the services, so phone numbers are normalised to E.164.

@@ -26,6 +26,7 @@ from core.attention import Attention, attention_register
 from core.charts import Series, stacked_columns
 from core.errors import ApplicationError
 from notifications import selectors
+from notifications.links import MARK, as_sent, with_link
 from notifications.models import (
     BulkNotice,
     BulkNoticeState,
@@ -56,7 +57,15 @@ SAMPLE_CONTEXT = {
     "percent": 10,
     "subject": "Sample subject",
     "body": "Sample announcement text.",
+    # Previewed and counted as sent: a link of a real link's length (notifications.links).
+    "portal_link": MARK,
 }
+
+_SAMPLE_LINK = "https://attendance.example.org/portal/l/…/"
+
+# A school's administrators see a guardian's contact points, consent and preferences when they
+# see the guardian (attendance's GuardianAdmin): a child of theirs ever enrolled at the school.
+GUARDIAN_SCHOOLS = "guardian__student_links__student__enrollments__school"
 
 
 def _channel_boxes(help_text: str) -> forms.MultipleChoiceField:
@@ -122,7 +131,7 @@ class TemplateAdmin(ScopedAdmin):
         _, body = template_render_text(
             subject="", body=obj.body, channel="sms", context=SAMPLE_CONTEXT
         )
-        return str(sms_length(body))
+        return str(sms_length(as_sent(body)))
 
     @admin.display(description="Preview (sample data)")
     def preview(self, obj: Template) -> str:
@@ -136,7 +145,8 @@ class TemplateAdmin(ScopedAdmin):
             return format_html("<strong>Template error:</strong> {}", str(exc))
         extra = ""
         if obj.channel == "sms":
-            extra = str(sms_length(body))
+            extra = str(sms_length(as_sent(body)))
+        subject, body = with_link(subject, _SAMPLE_LINK), with_link(body, _SAMPLE_LINK)
         return format_html(
             "<div><strong>{}</strong></div><pre>{}</pre><div>{}</div>", subject, body, extra
         )
@@ -322,9 +332,26 @@ class DeliveryAdmin(ScopedAdmin):
 @admin.register(ContactPoint)
 class ContactPointAdmin(ScopedAdmin):
     district_path = "guardian__district"
-    school_path = "guardian__student_links__student__school"
-    list_display = ["guardian", "kind", "label", "source", "verified", "opted_out", "undeliverable"]
-    list_filter = ["kind", "source", "verified", "opted_out", "undeliverable", "opt_out_source"]
+    school_path = GUARDIAN_SCHOOLS
+    list_display = [
+        "guardian",
+        "kind",
+        "label",
+        "source",
+        "active",
+        "verified",
+        "opted_out",
+        "undeliverable",
+    ]
+    list_filter = [
+        "kind",
+        "source",
+        "active",
+        "verified",
+        "opted_out",
+        "undeliverable",
+        "opt_out_source",
+    ]
     search_fields = ["guardian__last_name", "guardian__first_name", "value"]
     readonly_fields = [
         "opted_out_at",
@@ -337,7 +364,7 @@ class ContactPointAdmin(ScopedAdmin):
 @admin.register(ConsentEvent)
 class ConsentEventAdmin(ScopedAdmin):
     district_path = "contact_point__guardian__district"
-    school_path = "contact_point__guardian__student_links__student__school"
+    school_path = f"contact_point__{GUARDIAN_SCHOOLS}"
     list_display = ["created_at", "kind", "source", "keyword", "provider", "contact_point"]
     list_filter = ["kind", "source"]
 
@@ -381,7 +408,7 @@ class PreferenceForm(forms.ModelForm):
 class PreferenceAdmin(ScopedAdmin):
     form = PreferenceForm
     district_path = "guardian__district"
-    school_path = "guardian__student_links__student__school"
+    school_path = GUARDIAN_SCHOOLS
     list_display = ["guardian", "student", "category", "enabled", "channels", "delivery_mode"]
     search_fields = ["guardian__last_name", "guardian__first_name"]
 

@@ -253,3 +253,30 @@ def test_saving_a_form_keeps_links_to_rows_it_could_not_offer(client, two_school
     teacher.refresh_from_db()
     assert teacher.first_name == "Renamed"
     assert set(teacher.schools.all()) == {school_a, school_b}  # B kept, not dropped
+
+
+def test_a_guardians_page_leads_to_their_contact_points_and_notifications(client, two_schools):
+    school_a, _, student_a, _ = two_schools
+    _login(
+        client,
+        {"district": school_a.district, "school": school_a, "role": MembershipRole.SCHOOL_ADMIN},
+    )
+    guardian = StudentGuardianFactory(student=student_a).guardian
+    other = StudentGuardianFactory(student=student_a).guardian
+    page = client.get(reverse("admin:attendance_guardian_change", args=[guardian.pk])).text
+    url = reverse("admin:notifications_contactpoint_changelist")
+    link = f"{url}?guardian__id__exact={guardian.pk}"
+    assert f'href="{link}"' in page
+    assert (
+        f'href="{reverse("admin:notifications_notification_changelist")}?guardian__id__exact='
+        in page
+    )
+    # The roster's phone and e-mail are there as the guardian's contact points, only theirs.
+    listed = client.get(link)
+    assert listed.status_code == 200
+    points = list(listed.context["cl"].result_list)
+    assert {(p.guardian_id, p.kind) for p in points} == {
+        (guardian.pk, "sms"),
+        (guardian.pk, "email"),
+    }
+    assert other.pk not in {p.guardian_id for p in points}

@@ -98,6 +98,24 @@ def test_template_preview_shows_segments(client, district_admin, family, categor
     assert "UCS-2" in text
 
 
+def test_template_preview_counts_the_portal_link_as_sent(
+    client, district_admin, family, categories
+):
+    from notifications.links import MARK
+    from portal.services import portal_link_length
+
+    template = Template.objects.create(
+        district=family["district"], category=categories["attendance"], channel="sms",
+        language="en", body="{{ student_first_name }} was {{ status_text }}. {{ portal_link }}",
+    )  # fmt: skip
+    page = client.get(reverse("admin:notifications_template_change", args=[template.pk]))
+    text = page.content.decode()
+    assert "Alex was absent. https://attendance.example.org/portal/l/" in text
+    assert MARK not in text
+    units = len("Alex was absent. ") + portal_link_length()
+    assert f"{units} GSM-7 units" in text
+
+
 def test_delivery_statistics_chart_is_server_rendered(client, district_admin, sent):
     deliveries = list(Delivery.objects.order_by("id"))
     assert len(deliveries) >= 2
