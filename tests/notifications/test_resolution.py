@@ -149,6 +149,8 @@ def test_daily_digest_merges_the_days_messages_into_one(family, categories, sett
     mails = [m for m in TestProvider.outbox if m.to == family["mother"].email]
     assert len(mails) == 1
     assert "First notice" in mails[0].body and "Sam" in mails[0].body
+    # One portal link for the whole digest, not one per merged message.
+    assert mails[0].body.count("/portal/l/") == 1
     assert set(pending.values_list("status", flat=True)) == {NotificationStatus.MERGED}
 
 
