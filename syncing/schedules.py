@@ -108,7 +108,7 @@ def schedule_firing_before_last(schedule: SyncSchedule, now: dt.datetime) -> dt.
     from croniter import croniter
 
     # A second on, as in _slot: croniter excludes its start, and a firing at ``now`` is the latest.
-    local = now.astimezone(ZoneInfo(schedule.district.timezone)) + dt.timedelta(seconds=1)
+    local = now.astimezone(schedule.district.zone) + dt.timedelta(seconds=1)
     firings = croniter(expression, local)
     firings.get_prev(dt.datetime)
     return cast(dt.datetime, firings.get_prev(dt.datetime))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Any
 
 from django.db.models import Count, Max, OuterRef, QuerySet, Subquery
@@ -141,8 +140,8 @@ def connection_run_history(
     (midnights in the district's time zone), how many runs ended each way
     (``HISTORY_OUTCOMES``), the changes the completed ones applied, and the longest run's
     seconds. Dry runs apply nothing and are left out."""
-    zone = zoneinfo.ZoneInfo(connection.district.timezone)
-    today = timezone.localtime(now or timezone.now(), zone).date()
+    zone = connection.district.zone
+    today = connection.district.today(now)
     first = today - dt.timedelta(days=days - 1)
     history: dict[dt.date, dict[str, Any]] = {}
     for n in range(days):

@@ -39,10 +39,14 @@ class District(TimeStampedModel):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
     def today(self, now: dt.datetime | None = None) -> dt.date:
         """The date in the district's own time zone, now or at ``now``: the school day that
         attendance, notices and sync safety windows mean by "today"."""
-        return (now or django_timezone.now()).astimezone(zoneinfo.ZoneInfo(self.timezone)).date()
+        return (now or django_timezone.now()).astimezone(self.zone).date()
 
 
 class SchoolLevel(models.TextChoices):

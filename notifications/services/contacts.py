@@ -162,16 +162,14 @@ def _inherit_opt_outs(points: list[dict[str, Any]]) -> None:
 
 
 def _inherit_opt_out(cp: ContactPoint) -> None:
-    other = (
-        ContactPoint.objects.filter(kind=cp.kind, value=cp.value, opted_out=True)
-        .exclude(pk=cp.pk)
-        .first()
-    )
-    if other is not None:
+    """:func:`_inherit_opt_outs` for one saved contact point."""
+    point: dict[str, Any] = {"kind": cp.kind, "value": cp.value}
+    _inherit_opt_outs([point])
+    if point.get("opted_out"):
         cp.opted_out, cp.opted_out_at, cp.opt_out_source = (
             True,
-            other.opted_out_at,
-            other.opt_out_source,
+            point["opted_out_at"],
+            point["opt_out_source"],
         )
         cp.save(update_fields=["opted_out", "opted_out_at", "opt_out_source", "updated_at"])
 
