@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from attendance import bulk
@@ -200,16 +201,30 @@ def contact_point_add(
     return cp
 
 
-def contact_point_verify(*, contact_point: ContactPoint, source: str = "portal") -> ContactPoint:
+def contact_point_verify(
+    *, contact_point: ContactPoint, source: str = "portal", detail: str = ""
+) -> ContactPoint:
+    """Mark a contact point verified (its code was entered in the portal, or an administrator
+    confirmed it with the guardian); audited once."""
     with transaction.atomic():
         cp = ContactPoint.objects.select_for_update().get(pk=contact_point.pk)
         if not cp.verified:
             cp.verified, cp.verified_at = True, timezone.now()
             cp.save(update_fields=["verified", "verified_at", "updated_at"])
             ConsentEvent.objects.create(
-                contact_point=cp, kind=ConsentEventKind.VERIFIED, source=source
+                contact_point=cp, kind=ConsentEventKind.VERIFIED, source=source, detail=detail
             )
     return cp
+
+
+def contact_point_mark_deliverable(*, contact_point: ContactPoint) -> bool:
+    """Use a point a permanent failure marked undeliverable again (the guardian says the
+    mailbox or phone works now); its last failure stays on record. Whether it changed."""
+    return bool(
+        ContactPoint.objects.filter(pk=contact_point.pk, undeliverable=True).update(
+            undeliverable=False, updated_at=timezone.now()
+        )
+    )
 
 
 def contacts_opt_out(
@@ -219,9 +234,14 @@ def contacts_opt_out(
     source: str,
     keyword: str = "",
     provider: str = "",
+    detail: str = "",
+    district_id: int | None = None,
     at: dt.datetime | None = None,
 ) -> int:
-    """Opt every contact point with this number/address out; audited. Returns how many changed.
+    """Opt every contact point with this number/address out; audited (``detail``: who asked,
+    when it was not the guardian's own reply). ``district_id`` limits it to that district's
+    guardians: a request made to one district (a parent who phoned the school) is not a fact
+    about the number, as a carrier STOP or a bounce is. Returns how many changed.
 
     The rows are locked (``FOR UPDATE``): a send holds a share of the same lock while it talks
     to the provider, so once this commits no worker can start another message to the value.
@@ -229,9 +249,7 @@ def contacts_opt_out(
     at = at or timezone.now()
     changed = 0
     with transaction.atomic():
-        points = list(
-            ContactPoint.objects.select_for_update().filter(kind=kind, value=value).order_by("pk")
-        )
+        points = list(_points_locked(kind=kind, value=value, district_id=district_id))
         for cp in points:
             if not cp.opted_out:
                 cp.opted_out, cp.opted_out_at, cp.opt_out_source = True, at, source
@@ -243,6 +261,7 @@ def contacts_opt_out(
                 source=source,
                 keyword=keyword[:32],
                 provider=provider,
+                detail=detail[:300],
             )
         if not points:
             ConsentEvent.objects.create(
@@ -255,16 +274,44 @@ def contacts_opt_out(
     return changed
 
 
+def _points_locked(*, kind: str, value: str, district_id: int | None) -> QuerySet[ContactPoint]:
+    """The contact points with this value (of one district's guardians, when given), locked
+    ``FOR UPDATE`` in id order."""
+    # Only the contact points: the guardians a district filter joins are not locked.
+    points = ContactPoint.objects.select_for_update(of=("self",)).filter(kind=kind, value=value)
+    if district_id is not None:
+        points = points.filter(guardian__district_id=district_id)
+    return points.order_by("pk")
+
+
 def contacts_opt_in(
-    *, kind: str, value: str, source: str, keyword: str = "", provider: str = ""
+    *,
+    kind: str,
+    value: str,
+    source: str,
+    keyword: str = "",
+    provider: str = "",
+    detail: str = "",
+    district_id: int | None = None,
 ) -> int:
-    """Undo an opt-out (a START reply, or the guardian in the portal). Bounces and complaints
-    are cleared only by an administrator or the guardian themselves, not by a keyword."""
+    """Undo an opt-out (a START reply, or an administrator the guardian asked; ``district_id``
+    as for :func:`contacts_opt_out`). Bounces and complaints are cleared only by an
+    administrator or the guardian themselves, not by a keyword. A STOP reply is undone only by
+    a START from the same phone: the carrier keeps blocking the number whatever we record, so
+    an administrator's opt-in is refused (``ApplicationError``) and changes nothing."""
     changed = 0
     with transaction.atomic():
-        for cp in (
-            ContactPoint.objects.select_for_update().filter(kind=kind, value=value).order_by("pk")
-        ):
+        points = list(_points_locked(kind=kind, value=value, district_id=district_id))
+        stopped = ContactPoint.objects.filter(
+            kind=kind, value=value, opted_out=True, opt_out_source=OptOutSource.STOP
+        )
+        if source == OptOutSource.ADMIN and stopped.exists():
+            raise ApplicationError(
+                "This number replied STOP. Only the guardian can undo that, by texting START "
+                "to the district's number; the carrier blocks our texts until then.",
+                code="stop_needs_start",
+            )
+        for cp in points:
             if cp.opted_out:
                 cp.opted_out, cp.opted_out_at, cp.opt_out_source = False, None, ""
                 cp.save(update_fields=["opted_out", "opted_out_at", "opt_out_source", "updated_at"])
@@ -275,6 +322,7 @@ def contacts_opt_in(
                 source=source,
                 keyword=keyword[:32],
                 provider=provider,
+                detail=detail[:300],
             )
     return changed
 
@@ -296,6 +344,7 @@ def contact_point_mark_failed(
 __all__ = [
     "OptOutSource",
     "contact_point_add",
+    "contact_point_mark_deliverable",
     "contact_point_mark_failed",
     "contact_point_verify",
     "contact_points_sync_from_guardians",

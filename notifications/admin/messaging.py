@@ -1,7 +1,4 @@
-"""Admin for notifications, scoped by membership (attendance.admin_scoping.ScopedAdmin).
-
-Admin actions and views are thin: they call services and selectors.
-"""
+"""Admin of categories, templates, notifications, deliveries and bulk notices."""
 
 from __future__ import annotations
 
@@ -26,19 +23,16 @@ from core.attention import Attention, attention_register
 from core.charts import Series, stacked_columns
 from core.errors import ApplicationError
 from notifications import selectors
+from notifications.admin.common import ScopedReadOnlyInline, channel_boxes
 from notifications.links import MARK, as_sent, with_link
 from notifications.models import (
     BulkNotice,
     BulkNoticeState,
     Category,
-    Channel,
-    ConsentEvent,
-    ContactPoint,
     Delivery,
     DeliveryEvent,
     DeliveryStatus,
     Notification,
-    Preference,
     Template,
 )
 from notifications.segments import sms_length
@@ -63,23 +57,9 @@ SAMPLE_CONTEXT = {
 
 _SAMPLE_LINK = "https://attendance.example.org/portal/l/…/"
 
-# A school's administrators see a guardian's contact points, consent and preferences when they
-# see the guardian (attendance's GuardianAdmin): a child of theirs ever enrolled at the school.
-GUARDIAN_SCHOOLS = "guardian__student_links__student__enrollments__school"
-
-
-def _channel_boxes(help_text: str) -> forms.MultipleChoiceField:
-    """Channels as ticked boxes (the models keep them as a JSON list of channel values)."""
-    return forms.MultipleChoiceField(
-        choices=Channel.choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple(attrs={"class": "radiolist inline"}),
-        help_text=help_text,
-    )
-
 
 class CategoryForm(forms.ModelForm):
-    default_channels = _channel_boxes(
+    default_channels = channel_boxes(
         "Used when a guardian has chosen none for this category. None ticked: every channel."
     )
 
@@ -150,23 +130,6 @@ class TemplateAdmin(ScopedAdmin):
         return format_html(
             "<div><strong>{}</strong></div><pre>{}</pre><div>{}</div>", subject, body, extra
         )
-
-
-class ScopedReadOnlyInline(admin.TabularInline):
-    """Read-only inline that follows the parent admin's scoping (the parent's queryset is
-    already filtered; Django's model permissions are not used for these models)."""
-
-    extra = 0
-    can_delete = False
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return bool(request.user.is_staff) and not request_scope(request).is_empty
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class DeliveryEventInline(ScopedReadOnlyInline):
@@ -257,8 +220,12 @@ class NotificationAdmin(ScopedAdmin):
             ((ch, c.get("subject", ""), c.get("body", "")) for ch, c in obj.content.items()),
         )
 
+    # A record of what happened, written by the services: read-only.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # a record of what happened: read-only
+        return False
 
 
 @admin.register(Delivery)
@@ -283,6 +250,9 @@ class DeliveryAdmin(ScopedAdmin):
         Series("failed", "failed, bounced or undelivered", "#c62828"),
         Series("other", "other (not yet delivered, cancelled, unknown)", "#9e9e9e"),
     ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -327,90 +297,6 @@ class DeliveryAdmin(ScopedAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/notifications/delivery/statistics.html", context)
-
-
-@admin.register(ContactPoint)
-class ContactPointAdmin(ScopedAdmin):
-    district_path = "guardian__district"
-    school_path = GUARDIAN_SCHOOLS
-    list_display = [
-        "guardian",
-        "kind",
-        "label",
-        "source",
-        "active",
-        "verified",
-        "opted_out",
-        "undeliverable",
-    ]
-    list_filter = [
-        "kind",
-        "source",
-        "active",
-        "verified",
-        "opted_out",
-        "undeliverable",
-        "opt_out_source",
-    ]
-    search_fields = ["guardian__last_name", "guardian__first_name", "value"]
-    readonly_fields = [
-        "opted_out_at",
-        "last_failure_at",
-        "last_failure_code",
-        "last_failure_message",
-    ]
-
-
-@admin.register(ConsentEvent)
-class ConsentEventAdmin(ScopedAdmin):
-    district_path = "contact_point__guardian__district"
-    school_path = f"contact_point__{GUARDIAN_SCHOOLS}"
-    list_display = ["created_at", "kind", "source", "keyword", "provider", "contact_point"]
-    list_filter = ["kind", "source"]
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class PreferenceForm(forms.ModelForm):
-    """A preference layer's channels are three-way: not set here (the wider layer or the
-    category's default decides), some channels, or none at all (nothing is sent but critical
-    messages; see notifications/resolution.py)."""
-
-    channels_set_here = forms.BooleanField(
-        label="Channels chosen at this layer",
-        required=False,
-        help_text="Unticked: the wider preference or the category's default channels apply.",
-    )
-    channels = _channel_boxes("Ticked above with none here: only critical messages are sent.")
-
-    class Meta:
-        model = Preference
-        fields = [
-            "guardian", "student", "category", "enabled", "channels_set_here", "channels",
-            "delivery_mode", "quiet_start", "quiet_end", "timezone", "language",
-        ]  # fmt: skip
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        chosen = self.instance.channels if self.instance.pk else None
-        self.fields["channels_set_here"].initial = chosen is not None
-        self.fields["channels"].initial = chosen or []
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if not data.get("channels_set_here"):
-            data["channels"] = None
-        return data
-
-
-@admin.register(Preference)
-class PreferenceAdmin(ScopedAdmin):
-    form = PreferenceForm
-    district_path = "guardian__district"
-    school_path = GUARDIAN_SCHOOLS
-    list_display = ["guardian", "student", "category", "enabled", "channels", "delivery_mode"]
-    search_fields = ["guardian__last_name", "guardian__first_name"]
 
 
 class BulkNoticeForm(forms.ModelForm):
