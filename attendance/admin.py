@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -15,6 +16,7 @@ from attendance.admin_scoping import ScopedAdmin, request_scope
 from attendance.models import (
     AttendanceCode,
     AttendanceRecord,
+    AttendanceSource,
     Course,
     District,
     Enrollment,
@@ -29,6 +31,7 @@ from attendance.models import (
     StudentGuardian,
     Term,
 )
+from core.errors import ApplicationError
 
 
 @admin.register(District)
@@ -279,17 +282,96 @@ class AttendanceCodeAdmin(ScopedAdmin):
     list_select_related = ["district"]
 
 
+# Which record it is: fixed once it exists (a correction changes what it says).
+_RECORD_IDENTITY = ("student", "date", "section")
+
+
+class AttendanceRecordForm(forms.ModelForm):
+    """An administrator's entry or correction (a parent called in an absence, a teacher's
+    mistake), checked by the same service as a teacher's: the student enrolled that day, the
+    district's codes and sections. The school follows from the enrollment or the section."""
+
+    class Meta:
+        model = AttendanceRecord
+        fields = ["student", "date", "section", "period", "status", "code", "comment"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        # A correction's student, date and section are read-only: the record's own.
+        found = self.instance if self.instance.pk else None
+        student, date, section = (
+            getattr(found, name) if found else data.get(name) for name in _RECORD_IDENTITY
+        )
+        if student is None or date is None:
+            return data
+        try:
+            services.attendance_record_check(
+                student=student,
+                date=date,
+                status=data.get("status"),
+                section=section,
+                code=data.get("code"),
+            )
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from None
+        if found is None:
+            existing = AttendanceRecord.objects.filter(
+                student=student, date=date, section=section
+            ).first()
+            if existing is not None:
+                raise forms.ValidationError(
+                    "This student already has a record for that day"
+                    f"{' and section' if existing.section_id else ''}: correct that one "
+                    f"(#{existing.pk}) instead."
+                )
+        return data
+
+
 @admin.register(AttendanceRecord)
 class AttendanceRecordAdmin(ScopedAdmin):
+    """Saved through ``services.attendance_record``, like every other writer: a correction made
+    here reaches the guardians' notifications (an absence corrected to present before its
+    message went out cancels the message), and is recorded as the administrator's."""
+
     district_path = "school__district"
     school_path = "school"
+    form = AttendanceRecordForm
     list_display = ["date", "student", "school", "section", "period", "status", "code", "source"]
     list_filter = ["status", "source", "school", "date"]
     search_fields = ["student__local_id", "student__legal_last_name"]
     list_select_related = ["student", "school", "section__course", "code"]
-    raw_id_fields = ["student", "section", "recorded_by"]
+    raw_id_fields = ["student", "section"]
     date_hierarchy = "date"
     show_full_result_count = False
+
+    def get_fields(self, request: HttpRequest, obj: AttendanceRecord | None = None) -> Any:
+        fields = AttendanceRecordForm.Meta.fields
+        return fields if obj is None else [*fields, "school", "source", "recorded_by"]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: AttendanceRecord | None = None
+    ) -> list[str]:
+        return [] if obj is None else [*_RECORD_IDENTITY, "school", "source", "recorded_by"]
+
+    def save_model(
+        self, request: HttpRequest, obj: AttendanceRecord, form: Any, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        record, _ = services.attendance_record(
+            student=obj.student,
+            date=obj.date,
+            section=obj.section,
+            status=data["status"],
+            code=data.get("code"),
+            period=data.get("period", ""),
+            comment=data.get("comment", ""),
+            source=AttendanceSource.ADMIN,
+            recorded_by=request.user,  # type: ignore[arg-type]
+        )
+        obj.pk, obj._state.adding = record.pk, False
+        obj.refresh_from_db()
 
 
 @admin.register(ParticipationGrade)

@@ -319,6 +319,41 @@ def _enrollment_on(student: Student, on: dt.date) -> Enrollment | None:
     )
 
 
+def attendance_record_check(
+    *,
+    student: Student,
+    date: dt.date,
+    status: str | None = None,
+    section: Section | None = None,
+    code: AttendanceCode | None = None,
+) -> tuple[str, School]:
+    """What :func:`attendance_record` checks before it writes, for a form to say so before
+    saving: the status (given, or the code's), and the school the record belongs to (the
+    section's, else the school the student was enrolled at on that date). Raises
+    ``ApplicationError`` for an unknown status, code or section or a date the student was not
+    enrolled."""
+    if code is not None:
+        if code.district_id != student.district_id:
+            raise ApplicationError("Unknown attendance code.", code="unknown_code")
+        status = status or code.status
+    if status not in AttendanceStatus.values:
+        raise ApplicationError(
+            "Unknown attendance status.",
+            code="invalid_status",
+            details={"allowed": list(AttendanceStatus.values)},
+        )
+    enrollment = _enrollment_on(student, date)
+    if enrollment is None:
+        raise ApplicationError(
+            "The student was not enrolled on that date.", code="not_enrolled_on_date"
+        )
+    if section is None:
+        return status, enrollment.school
+    if section.school.district_id != student.district_id:
+        raise ApplicationError("Unknown section.", code="unknown_section")
+    return status, section.school
+
+
 def attendance_record(
     *,
     student: Student,
@@ -337,26 +372,9 @@ def attendance_record(
     the same values again writes nothing. Returns the record and whether anything was written.
     The status may be given directly or through one of the district's SIS codes.
     """
-    if code is not None:
-        if code.district_id != student.district_id:
-            raise ApplicationError("Unknown attendance code.", code="unknown_code")
-        status = status or code.status
-    if status not in AttendanceStatus.values:
-        raise ApplicationError(
-            "Unknown attendance status.",
-            code="invalid_status",
-            details={"allowed": list(AttendanceStatus.values)},
-        )
-    enrollment = _enrollment_on(student, date)
-    if enrollment is None:
-        raise ApplicationError(
-            "The student was not enrolled on that date.", code="not_enrolled_on_date"
-        )
-    school = enrollment.school
-    if section is not None:
-        if section.school.district_id != student.district_id:
-            raise ApplicationError("Unknown section.", code="unknown_section")
-        school = section.school
+    status, school = attendance_record_check(
+        student=student, date=date, status=status, section=section, code=code
+    )
     values: dict[str, Any] = {
         "school": school,
         "status": status,
