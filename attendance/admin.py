@@ -20,6 +20,7 @@ from attendance.models import (
     Course,
     District,
     Enrollment,
+    ExitReason,
     Guardian,
     Membership,
     ParticipationGrade,
@@ -229,6 +230,40 @@ class GuardianAdmin(ScopedAdmin):
             obj.pk = services.guardian_create(district=obj.district, **changes).pk
 
 
+class StudentGuardianForm(forms.ModelForm):
+    """A link checked by the service's rules. *Primary guardian* is a form field of its own,
+    not the model's ``is_primary``: making a guardian primary is allowed (the service demotes
+    the student's current primary guardian), so the form must not refuse it on the database's
+    one-primary constraint, which it would check on the unsaved link."""
+
+    primary = forms.BooleanField(
+        label="Primary guardian",
+        required=False,
+        help_text="Ticking it makes the student's current primary guardian a secondary one.",
+    )
+
+    class Meta:
+        model = StudentGuardian
+        fields = [
+            "student", "guardian", "relationship", "contact_allowed", "has_custody",
+            "lives_with", "emergency_contact", "priority", "active",
+        ]  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["primary"].initial = self.instance.is_primary
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        student, guardian = data.get("student"), data.get("guardian")
+        if student is not None and guardian is not None:
+            try:
+                services.guardian_link_check(student=student, guardian=guardian)
+            except ApplicationError as exc:
+                raise forms.ValidationError(exc.message) from None
+        return data
+
+
 @admin.register(StudentGuardian)
 class StudentGuardianAdmin(ScopedAdmin):
     district_path = "student__district"
@@ -249,10 +284,73 @@ class StudentGuardianAdmin(ScopedAdmin):
     search_fields = ["student__local_id", "student__legal_last_name", "guardian__last_name"]
     list_select_related = ["student", "guardian"]
     raw_id_fields = ["student", "guardian"]
+    form = StudentGuardianForm
+
+    def get_fields(self, request: HttpRequest, obj: StudentGuardian | None = None) -> Any:
+        return [*StudentGuardianForm.Meta.fields, "primary"]
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: StudentGuardian | None = None
+    ) -> list[str]:
+        return [] if obj is None else ["student", "guardian"]
+
+    def save_model(
+        self, request: HttpRequest, obj: StudentGuardian, form: Any, change: bool
+    ) -> None:
+        link = services.guardian_link(
+            student=obj.student,
+            guardian=obj.guardian,
+            is_primary=form.cleaned_data["primary"],
+            **{name: form.cleaned_data[name] for name in StudentGuardianForm.Meta.fields[2:]},
+        )
+        obj.pk, obj._state.adding = link.pk, False
+        obj.refresh_from_db()
+
+
+class EnrollmentForm(forms.ModelForm):
+    """A new span (checked as ``services.student_enroll`` checks it), or an open span's exit
+    (as ``services.enrollment_close`` checks it)."""
+
+    class Meta:
+        model = Enrollment
+        fields = ["student", "school", "entry_date", "grade_level", "is_primary"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            if self.instance.pk is None:
+                if data.get("student") is not None and data.get("school") is not None:
+                    services.student_enroll_check(
+                        student=data["student"],
+                        school=data["school"],
+                        is_primary=data.get("is_primary", True),
+                    )
+            elif data.get("exit_date") is not None:
+                services.enrollment_close_check(
+                    enrollment=Enrollment.objects.get(pk=self.instance.pk),
+                    exit_date=data["exit_date"],
+                )
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return data
+
+
+class EnrollmentExitForm(EnrollmentForm):
+    class Meta:
+        model = Enrollment
+        fields = ["exit_date", "exit_reason"]
 
 
 @admin.register(Enrollment)
 class EnrollmentAdmin(ScopedAdmin):
+    """Spans open and close through the services, as the sync's and the API's do: closing a
+    student's primary span withdraws the student (inactive, no school: no attendance expected,
+    no messages) and closes their section spans there; a student enrolled elsewhere is
+    transferred by closing that span first. A closed span stays as it is (a return opens a new
+    one)."""
+
     district_path = "school__district"
     school_path = "school"
     list_display = ["student", "school", "entry_date", "exit_date", "exit_reason", "grade_level"]
@@ -261,6 +359,46 @@ class EnrollmentAdmin(ScopedAdmin):
     list_select_related = ["student", "school"]
     raw_id_fields = ["student"]
     date_hierarchy = "entry_date"
+
+    def get_form(
+        self,
+        request: HttpRequest,
+        obj: Enrollment | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        kwargs["form"] = EnrollmentForm if obj is None else EnrollmentExitForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Enrollment | None = None) -> Any:
+        return EnrollmentForm.Meta.fields + ([] if obj is None else EnrollmentExitForm.Meta.fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Enrollment | None = None) -> Any:
+        if obj is None:
+            return []
+        closed = obj.exit_date is not None
+        return EnrollmentForm.Meta.fields + (EnrollmentExitForm.Meta.fields if closed else [])
+
+    def save_model(self, request: HttpRequest, obj: Enrollment, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        if not change:
+            span = services.student_enroll(
+                student=obj.student,
+                school=obj.school,
+                entry_date=obj.entry_date,
+                grade_level=obj.grade_level,
+                is_primary=obj.is_primary,
+            )
+        elif data.get("exit_date") is not None:
+            span = services.enrollment_close(
+                enrollment=obj,
+                exit_date=data["exit_date"],
+                reason=data.get("exit_reason") or ExitReason.WITHDRAWN,
+            )
+        else:
+            return  # an open span left open: nothing to save
+        obj.pk, obj._state.adding = span.pk, False
+        obj.refresh_from_db()
 
 
 @admin.register(SectionEnrollment)
@@ -376,13 +514,22 @@ class AttendanceRecordAdmin(ScopedAdmin):
 
 @admin.register(ParticipationGrade)
 class ParticipationGradeAdmin(ScopedAdmin):
+    """Computed by the participation rule (*Terms* → "Compute participation grades") and
+    written back to the SIS from there: a grade typed here would be neither written back nor
+    kept at the next computation, so none is."""
+
     district_path = "section__school__district"
     school_path = "section__school"
     list_display = ["student", "section", "grading_period", "value", "rule", "computed_at"]
     list_filter = ["rule", "grading_period"]
     search_fields = ["student__local_id", "student__legal_last_name"]
     list_select_related = ["student", "section__course", "grading_period"]
-    raw_id_fields = ["student", "section"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Membership)

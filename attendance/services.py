@@ -153,14 +153,20 @@ def guardian_update(*, guardian: Guardian, **fields: Any) -> Guardian:
     return guardian
 
 
-def guardian_link(*, student: Student, guardian: Guardian, **fields: Any) -> StudentGuardian:
-    """Create or update the relationship between a guardian and a student."""
-    _check_fields(fields, _LINK_FIELDS, "relationship")
+def guardian_link_check(*, student: Student, guardian: Guardian) -> None:
+    """What :func:`guardian_link` refuses before it writes (for a form to say so first)."""
     if student.district_id != guardian.district_id:
         raise ApplicationError(
             "A guardian can only be linked to students of the same district.",
             code="cross_district_link",
         )
+
+
+def guardian_link(*, student: Student, guardian: Guardian, **fields: Any) -> StudentGuardian:
+    """Create or update the relationship between a guardian and a student. Making a guardian
+    the primary one demotes the student's current primary guardian."""
+    _check_fields(fields, _LINK_FIELDS, "relationship")
+    guardian_link_check(student=student, guardian=guardian)
     with transaction.atomic():
         link = (
             StudentGuardian.objects.select_for_update()
@@ -201,6 +207,28 @@ def _set_current_school(student: Student, school: School | None, *, active: bool
         student.save(update_fields=[*changed, "updated_at"])
 
 
+_TRANSFER_INSTEAD = "The student is already enrolled at another school; transfer instead."
+
+
+def _check_enroll_district(student: Student, school: School) -> None:
+    if school.district_id != student.district_id:
+        raise ApplicationError(
+            "A student can only enroll in a school of their district.", code="cross_district"
+        )
+
+
+def student_enroll_check(*, student: Student, school: School, is_primary: bool = True) -> None:
+    """What :func:`student_enroll` refuses, for a form to say so before saving: a school of
+    another district, or a primary span while the student has one open at another school.
+    An open span at the same school is refused too (the form would add nothing)."""
+    _check_enroll_district(student, school)
+    open_spans = Enrollment.objects.filter(student=student, exit_date__isnull=True)
+    if open_spans.filter(school=school).exists():
+        raise ConflictError("The student is already enrolled at this school.", code="enrolled")
+    if is_primary and open_spans.filter(is_primary=True).exists():
+        raise ConflictError(_TRANSFER_INSTEAD, code="already_enrolled")
+
+
 def student_enroll(
     *,
     student: Student,
@@ -212,10 +240,7 @@ def student_enroll(
     """Open an enrollment span. Enrolling again where the student already has an open span is a
     no-op that returns that span; enrolling as primary while enrolled elsewhere is refused (use
     :func:`student_transfer`)."""
-    if school.district_id != student.district_id:
-        raise ApplicationError(
-            "A student can only enroll in a school of their district.", code="cross_district"
-        )
+    _check_enroll_district(student, school)
     with transaction.atomic():
         existing = (
             Enrollment.objects.select_for_update()
@@ -227,10 +252,7 @@ def student_enroll(
         if is_primary:
             current = _open_primary_enrollment(student)
             if current is not None:
-                raise ConflictError(
-                    "The student is already enrolled at another school; transfer instead.",
-                    code="already_enrolled",
-                )
+                raise ConflictError(_TRANSFER_INSTEAD, code="already_enrolled")
         enrollment = Enrollment(
             student=student,
             school=school,
@@ -269,9 +291,33 @@ def student_withdraw(
         current = _open_primary_enrollment(student)
         if current is None:
             raise ApplicationError("The student has no open enrollment.", code="not_enrolled")
-        _close_enrollment(current, exit_date, reason)
-        _set_current_school(student, None, active=False)
-    return current
+        return enrollment_close(enrollment=current, exit_date=exit_date, reason=reason)
+
+
+def enrollment_close_check(*, enrollment: Enrollment, exit_date: dt.date) -> None:
+    """What :func:`enrollment_close` refuses, for a form to say so before saving."""
+    if enrollment.exit_date is not None:
+        raise ApplicationError(
+            "This enrollment is closed already; a return opens a new one.", code="closed"
+        )
+    if exit_date < enrollment.entry_date:
+        raise ApplicationError("The exit date is before the entry date.", code="exit_before_entry")
+
+
+def enrollment_close(
+    *, enrollment: Enrollment, exit_date: dt.date, reason: str = ExitReason.WITHDRAWN
+) -> Enrollment:
+    """Close one open enrollment span on ``exit_date`` and the student's section spans at its
+    school. Closing the primary span withdraws the student (no current school, inactive: no
+    attendance expected, no messages), as :func:`student_withdraw` does."""
+    with transaction.atomic():
+        span = Enrollment.objects.select_for_update().select_related("student", "school")
+        enrollment = span.get(pk=enrollment.pk)
+        enrollment_close_check(enrollment=enrollment, exit_date=exit_date)
+        _close_enrollment(enrollment, exit_date, reason)
+        if enrollment.is_primary:
+            _set_current_school(enrollment.student, None, active=False)
+    return enrollment
 
 
 def student_transfer(
