@@ -121,7 +121,12 @@ class ContactPointAdmin(ScopedAdmin):
         return ContactPointAddForm.Meta.fields if obj is None else _SHOWN
 
     def get_readonly_fields(self, request: HttpRequest, obj: ContactPoint | None = None) -> Any:
-        return () if obj is None else [f for f in _SHOWN if f not in _EDITABLE]
+        if obj is None:
+            return ()
+        # The roster decides whether its own points are active (the next sync of the guardian
+        # would undo an edit here); to stop messages, opt out.
+        editable = _EDITABLE if obj.source != ContactSource.SIS else ("label",)
+        return [f for f in _SHOWN if f not in editable]
 
     def get_inlines(self, request: HttpRequest, obj: ContactPoint | None) -> Any:
         return self.inlines if obj is not None else []

@@ -120,7 +120,8 @@ def test_consent_and_the_value_cannot_be_changed_by_hand(client, admin_user, fam
         reverse("admin:notifications_contactpoint_change", args=[point.pk]),
         {
             "label": "cell",
-            "active": "on",
+            # The roster decides whether its own points are active.
+            "active": "",
             # Read-only on the page: a forged post of them changes nothing.
             "value": "+13125559999",
             "opted_out": "on",
@@ -135,11 +136,12 @@ def test_consent_and_the_value_cannot_be_changed_by_hand(client, admin_user, fam
     assert response.status_code == 302
     point.refresh_from_db()
     assert point.label == "cell"
-    assert (point.value, point.opted_out, point.verified, point.source) == (
+    assert (point.value, point.opted_out, point.verified, point.source, point.active) == (
         family["mother"].mobile_phone,
         False,
         True,
         ContactSource.SIS,
+        True,
     )
 
 
@@ -229,3 +231,20 @@ def test_a_preference_names_its_guardian_and_student_by_id_not_from_a_list(
     assert family["mother"].last_name not in text
     assert family["student"].legal_last_name not in text
     assert 'class="vForeignKeyRawIdAdminField"' in text
+
+
+def test_a_point_the_office_added_can_be_retired_on_its_page(client, admin_user, family):
+    _add(client, guardian=family["mother"].pk, kind="sms", address="(312) 555-0777")
+    point = ContactPoint.objects.get(value="+13125550777")
+    response = client.post(
+        reverse("admin:notifications_contactpoint_change", args=[point.pk]),
+        {
+            "label": "old work phone",
+            "active": "",
+            "consent_events-TOTAL_FORMS": "0",
+            "consent_events-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302
+    point.refresh_from_db()
+    assert (point.label, point.active) == ("old work phone", False)
