@@ -97,6 +97,8 @@ def connect_demo_district(sandbox_url: str) -> None:
         raise SystemExit("Could not connect the demo district to the sandbox SIS.")
     if manage("sync", DEMO_CONNECTION, "--full", "--district", DEMO_DISTRICT, check=False) != 0:
         print("The demo sync did not complete; see its summary above.", file=sys.stderr)
+    # Then as a district would run it: beat syncs the changes every hour.
+    manage("sync_schedule", DEMO_CONNECTION, "--district", DEMO_DISTRICT, "--hourly")
 
 
 # One demo guardian's mobile number as the SIS gave it, to try the parent portal with.
