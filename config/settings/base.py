@@ -326,6 +326,8 @@ API_RATE_LIMIT = env_str("API_RATE_LIMIT", "1200/m")  # per API key / OAuth clie
 OAUTH_TOKEN_RATE_LIMIT = env_str("OAUTH_TOKEN_RATE_LIMIT", "20/m")  # per client_id
 ADMIN_LOGIN_RATE_LIMIT = env_str("ADMIN_LOGIN_RATE_LIMIT", "5/5m")  # per username
 ADMIN_LOGIN_ADDRESS_RATE_LIMIT = env_str("ADMIN_LOGIN_ADDRESS_RATE_LIMIT", "60/5m")  # per address
+# Password reset e-mails per address asked for (and per client address, as the login).
+PASSWORD_RESET_RATE_LIMIT = env_str("PASSWORD_RESET_RATE_LIMIT", "3/h")
 MIDDLEWARE.append("gateway.inbound.throttling.RatelimitedMiddleware")
 # Idempotency-Key records are kept this long (Stripe, Checkout.com and Telnyx keep 24 h).
 API_IDEMPOTENCY_TTL_HOURS = env_int("API_IDEMPOTENCY_TTL_HOURS", 24, minimum=1, maximum=24 * 7)

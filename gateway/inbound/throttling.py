@@ -145,6 +145,10 @@ ADMIN_LOGIN_LIMITS = (
     Limit("admin-login-address", "ADMIN_LOGIN_ADDRESS_RATE_LIMIT", remote_address),
 )
 TOKEN_LIMITS = (Limit("oauth-token", "OAUTH_TOKEN_RATE_LIMIT", oauth_client_id),)
+PASSWORD_RESET_LIMITS = (
+    Limit("password-reset-email", "PASSWORD_RESET_RATE_LIMIT", post_field("email")),
+    Limit("password-reset-address", "ADMIN_LOGIN_ADDRESS_RATE_LIMIT", remote_address),
+)
 
 
 # --- DRF and middleware ------------------------------------------------------------------------
