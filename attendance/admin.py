@@ -359,16 +359,8 @@ class EnrollmentAdmin(ScopedAdmin):
     list_select_related = ["student", "school"]
     raw_id_fields = ["student"]
     date_hierarchy = "entry_date"
-
-    def get_form(
-        self,
-        request: HttpRequest,
-        obj: Enrollment | None = None,
-        change: bool = False,
-        **kwargs: Any,
-    ) -> Any:
-        kwargs["form"] = EnrollmentForm if obj is None else EnrollmentExitForm
-        return super().get_form(request, obj, change, **kwargs)
+    form = EnrollmentExitForm
+    add_form = EnrollmentForm
 
     def get_fields(self, request: HttpRequest, obj: Enrollment | None = None) -> Any:
         return EnrollmentForm.Meta.fields + ([] if obj is None else EnrollmentExitForm.Meta.fields)
@@ -596,16 +588,8 @@ class MembershipAdmin(ScopedAdmin):
     search_fields = ["user__username", "user__email"]
     list_select_related = ["user", "district", "school"]
     actions = ["remove_access"]
-
-    def get_form(
-        self,
-        request: HttpRequest,
-        obj: Membership | None = None,
-        change: bool = False,
-        **kwargs: Any,
-    ) -> Any:
-        kwargs["form"] = MembershipInviteForm if obj is None else MembershipForm
-        return super().get_form(request, obj, change, **kwargs)
+    form = MembershipForm
+    add_form = MembershipInviteForm
 
     def get_fields(self, request: HttpRequest, obj: Membership | None = None) -> Any:
         if obj is None:

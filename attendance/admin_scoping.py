@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import get_fields_from_path, quote, unquote
@@ -80,12 +81,22 @@ class ScopedAdmin(SimpleHistoryAdmin):
     object_actions_while: Collection[str] | None = None
     live_refresh_seconds = 5
     change_form_template = "admin/object_page.html"
+    #: The form of the add page when it asks for something else than an object's page edits
+    #: (an invitation by e-mail, a number as typed); ``form`` stays the change page's.
+    add_form: type[forms.ModelForm] | None = None
 
     def still_moving(self, obj: Any) -> bool:
         """Whether ``obj`` is still changing by itself (running, sending), so its page reloads
         itself. Only for pages with nothing to type into meanwhile: a reload drops unsaved
         input. Nothing moves by default."""
         return False
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None and self.add_form is not None:
+            kwargs.setdefault("form", self.add_form)
+        return super().get_form(request, obj, change, **kwargs)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)

@@ -108,6 +108,7 @@ class ContactPointAdmin(ScopedAdmin):
     ]
     search_fields = ["guardian__last_name", "guardian__first_name", "value"]
     raw_id_fields = ["guardian"]
+    add_form = ContactPointAddForm
     inlines = [ConsentEventInline]
     actions = ["opt_out", "opt_in", "verify", "mark_deliverable"]
     object_actions = {
@@ -130,17 +131,6 @@ class ContactPointAdmin(ScopedAdmin):
 
     def get_inlines(self, request: HttpRequest, obj: ContactPoint | None) -> Any:
         return self.inlines if obj is not None else []
-
-    def get_form(
-        self,
-        request: HttpRequest,
-        obj: ContactPoint | None = None,
-        change: bool = False,
-        **kwargs: Any,
-    ) -> Any:
-        if obj is None:
-            kwargs["form"] = ContactPointAddForm
-        return super().get_form(request, obj, change, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: ContactPoint, form: Any, change: bool) -> None:
         if change:
