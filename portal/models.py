@@ -86,7 +86,8 @@ class AuditAction(models.TextChoices):
     PREFERENCE = "preference", "Changed a preference"
     CONTACT_ADD = "contact_add", "Added a contact point"
     CONTACT_VERIFY = "contact_verify", "Verified a contact point"
-    CONTACT_REMOVE = "contact_remove", "Removed a contact point"
+    CONTACT_STOP = "contact_stop", "Stopped messages to a contact point"
+    CONTACT_RESUME = "contact_resume", "Turned messages to a contact point back on"
 
 
 class PortalAudit(models.Model):

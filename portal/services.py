@@ -24,10 +24,19 @@ from attendance.models import Guardian, Student
 from attendance.phones import phone_to_e164
 from core.errors import ApplicationError
 from core.links import public_url
-from notifications.models import Category, Channel, ContactPoint, ContactSource, Preference
+from notifications.models import (
+    Category,
+    Channel,
+    ContactPoint,
+    ContactSource,
+    OptOutSource,
+    Preference,
+)
 from notifications.services.contacts import (
     contact_point_add,
     contact_point_verify,
+    contacts_opt_in,
+    contacts_opt_out,
 )
 from notifications.services.direct import contact_point_message_send
 from portal import selectors, tokens
@@ -462,6 +471,46 @@ def portal_contact_add(*, guardian: Guardian, raw: str, via: str) -> ContactPoin
     if not point.verified and not point.opted_out:
         contact_verification_send(contact_point=point)
     return point
+
+
+def portal_contact_stop(*, guardian: Guardian, contact_point: ContactPoint, via: str) -> None:
+    """The guardian stops every message to one of their numbers or addresses: consent revoked
+    in the portal, as by a STOP reply or a call to the school. Every contact point of the
+    district with that value is opted out (audited as consent, source ``portal``), and the
+    portal audit says who did it."""
+    contacts_opt_out(
+        kind=contact_point.kind,
+        value=contact_point.value,
+        source=OptOutSource.PORTAL,
+        district_id=guardian.district_id,
+        detail="asked in the parent portal",
+    )
+    audit_record(
+        guardian=guardian,
+        action=AuditAction.CONTACT_STOP,
+        via=via,
+        contact_point=contact_point,
+        changes={"opted_out": [contact_point.opted_out, True]},
+    )
+
+
+def portal_contact_resume(*, guardian: Guardian, contact_point: ContactPoint, via: str) -> None:
+    """Undo :func:`portal_contact_stop` (or an opt-out the school office recorded). A STOP reply
+    is refused (``ApplicationError``, code ``stop_needs_start``): only a START undoes it."""
+    contacts_opt_in(
+        kind=contact_point.kind,
+        value=contact_point.value,
+        source=OptOutSource.PORTAL,
+        district_id=guardian.district_id,
+        detail="asked in the parent portal",
+    )
+    audit_record(
+        guardian=guardian,
+        action=AuditAction.CONTACT_RESUME,
+        via=via,
+        contact_point=contact_point,
+        changes={"opted_out": [contact_point.opted_out, False]},
+    )
 
 
 def portal_contact_verify(

@@ -22,5 +22,7 @@ urlpatterns = [
     path("contacts/", views.contacts, name="contacts"),
     path("contacts/<int:contact_point_id>/verify/", views.contact_verify, name="contact_verify"),
     path("contacts/<int:contact_point_id>/resend/", views.contact_resend, name="contact_resend"),
+    path("contacts/<int:contact_point_id>/stop/", views.contact_stop, name="contact_stop"),
+    path("contacts/<int:contact_point_id>/resume/", views.contact_resume, name="contact_resume"),
     path("history/", views.history, name="history"),
 ]

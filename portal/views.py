@@ -276,6 +276,7 @@ def contacts(request: HttpRequest) -> HttpResponse:
             "form": form,
             "points": selectors.guardian_contact_points(guardian=guardian),
             "sms_sender": settings.PORTAL_SMS_SENDER_DISPLAY,
+            "resumable": RESUMABLE,
         },
     )
 
@@ -333,6 +334,49 @@ def contact_resend(request: HttpRequest, contact_point_id: int) -> HttpResponse:
         services.contact_verification_send(contact_point=point)
         messages.success(request, _("We sent a new code."))
     return redirect("portal:contact_verify", contact_point_id=point.pk)
+
+
+# Opt-outs a guardian may undo here: their own, and the ones the school office recorded for
+# them. A STOP reply is the carrier's (START undoes it); bounces and complaints the office's.
+RESUMABLE = frozenset({"portal", "admin"})
+
+
+@portal_view
+@guardian_required
+@require_POST
+def contact_stop(request: HttpRequest, contact_point_id: int) -> HttpResponse:
+    guardian: Guardian = request.guardian  # type: ignore[attr-defined]
+    point = _own_point(guardian, contact_point_id)
+    if not point.opted_out:
+        services.portal_contact_stop(
+            guardian=guardian,
+            contact_point=point,
+            via=request.portal_via,  # type: ignore[attr-defined]
+        )
+        messages.success(request, _("Stopped. We will send nothing more there."))
+    return redirect("portal:contacts")
+
+
+@portal_view
+@guardian_required
+@require_POST
+def contact_resume(request: HttpRequest, contact_point_id: int) -> HttpResponse:
+    guardian: Guardian = request.guardian  # type: ignore[attr-defined]
+    point = _own_point(guardian, contact_point_id)
+    if point.opted_out and point.opt_out_source in RESUMABLE:
+        try:
+            services.portal_contact_resume(
+                guardian=guardian,
+                contact_point=point,
+                via=request.portal_via,  # type: ignore[attr-defined]
+            )
+        except ApplicationError:
+            messages.error(
+                request, _("This number replied STOP: text START to get our texts again.")
+            )
+        else:
+            messages.success(request, _("Messages will go there again."))
+    return redirect("portal:contacts")
 
 
 @portal_view

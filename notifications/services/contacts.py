@@ -294,18 +294,19 @@ def contacts_opt_in(
     detail: str = "",
     district_id: int | None = None,
 ) -> int:
-    """Undo an opt-out (a START reply, or an administrator the guardian asked; ``district_id``
-    as for :func:`contacts_opt_out`). Bounces and complaints are cleared only by an
-    administrator or the guardian themselves, not by a keyword. A STOP reply is undone only by
-    a START from the same phone: the carrier keeps blocking the number whatever we record, so
-    an administrator's opt-in is refused (``ApplicationError``) and changes nothing."""
+    """Undo an opt-out (a START reply; the guardian in the portal, or an administrator they
+    asked; ``district_id`` as for :func:`contacts_opt_out`). Bounces and complaints are cleared
+    only by an administrator or the guardian themselves, not by a keyword. A STOP reply is
+    undone only by a START from the same phone: the carrier keeps blocking the number whatever
+    we record, so an opt-in from the portal or the admin is refused (``ApplicationError``) and
+    changes nothing."""
     changed = 0
     with transaction.atomic():
         points = list(_points_locked(kind=kind, value=value, district_id=district_id))
         stopped = ContactPoint.objects.filter(
             kind=kind, value=value, opted_out=True, opt_out_source=OptOutSource.STOP
         )
-        if source == OptOutSource.ADMIN and stopped.exists():
+        if source in (OptOutSource.ADMIN, OptOutSource.PORTAL) and stopped.exists():
             raise ApplicationError(
                 "This number replied STOP. Only the guardian can undo that, by texting START "
                 "to the district's number; the carrier blocks our texts until then.",

@@ -66,3 +66,66 @@ def test_another_guardians_contact_point_is_not_reachable(signed_in, family):
     other = ContactPoint.objects.filter(guardian=family.other_guardian).first()
     assert signed_in.get(reverse("portal:contact_verify", args=[other.pk])).status_code == 404
     assert signed_in.post(reverse("portal:contact_resend", args=[other.pk])).status_code == 404
+
+
+def test_a_guardian_stops_messages_to_an_address_and_turns_them_back_on(signed_in, family):
+    """Consent revoked in the portal: the address gets nothing more (audited twice: as
+    consent, and as the guardian's portal action), and the guardian can undo it."""
+    from notifications.models import ConsentEvent, ConsentEventKind
+
+    point = ContactPoint.objects.get(guardian=family.guardian, kind="email")
+    page = signed_in.get(reverse("portal:contacts")).content.decode()
+    assert "emergencies included" in page
+    response = signed_in.post(reverse("portal:contact_stop", args=[point.pk]), follow=True)
+    html = response.content.decode()
+    assert "We will send nothing more there." in html
+    assert "You asked us to stop messages here." in html
+    point.refresh_from_db()
+    assert point.opted_out and point.opt_out_source == "portal" and not point.usable
+    event = ConsentEvent.objects.get(contact_point=point, kind=ConsentEventKind.OPT_OUT)
+    assert (event.source, event.detail) == ("portal", "asked in the parent portal")
+
+    response = signed_in.post(reverse("portal:contact_resume", args=[point.pk]), follow=True)
+    assert "Messages will go there again." in response.content.decode()
+    point.refresh_from_db()
+    assert not point.opted_out and point.usable
+    actions = list(PortalAudit.objects.filter(contact_point=point).values_list("action", flat=True))
+    assert sorted(actions) == sorted([AuditAction.CONTACT_STOP, AuditAction.CONTACT_RESUME])
+
+
+def test_a_stop_reply_cannot_be_undone_in_the_portal(signed_in, family):
+    point = ContactPoint.objects.get(guardian=family.guardian, kind="sms")
+    contacts_opt_out(kind="sms", value=point.value, source="stop", keyword="STOP")
+    page = signed_in.get(reverse("portal:contacts")).content.decode()
+    assert "Send messages here again" not in page
+    signed_in.post(reverse("portal:contact_resume", args=[point.pk]))
+    point.refresh_from_db()
+    assert point.opted_out and point.opt_out_source == "stop"
+    # Nor through the service, whoever calls it from the portal.
+    from core.errors import ApplicationError
+    from portal.services import portal_contact_resume
+
+    with pytest.raises(ApplicationError, match="replied STOP"):
+        portal_contact_resume(guardian=family.guardian, contact_point=point, via="test")
+    point.refresh_from_db()
+    assert point.opted_out
+
+
+def test_an_opt_out_the_office_recorded_says_so_and_the_guardian_may_undo_it(signed_in, family):
+    point = ContactPoint.objects.get(guardian=family.guardian, kind="sms")
+    contacts_opt_out(
+        kind="sms", value=point.value, source="admin", district_id=point.guardian.district_id
+    )
+    html = signed_in.get(reverse("portal:contacts")).content.decode()
+    assert "You asked us to stop messages here." in html and "You replied STOP" not in html
+    signed_in.post(reverse("portal:contact_resume", args=[point.pk]))
+    point.refresh_from_db()
+    assert not point.opted_out
+
+
+def test_another_guardians_contact_point_cannot_be_stopped(signed_in, family):
+    other = ContactPoint.objects.filter(guardian=family.other_guardian).first()
+    assert signed_in.post(reverse("portal:contact_stop", args=[other.pk])).status_code == 404
+    assert signed_in.post(reverse("portal:contact_resume", args=[other.pk])).status_code == 404
+    other.refresh_from_db()
+    assert not other.opted_out
