@@ -10,6 +10,10 @@ SECRET_KEY = env_str("SECRET_KEY")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "pgsql"))
 REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss"))
+# Every link we send out is built on it (portal links in messages, staff invitations and
+# password resets, sync alerts) and so is the URL Twilio signs its callbacks over: the
+# development default would send families to 127.0.0.1 and refuse every signed callback.
+PUBLIC_BASE_URL = env_url("PUBLIC_BASE_URL", schemes=("https",))
 
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 if env_bool("TRUST_X_FORWARDED_PROTO", False):

@@ -76,6 +76,17 @@ def test_production_refuses_providers_that_do_not_send():
         assert f"{name} must name a provider that sends" in result.stderr
 
 
+def test_production_refuses_to_start_without_an_https_public_url():
+    """Links to families and staff, and Twilio's signed callbacks, are built on it."""
+    missing = {k: v for k, v in PRODUCTION_ENV.items() if k != "PUBLIC_BASE_URL"}
+    result = _manage("check", env=missing)
+    assert result.returncode != 0
+    assert "PUBLIC_BASE_URL is required" in result.stderr
+    result = _manage("check", env={**PRODUCTION_ENV, "PUBLIC_BASE_URL": "http://example.org"})
+    assert result.returncode != 0
+    assert "PUBLIC_BASE_URL has an invalid value" in result.stderr
+
+
 def test_a_bad_value_stops_start_up_with_a_clear_message():
     env = {**PRODUCTION_ENV, "SECURE_HSTS_SECONDS": "a year"}
     result = _manage("check", env=env)
