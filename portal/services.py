@@ -478,26 +478,20 @@ def portal_contact_stop(*, guardian: Guardian, contact_point: ContactPoint, via:
     in the portal, as by a STOP reply or a call to the school. Every contact point of the
     district with that value is opted out (audited as consent, source ``portal``), and the
     portal audit says who did it."""
-    contacts_opt_out(
-        kind=contact_point.kind,
-        value=contact_point.value,
-        source=OptOutSource.PORTAL,
-        district_id=guardian.district_id,
-        detail="asked in the parent portal",
-    )
-    audit_record(
-        guardian=guardian,
-        action=AuditAction.CONTACT_STOP,
-        via=via,
-        contact_point=contact_point,
-        changes={"opted_out": [contact_point.opted_out, True]},
-    )
+    _portal_consent(guardian=guardian, contact_point=contact_point, via=via, stop=True)
 
 
 def portal_contact_resume(*, guardian: Guardian, contact_point: ContactPoint, via: str) -> None:
     """Undo :func:`portal_contact_stop` (or an opt-out the school office recorded). A STOP reply
     is refused (``ApplicationError``, code ``stop_needs_start``): only a START undoes it."""
-    contacts_opt_in(
+    _portal_consent(guardian=guardian, contact_point=contact_point, via=via, stop=False)
+
+
+def _portal_consent(
+    *, guardian: Guardian, contact_point: ContactPoint, via: str, stop: bool
+) -> None:
+    change = contacts_opt_out if stop else contacts_opt_in
+    change(
         kind=contact_point.kind,
         value=contact_point.value,
         source=OptOutSource.PORTAL,
@@ -506,10 +500,10 @@ def portal_contact_resume(*, guardian: Guardian, contact_point: ContactPoint, vi
     )
     audit_record(
         guardian=guardian,
-        action=AuditAction.CONTACT_RESUME,
+        action=AuditAction.CONTACT_STOP if stop else AuditAction.CONTACT_RESUME,
         via=via,
         contact_point=contact_point,
-        changes={"opted_out": [contact_point.opted_out, False]},
+        changes={"opted_out": [contact_point.opted_out, stop]},
     )
 
 
