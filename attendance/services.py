@@ -311,8 +311,8 @@ def enrollment_close(
     school. Closing the primary span withdraws the student (no current school, inactive: no
     attendance expected, no messages), as :func:`student_withdraw` does."""
     with transaction.atomic():
-        span = Enrollment.objects.select_for_update().select_related("student", "school")
-        enrollment = span.get(pk=enrollment.pk)
+        spans = Enrollment.objects.select_for_update().select_related("student", "school")
+        enrollment = spans.get(pk=enrollment.pk)
         enrollment_close_check(enrollment=enrollment, exit_date=exit_date)
         _close_enrollment(enrollment, exit_date, reason)
         if enrollment.is_primary:

@@ -481,9 +481,19 @@ def portal_contact_stop(*, guardian: Guardian, contact_point: ContactPoint, via:
     _portal_consent(guardian=guardian, contact_point=contact_point, via=via, stop=True)
 
 
+# Opt-outs a guardian may undo in the portal: their own, and the ones the school office recorded
+# for them. A STOP reply is the carrier's (START undoes it); bounces and complaints the office's.
+PORTAL_RESUMABLE = frozenset({OptOutSource.PORTAL, OptOutSource.ADMIN})
+
+
 def portal_contact_resume(*, guardian: Guardian, contact_point: ContactPoint, via: str) -> None:
-    """Undo :func:`portal_contact_stop` (or an opt-out the school office recorded). A STOP reply
-    is refused (``ApplicationError``, code ``stop_needs_start``): only a START undoes it."""
+    """Undo :func:`portal_contact_stop` (or an opt-out the school office recorded). Refused
+    with ``ApplicationError``: a STOP reply (code ``stop_needs_start``: only a START undoes
+    it), a bounce or a complaint (code ``office_only``)."""
+    if contact_point.opt_out_source not in PORTAL_RESUMABLE | {OptOutSource.STOP}:
+        raise ApplicationError(
+            "Only the school office can turn messages back on here.", code="office_only"
+        )
     _portal_consent(guardian=guardian, contact_point=contact_point, via=via, stop=False)
 
 

@@ -276,7 +276,7 @@ def contacts(request: HttpRequest) -> HttpResponse:
             "form": form,
             "points": selectors.guardian_contact_points(guardian=guardian),
             "sms_sender": settings.PORTAL_SMS_SENDER_DISPLAY,
-            "resumable": RESUMABLE,
+            "resumable": services.PORTAL_RESUMABLE,
         },
     )
 
@@ -336,11 +336,6 @@ def contact_resend(request: HttpRequest, contact_point_id: int) -> HttpResponse:
     return redirect("portal:contact_verify", contact_point_id=point.pk)
 
 
-# Opt-outs a guardian may undo here: their own, and the ones the school office recorded for
-# them. A STOP reply is the carrier's (START undoes it); bounces and complaints the office's.
-RESUMABLE = frozenset({"portal", "admin"})
-
-
 @portal_view
 @guardian_required
 @require_POST
@@ -363,16 +358,22 @@ def contact_stop(request: HttpRequest, contact_point_id: int) -> HttpResponse:
 def contact_resume(request: HttpRequest, contact_point_id: int) -> HttpResponse:
     guardian: Guardian = request.guardian  # type: ignore[attr-defined]
     point = _own_point(guardian, contact_point_id)
-    if point.opted_out and point.opt_out_source in RESUMABLE:
+    if point.opted_out:
         try:
             services.portal_contact_resume(
                 guardian=guardian,
                 contact_point=point,
                 via=request.portal_via,  # type: ignore[attr-defined]
             )
-        except ApplicationError:
+        except ApplicationError as exc:
             messages.error(
-                request, _("This number replied STOP: text START to get our texts again.")
+                request,
+                _("This number replied STOP: text START to get our texts again.")
+                if exc.code == "stop_needs_start"
+                else _(
+                    "Messages to this address bounced or were reported. Contact your school "
+                    "office to turn them back on."
+                ),
             )
         else:
             messages.success(request, _("Messages will go there again."))

@@ -179,7 +179,7 @@ class ContactPointAdmin(ScopedAdmin):
                     district_id=district_id,
                 )
             except ApplicationError as exc:
-                messages.error(request, f"{ContactPoint(kind=kind).get_kind_display()}: {exc}")
+                messages.error(request, f"{Channel(kind).label}: {exc}")
         if changed:
             messages.success(
                 request,

@@ -64,8 +64,9 @@ class Command(BaseCommand):
             connection = connection_find(options["connection"], district=options["district"])
         except LookupError as exc:
             raise CommandError(str(exc)) from None
+        # schedule_save sets a new schedule's district (the connection's).
         schedule = SyncSchedule.objects.filter(connection=connection).first() or SyncSchedule(
-            connection=connection, district_id=connection.district_id
+            connection=connection
         )
         changes = self._changes(options)
         if changes:
